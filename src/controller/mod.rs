@@ -1,0 +1,1 @@
+//! One reconciler per CRD and the context they share (clients, metrics, clock).

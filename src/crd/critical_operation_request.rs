@@ -1,0 +1,223 @@
+//! CriticalOperationRequest: a time-boxed, approved elevation for one critical operation on one vault.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::shared::{
+    ApprovalBackend, AzurePrincipal, Conditions, duration_bounds_rule, duration_format_rule, immutable_rule,
+    not_blank_rule, object_name_rule,
+};
+use crate::operations::CriticalOperation;
+
+/// A request for time-boxed elevation to perform one critical operation on one protected vault. Another
+/// person must approve it; the elevation always ends when its duration is up.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "mua.dev",
+    version = "v1alpha1",
+    kind = "CriticalOperationRequest",
+    namespaced,
+    status = "CriticalOperationRequestStatus",
+    shortname = "cor",
+    category = "mua",
+    derive = "PartialEq",
+    doc = "CriticalOperationRequest asks for time-boxed elevation (Contributor on the Resource Guard) to perform one critical operation on one protected vault. Another person must approve it; the elevation ends when its duration is up. The spec is immutable.",
+    printcolumn(name = "Vault Protection", type_ = "string", json_path = ".spec.vaultProtection"),
+    printcolumn(name = "Operation", type_ = "string", json_path = ".spec.operation"),
+    printcolumn(name = "Requester", type_ = "string", json_path = ".spec.requester"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expiresAt"),
+    printcolumn(name = "Duration", type_ = "string", json_path = ".spec.duration", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = immutable_rule(
+    "spec is immutable after creation: create a new CriticalOperationRequest instead"
+))]
+pub struct CriticalOperationRequestSpec {
+    /// The name of the VaultProtection (in this namespace) whose vault the operation is for.
+    #[x_kube(validation = object_name_rule("vaultProtection"))]
+    #[schemars(length(max = 253))]
+    pub vault_protection: String,
+
+    /// The critical operation to elevate for.
+    pub operation: CriticalOperation,
+
+    /// How long the elevation lasts once granted: a duration such as `30m`, `2h` or `1h30m`, between 5m
+    /// and 24h, and at most the VaultProtection's `approval.maxDuration`.
+    #[x_kube(validation = duration_format_rule("duration"), validation = duration_bounds_rule("duration"))]
+    #[schemars(length(max = 16))]
+    pub duration: String,
+
+    /// Why the operation is needed. Sent to Azure with the elevation (PIM keeps it in its audit log).
+    #[x_kube(validation = not_blank_rule("justification"))]
+    #[schemars(length(min = 1, max = 1000))]
+    pub justification: String,
+
+    /// The change or incident ticket that authorizes the operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<Ticket>,
+
+    /// The Kubernetes user who asks. Must equal the user who creates the object (enforced at admission by
+    /// the chart's ValidatingAdmissionPolicy).
+    #[x_kube(validation = not_blank_rule("requester"))]
+    #[schemars(length(min = 1, max = 512))]
+    pub requester: String,
+
+    /// The Azure principal to elevate. Default: the operator's own identity, which then performs the
+    /// operation itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<AzurePrincipal>,
+
+    /// Overrides the VaultProtection's approval backend for this request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_backend: Option<ApprovalBackend>,
+}
+
+/// A ticket in an external system.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Ticket {
+    /// The ticket system, e.g. `ServiceNow` or `Jira`.
+    #[x_kube(validation = not_blank_rule("ticket.system"))]
+    #[schemars(length(min = 1, max = 64))]
+    pub system: String,
+
+    /// The ticket's number or key, e.g. `CHG0012345`.
+    #[x_kube(validation = not_blank_rule("ticket.number"))]
+    #[schemars(length(min = 1, max = 128))]
+    pub number: String,
+}
+
+/// Where a request is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RequestPhase {
+    /// Waiting for approval.
+    Pending,
+    /// Approved; the elevation is being granted.
+    Approved,
+    /// An approver denied it. Final.
+    Denied,
+    /// The elevation is in force until `expiresAt`.
+    Active,
+    /// The operation was performed and the elevation ended. Final.
+    Completed,
+    /// The elevation's time ran out and it was revoked. Final.
+    Expired,
+    /// The elevation was revoked before its time (by an approver or the requester). Final.
+    Revoked,
+    /// The request could not be carried out; see the conditions. Final.
+    Failed,
+}
+
+impl RequestPhase {
+    /// Final phases never change again.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Denied | Self::Completed | Self::Expired | Self::Revoked | Self::Failed
+        )
+    }
+}
+
+/// An approver's decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Decision {
+    Approve,
+    Deny,
+}
+
+/// One approver's decision on a request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Approval {
+    /// The Kubernetes user who decided.
+    pub approver: String,
+    /// `Approve` or `Deny`.
+    pub decision: Decision,
+    /// When they decided.
+    pub time: Time,
+    /// Why, in the approver's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// One phase transition, for the audit trail.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Transition {
+    /// The phase entered.
+    pub phase: RequestPhase,
+    /// Who caused it: a Kubernetes user, or the operator's identity.
+    pub actor: String,
+    /// When.
+    pub time: Time,
+    /// A short machine-readable reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What happened, for a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The Azure side of a granted elevation, so it can always be revoked.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Elevation {
+    /// The principal elevated (Entra object ID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_id: Option<String>,
+    /// The scope of the grant: the guard's ARM ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The role assignment the operator created (Kubernetes backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_assignment_id: Option<String>,
+    /// The PIM schedule request that granted it (PIM backend, or an AdminAssign with an end time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_request_id: Option<String>,
+}
+
+/// Where a request stands, with its audit trail.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CriticalOperationRequestStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The current phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<RequestPhase>,
+
+    /// `Ready`, `Reconciling` and `Stalled`, plus `Approved` and `Elevated`, with reasons a person can act on.
+    #[serde(default, skip_serializing_if = "Conditions::is_empty")]
+    pub conditions: Conditions,
+
+    /// Approvers' decisions, one entry per approver.
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["approver"]))]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
+
+    /// Every phase transition with actor and time: the audit trail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Transition>,
+
+    /// When the elevation was granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub granted_at: Option<Time>,
+
+    /// When the elevation ends. Never extended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+
+    /// When the elevation actually ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Time>,
+
+    /// The Azure side of the elevation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elevation: Option<Elevation>,
+}

@@ -1,0 +1,10 @@
+//! mua-operator: Azure Backup multi-user authorization (MUA), made declarative.
+//!
+//! Data flows one way: Kubernetes object → reconciler (`controller`) → typed Azure call (`azure`) →
+//! ARM (or the local simulator, `sim`) → status.
+
+pub mod azure;
+pub mod controller;
+pub mod crd;
+pub mod operations;
+pub mod sim;
