@@ -27,10 +27,32 @@ enum Command {
         #[arg(long, conflicts_with = "out_dir")]
         stdout: bool,
     },
-    /// Serve the local ARM simulator.
-    Sim,
+    /// Serve the local ARM simulator (Azure Resource Manager and Entra ID for MUA) until SIGTERM/SIGINT.
+    Sim(SimArgs),
     /// Run the MUA walkthrough against the local simulator and a local control plane.
     Demo,
+}
+
+#[derive(clap::Args, Debug)]
+struct SimArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: std::net::SocketAddr,
+    /// Seed file (YAML) with tenants, subscriptions, principals, vaults, guards, roles and PIM settings.
+    #[arg(long)]
+    seed: Option<PathBuf>,
+    /// State file: loaded on start when it exists (instead of the seed) and saved after every change.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Directory for the simulator's CA and signing keys (created on first start).
+    #[arg(long, env = "MUA_SIM_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Fault rules (YAML list) to apply from the start; change them later with PUT /_sim/faults.
+    #[arg(long)]
+    faults: Option<PathBuf>,
+    /// Turn off ARM throttling (token buckets).
+    #[arg(long)]
+    no_throttling: bool,
 }
 
 fn main() -> ExitCode {
@@ -44,7 +66,13 @@ fn main() -> ExitCode {
             }
         },
         Command::Run => not_available("run", "the controllers"),
-        Command::Sim => not_available("sim", "the ARM simulator"),
+        Command::Sim(args) => match run_sim(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Demo => not_available("demo", "the MUA walkthrough"),
     }
 }
@@ -66,6 +94,54 @@ fn crdgen(out_dir: &std::path::Path, stdout: bool) -> anyhow::Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+fn run_sim(args: SimArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let data_dir = match args.data_dir {
+        Some(dir) => dir,
+        None => default_data_dir()?,
+    };
+    let mut options = mua_operator::sim::SimOptions::new(data_dir);
+    options.listen = args.listen;
+    options.seed = args.seed;
+    options.state_file = args.state;
+    options.throttling = !args.no_throttling;
+    if let Some(path) = args.faults {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        options.faults =
+            yaml_serde::from_str(&text).with_context(|| format!("parsing the fault rules in {}", path.display()))?;
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let sim = mua_operator::sim::Simulator::start(options).await?;
+        println!("{}", sim.banner());
+        shutdown_signal().await;
+        drop(sim);
+        Ok(())
+    })
+}
+
+/// `$XDG_DATA_HOME/mua-operator/sim`, else `~/.local/share/mua-operator/sim`.
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
+        .ok_or_else(|| anyhow::anyhow!("neither XDG_DATA_HOME nor HOME is set: pass --data-dir"))?;
+    Ok(base.join("mua-operator/sim"))
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 fn not_available(command: &str, what: &str) -> ExitCode {

@@ -39,7 +39,7 @@ fn checked_in_crds_equal_crdgen_output() {
 
 #[test]
 fn commands_not_built_yet_say_so_with_exit_code_2() {
-    for command in ["run", "sim", "demo"] {
+    for command in ["run", "demo"] {
         let output = Command::new(env!("CARGO_BIN_EXE_mua-operator"))
             .arg(command)
             .output()

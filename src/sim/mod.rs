@@ -1,1 +1,216 @@
-//! The local ARM simulator: a faithful local Azure for MUA, used by the demo and the tests.
+//! The local ARM simulator: a faithful local Azure for MUA, the way Azurite is for Storage. It speaks
+//! ARM's wire format and enforces what Azure enforces: tokens from its own Entra-style endpoint, RBAC with
+//! scope inheritance, Reader to link a vault to a guard, the linked authorization check for critical
+//! operations, cross-tenant auxiliary tokens, PIM with approval and expiry, ETags, long-running
+//! operations, throttling and injected faults. `mua-operator sim` serves it; tests start it in-process.
+
+pub mod admin;
+pub mod arm;
+pub mod authz;
+pub mod clock;
+pub mod faults;
+pub mod identity;
+pub mod seed;
+pub mod state;
+pub mod throttle;
+pub mod tls;
+pub mod world;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+use tower::ServiceExt;
+
+pub use faults::FaultRule;
+pub use seed::Seed;
+pub use state::SimState;
+pub use throttle::Limits;
+
+/// How to start a simulator.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// Where to listen; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The CA, its key and the token-signing key live here (created on first start).
+    pub data_dir: PathBuf,
+    pub seed: Option<PathBuf>,
+    /// Save the world here after every change, and load it from here on start (it wins over the seed).
+    pub state_file: Option<PathBuf>,
+    pub throttling: bool,
+    pub limits: Limits,
+    pub faults: Vec<FaultRule>,
+}
+
+impl SimOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            seed: None,
+            state_file: None,
+            throttling: true,
+            limits: Limits::default(),
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// A running simulator. Dropping it stops accepting connections.
+pub struct Simulator {
+    /// ARM's base URL (`https://127.0.0.1:PORT`).
+    pub arm_url: String,
+    /// The Entra authority host (the same listener).
+    pub authority_host: String,
+    /// The CA certificate clients must trust.
+    pub ca_file: PathBuf,
+    pub ca_pem: String,
+    pub state: Arc<SimState>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Simulator {
+    pub async fn start(options: SimOptions) -> anyhow::Result<Simulator> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let tls = tls::load_or_create(&options.data_dir)?;
+        let tokens = identity::TokenIssuer::load_or_create(&options.data_dir)?;
+        let world = match (&options.state_file, &options.seed) {
+            (Some(state), _) if state.exists() => {
+                let bytes = std::fs::read(state).with_context(|| format!("reading {}", state.display()))?;
+                serde_json::from_slice(&bytes).with_context(|| format!("parsing the state file {}", state.display()))?
+            }
+            (_, Some(seed)) => Seed::load(seed)?.into_world()?,
+            (_, None) => world::World::default(),
+        };
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .with_context(|| format!("listening on {}", options.listen))?;
+        let addr = listener.local_addr()?;
+        let base_url = format!("https://{addr}");
+        let clock = Arc::new(clock::SimClock::default());
+        let throttle = throttle::Throttle::new(options.limits, clock.clone(), options.throttling);
+        let state = Arc::new(SimState::new(
+            world,
+            clock,
+            tokens,
+            base_url.clone(),
+            throttle,
+            options.state_file.clone(),
+        ));
+        state.faults.set(options.faults.clone());
+        let app = router(state.clone());
+        let server = tokio::spawn(serve(listener, tls.server_config.clone(), app, state.clone()));
+        Ok(Simulator {
+            arm_url: base_url.clone(),
+            authority_host: base_url,
+            ca_file: tls.ca_file,
+            ca_pem: tls.ca_pem,
+            state,
+            server,
+        })
+    }
+
+    /// Moves the simulated clock forward (PIM expiries, unlock windows, throttling refills).
+    pub fn advance(&self, by: Duration) {
+        self.state.clock.advance(by);
+    }
+
+    /// The one-line JSON that `mua-operator sim` prints on start.
+    pub fn banner(&self) -> serde_json::Value {
+        json!({"armUrl": self.arm_url, "authorityHost": self.authority_host, "caFile": self.ca_file})
+    }
+}
+
+fn router(state: Arc<SimState>) -> Router {
+    Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(identity::openid_configuration),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(identity::keys))
+        .route("/common/discovery/instance", get(identity::instance_discovery))
+        .merge(admin::routes())
+        .fallback(arm::handle)
+        .with_state(state)
+}
+
+/// Accepts TLS connections and serves HTTP/1.1 and HTTP/2, applying injected faults before routing.
+async fn serve(listener: tokio::net::TcpListener, tls: Arc<rustls::ServerConfig>, app: Router, state: Arc<SimState>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let (acceptor, app, state) = (acceptor.clone(), app.clone(), state.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else { return };
+            let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                let (app, state) = (app.clone(), state.clone());
+                async move { handle_with_faults(app, state, request.map(Body::new)).await }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle_with_faults(
+    app: Router,
+    state: Arc<SimState>,
+    request: Request<Body>,
+) -> Result<axum::response::Response, std::io::Error> {
+    let path = request.uri().path().to_string();
+    if !path.starts_with("/_sim/") {
+        let (latency, fault) = state.faults.decide(request.method().as_str(), &path, state.clock.now());
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        match fault {
+            // An error from the service makes hyper close the connection without an answer.
+            Some(faults::Fault::Drop) => return Err(std::io::Error::other("injected fault: connection dropped")),
+            Some(faults::Fault::Error(status)) => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let body = json!({"error": {"code": "InternalServerError", "message": "Injected fault: the server encountered an internal error."}});
+                let mut response = (status, axum::Json(body)).into_response();
+                response.headers_mut().insert(
+                    "x-ms-request-id",
+                    uuid::Uuid::new_v4().to_string().parse().expect("a uuid"),
+                );
+                return Ok(response);
+            }
+            Some(faults::Fault::Throttle(wait)) => {
+                let err = throttle::throttled("injected", "any", throttle::OperationKind::Read, wait);
+                let mut response = (
+                    err.status,
+                    axum::Json(json!({"error": {"code": err.code, "message": err.message}})),
+                )
+                    .into_response();
+                for (name, value) in err.headers {
+                    if let Ok(value) = value.parse() {
+                        response.headers_mut().insert(name, value);
+                    }
+                }
+                return Ok(response);
+            }
+            None => {}
+        }
+    }
+    Ok(app.oneshot(request).await.into_response())
+}

@@ -1,0 +1,101 @@
+//! Where Azure is (public cloud, or the local simulator) and how the operator proves who it is: the real
+//! `azure_identity` credentials, pointed at the configured authority host and sharing one HTTP client.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
+use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::http::{ClientOptions, Transport};
+use azure_identity::{
+    ClientSecretCredential, ClientSecretCredentialOptions, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
+};
+
+/// Azure's endpoints as this operator uses them.
+#[derive(Clone, Debug)]
+pub struct AzureCloud {
+    /// ARM's base URL, e.g. `https://management.azure.com`.
+    pub arm_url: String,
+    /// The Entra authority host, e.g. `https://login.microsoftonline.com`.
+    pub authority_host: String,
+    /// A CA to trust instead of the system roots (the simulator's), as PEM.
+    pub ca_pem: Option<String>,
+}
+
+/// The scope ARM tokens are requested for.
+pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
+
+impl AzureCloud {
+    pub fn public() -> Self {
+        Self {
+            arm_url: "https://management.azure.com".into(),
+            authority_host: "https://login.microsoftonline.com".into(),
+            ca_pem: None,
+        }
+    }
+
+    /// One HTTP client for ARM and Entra: rustls, HTTP/2, and the configured CA only when one is set.
+    pub fn http_client(&self) -> anyhow::Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .connect_timeout(std::time::Duration::from_secs(10));
+        if let Some(pem) = &self.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).context("parsing the CA certificate")?;
+            builder = builder.tls_certs_only(certs);
+        }
+        builder.build().context("building the HTTP client")
+    }
+
+    fn client_options(&self, http: &reqwest::Client) -> ClientOptions {
+        let mut custom = CustomConfiguration::default();
+        custom.authority_host = self.authority_host.clone();
+        let cloud = CloudConfiguration::from(custom);
+        ClientOptions {
+            transport: Some(Transport::new(Arc::new(http.clone()))),
+            cloud: Some(Arc::new(cloud)),
+            ..Default::default()
+        }
+    }
+
+    /// A service principal with a client secret.
+    pub fn client_secret(
+        &self,
+        http: &reqwest::Client,
+        tenant: &str,
+        client_id: &str,
+        secret: &str,
+    ) -> anyhow::Result<Arc<dyn TokenCredential>> {
+        let options = ClientSecretCredentialOptions {
+            client_options: self.client_options(http),
+        };
+        let credential = ClientSecretCredential::new(
+            tenant,
+            client_id.to_string(),
+            Secret::new(secret.to_string()),
+            Some(options),
+        )
+        .context("creating the client secret credential")?;
+        Ok(credential)
+    }
+
+    /// Workload identity: a Kubernetes ServiceAccount token (in `token_file`) exchanged for an Entra token.
+    pub fn workload_identity(
+        &self,
+        http: &reqwest::Client,
+        tenant: &str,
+        client_id: &str,
+        token_file: &std::path::Path,
+    ) -> anyhow::Result<Arc<dyn TokenCredential>> {
+        let mut options = WorkloadIdentityCredentialOptions {
+            client_id: Some(client_id.to_string()),
+            tenant_id: Some(tenant.to_string()),
+            token_file_path: Some(token_file.to_path_buf()),
+            ..Default::default()
+        };
+        options.credential_options.client_options = self.client_options(http);
+        let credential =
+            WorkloadIdentityCredential::new(Some(options)).context("creating the workload identity credential")?;
+        Ok(credential)
+    }
+}

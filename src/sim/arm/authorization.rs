@@ -1,0 +1,629 @@
+//! `Microsoft.Authorization`: role assignments, and PIM (eligibility schedules, role management policies,
+//! role assignment schedule requests with approval, and approvals).
+
+use axum::http::StatusCode;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+
+use super::{ArmError, ArmRequest, ArmResponse, ArmResult};
+use crate::sim::authz::{self, scope_covers};
+use crate::sim::state::SimState;
+use crate::sim::world::{PendingApproval, RoleAssignment, World};
+
+const ASSIGNMENT_TYPE: &str = "Microsoft.Authorization/roleAssignments";
+const REQUEST_TYPE: &str = "Microsoft.Authorization/RoleAssignmentScheduleRequests";
+const ASSIGN_ACTION: &str = "Microsoft.Authorization/roleAssignments/write";
+
+fn role_definition_id(scope: &str, guid: &str) -> String {
+    let sub = scope
+        .split('/')
+        .nth(2)
+        .filter(|_| scope.to_ascii_lowercase().starts_with("/subscriptions/"));
+    match sub {
+        Some(sub) => format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}"),
+        None => format!("/providers/Microsoft.Authorization/roleDefinitions/{guid}"),
+    }
+}
+
+fn render_assignment(a: &RoleAssignment) -> Value {
+    json!({
+        "properties": {
+            "roleDefinitionId": role_definition_id(&a.scope, &a.role_definition),
+            "principalId": a.principal_id,
+            "principalType": a.principal_type,
+            "scope": a.scope,
+            "createdOn": a.created_on.to_string(),
+        },
+        "id": a.id,
+        "type": ASSIGNMENT_TYPE,
+        "name": a.name,
+    })
+}
+
+fn principal_type(world: &World, principal: &str) -> Option<String> {
+    world.principals.get(principal).map(|p| p.kind.arm_name().to_string())
+}
+
+pub fn get_assignment(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let id = req.path.resource_id();
+    sim.read(|w| w.role_assignments.get(&id.to_ascii_lowercase()).map(render_assignment))
+        .map(ArmResponse::ok)
+        .ok_or_else(|| {
+            ArmError::new(
+                StatusCode::NOT_FOUND,
+                "RoleAssignmentNotFound",
+                format!("The role assignment '{}' is not found.", req.path.names[0]),
+            )
+        })
+}
+
+pub fn put_assignment(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let id = req.path.resource_id();
+    let props = &req.body["properties"];
+    let role_id = props["roleDefinitionId"].as_str().unwrap_or_default();
+    let Some(role) = sim.read(|w| authz::role(w, role_id).cloned()) else {
+        return Err(ArmError::bad_request(
+            "RoleDefinitionDoesNotExist",
+            format!("The specified role definition with ID '{role_id}' does not exist."),
+        ));
+    };
+    let principal = props["principalId"].as_str().unwrap_or_default().to_ascii_lowercase();
+    let now = sim.clock.now();
+    sim.write(|w| {
+        let Some(kind) = principal_type(w, &principal) else {
+            return Err(ArmError::bad_request(
+                "PrincipalNotFound",
+                format!("Principal {principal} does not exist in the directory."),
+            ));
+        };
+        let scope = req.path.scope.clone();
+        if let Some(existing) = w.role_assignments.values().find(|a| {
+            a.principal_id == principal
+                && a.role_definition.eq_ignore_ascii_case(&role.id)
+                && a.scope.eq_ignore_ascii_case(&scope)
+                && !a.id.eq_ignore_ascii_case(&id)
+        }) {
+            return Err(
+                ArmError::conflict(format!("The role assignment already exists: {}", existing.id))
+                    .with_code("RoleAssignmentExists"),
+            );
+        }
+        let key = id.to_ascii_lowercase();
+        let existed = w.role_assignments.contains_key(&key);
+        let assignment = RoleAssignment {
+            id: id.clone(),
+            name: req.path.names[0].clone(),
+            scope,
+            role_definition: role.id.clone(),
+            principal_id: principal.clone(),
+            principal_type: props["principalType"].as_str().map(str::to_string).unwrap_or(kind),
+            end_time: None,
+            schedule_request: None,
+            created_on: now,
+        };
+        let body = render_assignment(&assignment);
+        w.role_assignments.insert(key, assignment);
+        Ok(ArmResponse::with_status(
+            if existed { StatusCode::OK } else { StatusCode::CREATED },
+            body,
+        ))
+    })
+}
+
+pub fn delete_assignment(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let key = req.path.resource_id().to_ascii_lowercase();
+    sim.write(|w| match w.role_assignments.remove(&key) {
+        Some(a) => Ok(ArmResponse::ok(render_assignment(&a))),
+        None => Ok(ArmResponse::empty(StatusCode::NO_CONTENT)),
+    })
+}
+
+/// The value of `principalId eq '...'` in an OData filter, if present.
+fn filter_principal(req: &ArmRequest) -> Option<String> {
+    let filter = req.query.get("$filter")?;
+    let start = filter.find("principalId eq '")? + "principalId eq '".len();
+    filter[start..].split('\'').next().map(str::to_ascii_lowercase)
+}
+
+/// Assignments that apply at the scope (at or above it) and, without `atScope()`, those below it too.
+pub fn list_assignments(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let scope = req.path.scope.clone();
+    let at_scope = req.query.get("$filter").is_some_and(|f| f.contains("atScope()"));
+    let principal = filter_principal(req);
+    let value: Vec<Value> = sim.read(|w| {
+        w.role_assignments
+            .values()
+            .filter(|a| scope_covers(&a.scope, &scope) || (!at_scope && scope_covers(&scope, &a.scope)))
+            .filter(|a| principal.as_ref().is_none_or(|p| &a.principal_id == p))
+            .map(render_assignment)
+            .collect()
+    });
+    Ok(ArmResponse::ok(json!({ "value": value })))
+}
+
+/// An ISO 8601 duration of days, hours, minutes and seconds (what PIM uses: `PT8H`, `P1D`).
+pub fn parse_iso_duration(text: &str) -> Option<SignedDuration> {
+    let span: jiff::Span = text.parse().ok()?;
+    span.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).ok()
+}
+
+/// The schedule a request asks for: `(start, end)`, `end` absent for NoExpiration.
+fn schedule(now: Timestamp, info: &Value) -> Result<(Timestamp, Option<Timestamp>), ArmError> {
+    let start = info["startDateTime"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(now)
+        .max(now);
+    let expiration = &info["expiration"];
+    let end = match expiration["type"].as_str().unwrap_or("AfterDuration") {
+        "NoExpiration" => None,
+        "AfterDateTime" => Some(
+            expiration["endDateTime"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| {
+                    ArmError::bad_request(
+                        "InvalidScheduleInfo",
+                        "expiration.endDateTime is required for AfterDateTime.",
+                    )
+                })?,
+        ),
+        _ => {
+            let text = expiration["duration"].as_str().unwrap_or_default();
+            let duration = parse_iso_duration(text).filter(|d| d.is_positive()).ok_or_else(|| {
+                ArmError::bad_request(
+                    "InvalidScheduleInfo",
+                    format!("expiration.duration '{text}' is not a positive ISO 8601 duration."),
+                )
+            })?;
+            Some(start + duration)
+        }
+    };
+    Ok((start, end))
+}
+
+/// The policy rules for a role at a scope (from `roleManagementPolicies`).
+struct PolicyRules {
+    approval_required: bool,
+    approvers: Vec<String>,
+    maximum_duration: Option<SignedDuration>,
+    justification_required: bool,
+    ticket_required: bool,
+}
+
+fn policy_for(w: &World, scope: &str, role: &str) -> PolicyRules {
+    let mut rules = PolicyRules {
+        approval_required: false,
+        approvers: Vec::new(),
+        maximum_duration: None,
+        justification_required: false,
+        ticket_required: false,
+    };
+    let policy = w.role_management_policies.values().find(|p| {
+        scope_covers(p["properties"]["scope"].as_str().unwrap_or_default(), scope)
+            && p["properties"]["roleDefinitionId"]
+                .as_str()
+                .is_some_and(|r| r.to_ascii_lowercase().ends_with(&role.to_ascii_lowercase()))
+    });
+    let Some(policy) = policy else { return rules };
+    for rule in policy["properties"]["rules"].as_array().into_iter().flatten() {
+        let end_user_assignment = rule["target"]["caller"].as_str().is_none_or(|c| c == "EndUser");
+        match rule["ruleType"].as_str().unwrap_or_default() {
+            "RoleManagementPolicyApprovalRule" if end_user_assignment => {
+                let setting = &rule["setting"];
+                rules.approval_required = setting["isApprovalRequired"].as_bool().unwrap_or(false);
+                rules.approvers = setting["approvalStages"][0]["primaryApprovers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a["id"].as_str().map(str::to_ascii_lowercase))
+                    .collect();
+            }
+            "RoleManagementPolicyExpirationRule" if end_user_assignment => {
+                rules.maximum_duration = rule["maximumDuration"].as_str().and_then(parse_iso_duration);
+            }
+            "RoleManagementPolicyEnablementRule" if end_user_assignment => {
+                let enabled: Vec<&str> = rule["enabledRules"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                rules.justification_required = enabled.contains(&"Justification");
+                rules.ticket_required = enabled.contains(&"Ticketing");
+            }
+            _ => {}
+        }
+    }
+    rules
+}
+
+fn policy_failure(message: impl Into<String>) -> ArmError {
+    ArmError::bad_request("RoleAssignmentRequestPolicyValidationFailed", message)
+}
+
+/// Grants the role for the request's schedule and marks the request Provisioned.
+fn provision(w: &mut World, request_key: &str, now: Timestamp) {
+    let Some(request) = w.schedule_requests.get_mut(request_key) else {
+        return;
+    };
+    let props = request["properties"].clone();
+    let scope = props["scope"].as_str().unwrap_or_default().to_string();
+    let principal = props["principalId"].as_str().unwrap_or_default().to_ascii_lowercase();
+    let role = props["roleDefinitionId"]
+        .as_str()
+        .unwrap_or_default()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let (start, end) = schedule(now, &props["scheduleInfo"]).unwrap_or((now, Some(now)));
+    // The schedule runs from provisioning (after approval), not from the original request.
+    let end = end.map(|end| now + end.duration_since(start));
+    let schedule_id = uuid::Uuid::new_v4().to_string();
+    request["properties"]["status"] = json!("Provisioned");
+    request["properties"]["targetRoleAssignmentScheduleId"] = json!(schedule_id);
+    let kind = w
+        .principals
+        .get(&principal)
+        .map(|p| p.kind.arm_name().to_string())
+        .unwrap_or("ServicePrincipal".into());
+    let name = uuid::Uuid::new_v4().to_string();
+    let id = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}");
+    w.role_assignments.insert(
+        id.to_ascii_lowercase(),
+        RoleAssignment {
+            id,
+            name,
+            scope,
+            role_definition: role,
+            principal_id: principal,
+            principal_type: kind,
+            end_time: end,
+            schedule_request: Some(request_key.to_string()),
+            created_on: now,
+        },
+    );
+}
+
+/// Removes the PIM-granted or direct assignment of a role to a principal at exactly this scope.
+fn remove_assignment(w: &mut World, scope: &str, principal: &str, role: &str) -> bool {
+    let before = w.role_assignments.len();
+    w.role_assignments.retain(|_, a| {
+        !(a.scope.eq_ignore_ascii_case(scope)
+            && a.principal_id.eq_ignore_ascii_case(principal)
+            && a.role_definition.eq_ignore_ascii_case(role))
+    });
+    w.role_assignments.len() < before
+}
+
+pub fn put_schedule_request(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let id = req.path.resource_id();
+    let scope = req.path.scope.clone();
+    let props = &req.body["properties"];
+    let caller = req.caller.oid.to_ascii_lowercase();
+    let principal = props["principalId"].as_str().unwrap_or_default().to_ascii_lowercase();
+    let role_id = props["roleDefinitionId"].as_str().unwrap_or_default().to_string();
+    let Some(role) = sim.read(|w| authz::role(w, &role_id).cloned()) else {
+        return Err(ArmError::bad_request(
+            "RoleDefinitionDoesNotExist",
+            format!("The specified role definition with ID '{role_id}' does not exist."),
+        ));
+    };
+    let request_type = props["requestType"].as_str().unwrap_or_default().to_string();
+    let now = sim.clock.now();
+    let (start, end) = schedule(now, &props["scheduleInfo"])?;
+
+    sim.write(|w| {
+        let key = id.to_ascii_lowercase();
+        if w.schedule_requests.contains_key(&key) {
+            return Err(ArmError::conflict(format!("The role assignment schedule request '{}' already exists.", req.path.names[0])).with_code("RoleAssignmentRequestExists"));
+        }
+        let kind = principal_type(w, &principal).ok_or_else(|| ArmError::bad_request("PrincipalNotFound", format!("Principal {principal} does not exist in the directory.")))?;
+        let mut status = "Provisioned";
+        let mut approval_id = Value::Null;
+        match request_type.as_str() {
+            "SelfActivate" | "SelfDeactivate" => {
+                if principal != caller {
+                    return Err(ArmError::new(StatusCode::FORBIDDEN, "AuthorizationFailed", "A self request must be made by the principal it is for."));
+                }
+                if request_type == "SelfDeactivate" {
+                    if !remove_assignment(w, &scope, &principal, &role.id) {
+                        return Err(ArmError::bad_request("RoleAssignmentDoesNotExist", "The Role assignment does not exist."));
+                    }
+                    status = "Revoked";
+                } else {
+                    let eligible = w.eligibility_schedules.values().any(|e| {
+                        let p = &e["properties"];
+                        p["principalId"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(&principal))
+                            && p["roleDefinitionId"].as_str().is_some_and(|r| r.to_ascii_lowercase().ends_with(&role.id.to_ascii_lowercase()))
+                            && scope_covers(p["scope"].as_str().unwrap_or_default(), &scope)
+                            && p["endDateTime"].as_str().and_then(|t| t.parse::<Timestamp>().ok()).is_none_or(|t| t > now)
+                    });
+                    if !eligible {
+                        return Err(ArmError::bad_request("RoleAssignmentDoesNotExist", "The Role assignment does not exist: the principal is not eligible for this role at this scope."));
+                    }
+                    let rules = policy_for(w, &scope, &role.id);
+                    let Some(end) = end else {
+                        return Err(policy_failure("The Role assignment request is not valid: an activation must have an end (ExpirationRule)."));
+                    };
+                    if let Some(max) = rules.maximum_duration
+                        && end.duration_since(start) > max
+                    {
+                        return Err(policy_failure(format!("The role assignment request exceeds the maximum activation duration {max:#} (ExpirationRule).")));
+                    }
+                    if rules.justification_required && props["justification"].as_str().is_none_or(str::is_empty) {
+                        return Err(policy_failure("Justification is required by the policy (EnablementRule)."));
+                    }
+                    if rules.ticket_required && props["ticketInfo"]["ticketNumber"].as_str().is_none_or(str::is_empty) {
+                        return Err(policy_failure("Ticket information is required by the policy (EnablementRule)."));
+                    }
+                    if rules.approval_required {
+                        status = "PendingApproval";
+                        let approval = uuid::Uuid::new_v4().to_string();
+                        w.approvals.insert(approval.clone(), PendingApproval { id: approval.clone(), request: key.clone(), approvers: rules.approvers });
+                        approval_id = json!(approval);
+                    }
+                }
+            }
+            "AdminAssign" | "AdminRemove" => {
+                if !authz::is_allowed(w, &caller, ASSIGN_ACTION, &scope, now) {
+                    return Err(ArmError::new(
+                        StatusCode::FORBIDDEN,
+                        "AuthorizationFailed",
+                        format!("The client '{caller}' with object id '{caller}' does not have authorization to perform action '{ASSIGN_ACTION}' over scope '{scope}' or the scope is invalid."),
+                    ));
+                }
+                if request_type == "AdminRemove" {
+                    if !remove_assignment(w, &scope, &principal, &role.id) {
+                        return Err(ArmError::bad_request("RoleAssignmentDoesNotExist", "The Role assignment does not exist."));
+                    }
+                    status = "Revoked";
+                }
+            }
+            other => {
+                return Err(ArmError::bad_request(
+                    "InvalidRequestType",
+                    format!("The request type '{other}' is not supported here; use SelfActivate, SelfDeactivate, AdminAssign or AdminRemove."),
+                ));
+            }
+        }
+        let mut properties = props.clone();
+        properties["scope"] = json!(scope);
+        properties["roleDefinitionId"] = json!(role_definition_id(&scope, &role.id));
+        properties["principalType"] = json!(kind);
+        properties["status"] = json!(status);
+        properties["approvalId"] = approval_id;
+        properties["requestorId"] = json!(caller);
+        properties["createdOn"] = json!(now.to_string());
+        properties["targetRoleAssignmentScheduleId"] = Value::Null;
+        properties["targetRoleAssignmentScheduleInstanceId"] = Value::Null;
+        let body = json!({"properties": properties, "name": req.path.names[0], "id": id, "type": REQUEST_TYPE});
+        w.schedule_requests.insert(key.clone(), body);
+        if status == "Provisioned" {
+            provision(w, &key, now);
+        }
+        Ok(ArmResponse::with_status(StatusCode::CREATED, w.schedule_requests[&key].clone()))
+    })
+}
+
+fn can_see_request(w: &World, req: &ArmRequest, body: &Value, now: Timestamp) -> bool {
+    let caller = req.caller.oid.to_ascii_lowercase();
+    let p = &body["properties"];
+    p["principalId"]
+        .as_str()
+        .is_some_and(|x| x.eq_ignore_ascii_case(&caller))
+        || p["requestorId"]
+            .as_str()
+            .is_some_and(|x| x.eq_ignore_ascii_case(&caller))
+        || authz::is_allowed(
+            w,
+            &caller,
+            "Microsoft.Authorization/roleAssignmentScheduleRequests/read",
+            &req.path.scope,
+            now,
+        )
+}
+
+pub fn get_schedule_request(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let key = req.path.resource_id().to_ascii_lowercase();
+    let now = sim.clock.now();
+    sim.read(|w| {
+        w.schedule_requests
+            .get(&key)
+            .filter(|b| can_see_request(w, req, b, now))
+            .cloned()
+    })
+    .map(ArmResponse::ok)
+    .ok_or_else(|| {
+        ArmError::new(
+            StatusCode::NOT_FOUND,
+            "RoleAssignmentScheduleRequestNotFound",
+            format!(
+                "The role assignment schedule request '{}' is not found.",
+                req.path.names[0]
+            ),
+        )
+    })
+}
+
+pub fn list_schedule_requests(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let now = sim.clock.now();
+    let value: Vec<Value> = sim.read(|w| {
+        w.schedule_requests
+            .values()
+            .filter(|b| scope_covers(&req.path.scope, b["properties"]["scope"].as_str().unwrap_or_default()))
+            .filter(|b| can_see_request(w, req, b, now))
+            .cloned()
+            .collect()
+    });
+    Ok(ArmResponse::ok(json!({ "value": value })))
+}
+
+pub fn cancel_schedule_request(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let key = req.path.resource_id_of(1).to_ascii_lowercase();
+    let caller = req.caller.oid.to_ascii_lowercase();
+    sim.write(|w| {
+        let Some(body) = w.schedule_requests.get_mut(&key) else {
+            return Err(ArmError::new(
+                StatusCode::NOT_FOUND,
+                "RoleAssignmentScheduleRequestNotFound",
+                "The role assignment schedule request is not found.",
+            ));
+        };
+        if body["properties"]["requestorId"].as_str().is_none_or(|r| r != caller) {
+            return Err(ArmError::new(
+                StatusCode::FORBIDDEN,
+                "AuthorizationFailed",
+                "Only the requestor can cancel a request.",
+            ));
+        }
+        if body["properties"]["status"] != "PendingApproval" {
+            return Err(ArmError::bad_request(
+                "RequestCannotBeCancelled",
+                "Only a request that is pending approval can be cancelled.",
+            ));
+        }
+        body["properties"]["status"] = json!("Canceled");
+        if let Some(approval) = body["properties"]["approvalId"].as_str().map(str::to_string) {
+            w.approvals.remove(&approval);
+        }
+        Ok(ArmResponse::empty(StatusCode::OK))
+    })
+}
+
+pub fn list_eligibility_schedules(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let principal = filter_principal(req);
+    let as_target = req
+        .query
+        .get("$filter")
+        .is_some_and(|f| f.contains("asTarget()"))
+        .then(|| req.caller.oid.to_ascii_lowercase());
+    let value: Vec<Value> = sim.read(|w| {
+        w.eligibility_schedules
+            .values()
+            .filter(|e| scope_covers(e["properties"]["scope"].as_str().unwrap_or_default(), &req.path.scope))
+            .filter(|e| {
+                let p = e["properties"]["principalId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                principal.as_ref().is_none_or(|x| *x == p) && as_target.as_ref().is_none_or(|x| *x == p)
+            })
+            .cloned()
+            .collect()
+    });
+    Ok(ArmResponse::ok(json!({ "value": value })))
+}
+
+pub fn list_policies(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let value: Vec<Value> = sim.read(|w| {
+        w.role_management_policies
+            .values()
+            .filter(|p| scope_covers(p["properties"]["scope"].as_str().unwrap_or_default(), &req.path.scope))
+            .cloned()
+            .collect()
+    });
+    Ok(ArmResponse::ok(json!({ "value": value })))
+}
+
+fn render_approval(w: &World, approval: &PendingApproval, caller: &str) -> Value {
+    let status = w
+        .schedule_requests
+        .get(&approval.request)
+        .and_then(|r| r["properties"]["status"].as_str())
+        .unwrap_or("Unknown");
+    let (stage_status, result) = match status {
+        "PendingApproval" => ("InProgress", "NotReviewed"),
+        "Denied" => ("Completed", "Deny"),
+        _ => ("Completed", "Approve"),
+    };
+    json!({
+        "id": format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{}", approval.id),
+        "name": approval.id,
+        "type": "Microsoft.Authorization/roleAssignmentApprovals",
+        "properties": {"stages": [{
+            "id": format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{0}/stages/{0}", approval.id),
+            "name": approval.id,
+            "type": "Microsoft.Authorization/roleAssignmentApprovals/stages",
+            "properties": {
+                "status": stage_status,
+                "reviewResult": result,
+                "assignedToMe": approval.approvers.iter().any(|a| a == caller),
+                "displayName": "Stage 1",
+            }
+        }]},
+    })
+}
+
+pub fn get_approval(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let id = &req.path.names[0];
+    let caller = req.caller.oid.to_ascii_lowercase();
+    sim.read(|w| w.approvals.get(id).map(|a| render_approval(w, a, &caller)))
+        .map(ArmResponse::ok)
+        .ok_or_else(|| {
+            ArmError::new(
+                StatusCode::NOT_FOUND,
+                "ApprovalNotFound",
+                format!("The approval '{id}' is not found."),
+            )
+        })
+}
+
+/// `PUT /providers/Microsoft.Authorization/roleAssignmentApprovals/{id}/stages/{stage}`: an approver's
+/// decision. Approvers cannot decide on their own requests.
+pub fn decide_approval(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let id = req.path.names[0].clone();
+    let caller = req.caller.oid.to_ascii_lowercase();
+    let result = req.body["properties"]["reviewResult"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if result != "Approve" && result != "Deny" {
+        return Err(ArmError::bad_request(
+            "InvalidReviewResult",
+            "properties.reviewResult must be Approve or Deny.",
+        ));
+    }
+    let now = sim.clock.now();
+    sim.write(|w| {
+        let Some(approval) = w.approvals.get(&id).cloned() else {
+            return Err(ArmError::new(
+                StatusCode::NOT_FOUND,
+                "ApprovalNotFound",
+                format!("The approval '{id}' is not found."),
+            ));
+        };
+        if !approval.approvers.contains(&caller) {
+            return Err(ArmError::new(
+                StatusCode::FORBIDDEN,
+                "AuthorizationFailed",
+                format!("The client '{caller}' is not an approver of '{id}'."),
+            ));
+        }
+        let request = w.schedule_requests.get(&approval.request).cloned().unwrap_or_default();
+        if request["properties"]["requestorId"]
+            .as_str()
+            .is_some_and(|r| r == caller)
+        {
+            return Err(ArmError::new(
+                StatusCode::FORBIDDEN,
+                "AuthorizationFailed",
+                "Approvers cannot approve their own requests.",
+            ));
+        }
+        if request["properties"]["status"] != "PendingApproval" {
+            return Err(ArmError::bad_request(
+                "ApprovalAlreadyCompleted",
+                "This approval was already decided.",
+            ));
+        }
+        if result == "Approve" {
+            provision(w, &approval.request, now);
+        } else if let Some(r) = w.schedule_requests.get_mut(&approval.request) {
+            r["properties"]["status"] = json!("Denied");
+        }
+        let body = render_approval(w, &approval, &caller)["properties"]["stages"][0].clone();
+        Ok(ArmResponse::ok(body))
+    })
+}

@@ -1,0 +1,116 @@
+//! The simulator's shared state: the world behind one lock, the clock, the token keys, throttling,
+//! faults and call counts.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use super::clock::SimClock;
+use super::faults::Faults;
+use super::identity::TokenIssuer;
+use super::throttle::Throttle;
+use super::world::World;
+
+pub struct SimState {
+    pub world: Mutex<World>,
+    pub clock: Arc<SimClock>,
+    pub tokens: TokenIssuer,
+    /// `https://127.0.0.1:PORT`: ARM and the authority share one listener.
+    pub base_url: String,
+    pub throttle: Throttle,
+    pub faults: Faults,
+    calls: Mutex<CallCounts>,
+    state_file: Option<PathBuf>,
+}
+
+/// How often each route was called, in total and per principal.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallCounts {
+    pub total: u64,
+    pub by_route: BTreeMap<String, u64>,
+    pub by_principal: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl SimState {
+    pub fn new(
+        world: World,
+        clock: Arc<SimClock>,
+        tokens: TokenIssuer,
+        base_url: String,
+        throttle: Throttle,
+        state_file: Option<PathBuf>,
+    ) -> Self {
+        Self {
+            world: Mutex::new(world),
+            clock,
+            tokens,
+            base_url,
+            throttle,
+            faults: Faults::default(),
+            calls: Mutex::new(CallCounts::default()),
+            state_file,
+        }
+    }
+
+    /// Reads the world after dropping what has ended by now.
+    pub fn read<R>(&self, f: impl FnOnce(&World) -> R) -> R {
+        let mut world = self.world.lock().expect("world lock");
+        world.expire(self.clock.now());
+        f(&world)
+    }
+
+    /// Changes the world and, with `--state`, saves it.
+    pub fn write<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+        let mut world = self.world.lock().expect("world lock");
+        world.expire(self.clock.now());
+        let result = f(&mut world);
+        if let Some(path) = &self.state_file {
+            save(&world, path);
+        }
+        result
+    }
+
+    /// The tenant ID for a tenant ID or a known domain-less alias (`organizations`/`common` are refused:
+    /// client credentials need a tenant).
+    pub fn resolve_tenant(&self, tenant: &str) -> Option<String> {
+        let world = self.world.lock().expect("world lock");
+        world
+            .tenants
+            .values()
+            .find(|t| t.id.eq_ignore_ascii_case(tenant) || (!t.name.is_empty() && t.name.eq_ignore_ascii_case(tenant)))
+            .map(|t| t.id.clone())
+    }
+
+    pub fn count_call(&self, route: &str, principal: &str) {
+        let mut calls = self.calls.lock().expect("calls lock");
+        calls.total += 1;
+        *calls.by_route.entry(route.to_string()).or_default() += 1;
+        *calls
+            .by_principal
+            .entry(principal.to_string())
+            .or_default()
+            .entry(route.to_string())
+            .or_default() += 1;
+    }
+
+    pub fn calls(&self) -> CallCounts {
+        self.calls.lock().expect("calls lock").clone()
+    }
+
+    pub fn reset_calls(&self) {
+        *self.calls.lock().expect("calls lock") = CallCounts::default();
+    }
+}
+
+/// Writes the state file atomically (a crash mid-write must not lose the previous state).
+fn save(world: &World, path: &PathBuf) {
+    let tmp = path.with_extension("tmp");
+    let result = serde_json::to_vec_pretty(world)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::fs::write(&tmp, bytes))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(err) = result {
+        tracing::error!(path = %path.display(), %err, "saving the simulator state failed");
+    }
+}

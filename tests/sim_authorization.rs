@@ -1,0 +1,640 @@
+//! The simulator enforces multi-user authorization the way Azure does, over real HTTPS, with tokens that
+//! the real `azure_identity` credentials obtain from its token endpoint.
+
+mod simulator;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use simulator::*;
+
+const PROXY: &str = "VaultProxy";
+const ITEM: &str = "backupFabrics/Azure/protectionContainers/iaasvmcontainerv2;app-rg;vm1/protectedItems/vm;iaasvmcontainerv2;app-rg;vm1";
+
+fn cite(guard: &str, request_type: &str) -> Value {
+    json!([format!("{guard}/{request_type}/default")])
+}
+
+fn policy(retention_days: i64, citation: Option<Value>) -> Value {
+    let mut body = json!({"properties": {
+        "backupManagementType": "AzureIaasVM",
+        "retentionPolicy": {"retentionPolicyType": "LongTermRetentionPolicy",
+                            "dailySchedule": {"retentionDuration": {"count": retention_days, "durationType": "Days"}}},
+    }});
+    if let Some(citation) = citation {
+        body["properties"]["resourceGuardOperationRequests"] = citation;
+    }
+    body
+}
+
+/// The security side creates a guard in westeurope; the backup side links `prod-vault` to it and sets up a
+/// policy and a protected item, none of which is critical yet.
+async fn protected_vault(ts: &TestSim, guard_name: &str, excluded: &[&str]) -> String {
+    let guard_id = guard(guard_name);
+    let body = json!({"location": "westeurope", "properties": {
+        "vaultCriticalOperationExclusionList": excluded,
+        "description": "Ask #backup-approvals for elevation",
+    }});
+    ts.call(&ts.security_side(), Method::PUT, &guard_id, Some(body))
+        .await
+        .expect(201, "creating the guard");
+    link(ts, &vault("prod-vault"), &guard_id)
+        .await
+        .expect(200, "linking with Reader on the guard");
+
+    let backup = ts.backup_side();
+    let v = vault("prod-vault");
+    ts.call(
+        &backup,
+        Method::PUT,
+        &format!("{v}/backupPolicies/daily"),
+        Some(policy(90, None)),
+    )
+    .await
+    .expect(200, "a 90-day policy");
+    ts.call(
+        &backup,
+        Method::PUT,
+        &format!("{v}/backupPolicies/short"),
+        Some(policy(7, None)),
+    )
+    .await
+    .expect(200, "a 7-day policy");
+    let item = json!({"properties": {"protectedItemType": "Microsoft.Compute/virtualMachines", "policyId": format!("{v}/backupPolicies/daily")}});
+    ts.call(&backup, Method::PUT, &format!("{v}/{ITEM}"), Some(item))
+        .await
+        .expect(200, "protecting an item");
+    guard_id
+}
+
+async fn link(ts: &TestSim, vault_id: &str, guard_id: &str) -> Reply {
+    let body = json!({"properties": {"resourceGuardResourceId": guard_id}});
+    ts.call(
+        &ts.backup_side(),
+        Method::PUT,
+        &format!("{vault_id}/backupResourceGuardProxies/{PROXY}"),
+        Some(body),
+    )
+    .await
+}
+
+/// The six critical operations of the seed, each attempted by the backup side with the right citation.
+/// Returns the answers in order: PIN, retention, protection, delete data, soft delete, unlink.
+async fn attempt_critical_operations(ts: &TestSim, guard_id: &str) -> Vec<(&'static str, Reply)> {
+    let backup = ts.backup_side();
+    let v = vault("prod-vault");
+    let mut replies = Vec::new();
+    let pin = json!({"resourceGuardOperationRequests": cite(guard_id, "getBackupSecurityPINRequests")});
+    replies.push((
+        "ChangeMarsSecurityPin",
+        ts.call(&backup, Method::POST, &format!("{v}/backupSecurityPIN"), Some(pin))
+            .await,
+    ));
+    let shorter = policy(30, Some(cite(guard_id, "updateProtectionPolicyRequests")));
+    replies.push((
+        "ModifyBackupPolicy",
+        ts.call(
+            &backup,
+            Method::PUT,
+            &format!("{v}/backupPolicies/daily"),
+            Some(shorter),
+        )
+        .await,
+    ));
+    let moved = json!({"properties": {"protectedItemType": "Microsoft.Compute/virtualMachines", "policyId": format!("{v}/backupPolicies/short"),
+                                     "resourceGuardOperationRequests": cite(guard_id, "updateProtectedItemRequests")}});
+    replies.push((
+        "ModifyProtection",
+        ts.call(&backup, Method::PUT, &format!("{v}/{ITEM}"), Some(moved)).await,
+    ));
+    let unlock_item = json!({"resourceGuardOperationRequests": cite(guard_id, "deleteProtectedItemRequests"), "resourceToBeDeleted": format!("{v}/{ITEM}")});
+    let unlocked = ts
+        .call(
+            &backup,
+            Method::POST,
+            &format!("{v}/backupResourceGuardProxies/{PROXY}/unlockDelete"),
+            Some(unlock_item),
+        )
+        .await;
+    let reply = if unlocked.status == 200 {
+        ts.call(&backup, Method::DELETE, &format!("{v}/{ITEM}"), None).await
+    } else {
+        unlocked
+    };
+    replies.push(("StopProtectionWithDeleteData", reply));
+    let soft_delete = json!({"properties": {"securitySettings": {"softDeleteSettings": {"softDeleteState": "Disabled"}},
+                                            "resourceGuardOperationRequests": cite(guard_id, "disableSoftDeleteRequests")}});
+    replies.push((
+        "DisableSoftDelete",
+        ts.call(&backup, Method::PATCH, &v, Some(soft_delete)).await,
+    ));
+    let proxy = format!("{v}/backupResourceGuardProxies/{PROXY}");
+    let unlock_link = json!({"resourceGuardOperationRequests": cite(guard_id, "deleteResourceGuardProxyRequests"), "resourceToBeDeleted": proxy});
+    let unlocked = ts
+        .call(
+            &backup,
+            Method::POST,
+            &format!("{proxy}/unlockDelete"),
+            Some(unlock_link),
+        )
+        .await;
+    let reply = if unlocked.status == 200 {
+        ts.call(&backup, Method::DELETE, &proxy, None).await
+    } else {
+        unlocked
+    };
+    replies.push(("DisableMultiUserAuthorization", reply));
+    replies
+}
+
+fn assert_all_refused(replies: &[(&str, Reply)], when: &str) {
+    for (op, reply) in replies {
+        assert_eq!(
+            reply.status, 403,
+            "{op} {when}: expected 403, got {} {}",
+            reply.status, reply.body
+        );
+        assert_eq!(reply.code(), "LinkedAuthorizationFailed", "{op} {when}: {}", reply.body);
+    }
+}
+
+/// The backup side activates Contributor on the security resource group through PIM; Bob approves.
+async fn activate_with_approval(ts: &TestSim, duration: &str) -> Value {
+    let request_id = format!(
+        "{}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
+        security_rg(),
+        uuid::Uuid::new_v4()
+    );
+    let body = json!({"properties": {
+        "principalId": BACKUP_OID,
+        "roleDefinitionId": format!("/subscriptions/{SECURITY_SUB}/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c"),
+        "requestType": "SelfActivate",
+        "justification": "Reduce retention per CHG0012345",
+        "ticketInfo": {"ticketNumber": "CHG0012345", "ticketSystem": "ServiceNow"},
+        "scheduleInfo": {"expiration": {"type": "AfterDuration", "duration": duration}},
+    }});
+    let created = ts
+        .call(&ts.backup_side(), Method::PUT, &request_id, Some(body))
+        .await
+        .expect(201, "self-activation");
+    assert_eq!(created.body["properties"]["status"], "PendingApproval");
+    let approval = created.body["properties"]["approvalId"]
+        .as_str()
+        .expect("an approval ID")
+        .to_string();
+
+    let bob = ts.user_token(CONTOSO, "bob@contoso.example", "bob-password").await;
+    let stage = format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{approval}/stages/{approval}");
+    ts.call_with(
+        &bob,
+        &[],
+        Method::PUT,
+        &stage,
+        Some(json!({"properties": {"reviewResult": "Approve", "justification": "ticket checked"}})),
+    )
+    .await
+    .expect(200, "Bob approves");
+    ts.call(&ts.backup_side(), Method::GET, &request_id, None)
+        .await
+        .expect(200, "reading the request")
+        .body
+}
+
+#[tokio::test]
+async fn critical_operations_need_elevation_on_the_guard_and_lose_it_at_expiry() {
+    let ts = TestSim::start().await;
+    let guard_id = protected_vault(&ts, "backup-guard", &[]).await;
+
+    let vault_body = ts
+        .call(&ts.backup_side(), Method::GET, &vault("prod-vault"), None)
+        .await
+        .expect(200, "reading the vault")
+        .body;
+    assert_eq!(
+        vault_body["properties"]["securitySettings"]["multiUserAuthorization"],
+        "Enabled"
+    );
+
+    assert_all_refused(&attempt_critical_operations(&ts, &guard_id).await, "without elevation");
+
+    let request = activate_with_approval(&ts, "PT1H").await;
+    assert_eq!(request["properties"]["status"], "Provisioned");
+    for (op, reply) in attempt_critical_operations(&ts, &guard_id).await {
+        assert!(
+            reply.status < 300,
+            "{op} with an active PIM activation: {} {}",
+            reply.status,
+            reply.body
+        );
+    }
+    let vault_body = ts
+        .call(&ts.backup_side(), Method::GET, &vault("prod-vault"), None)
+        .await
+        .body;
+    assert_eq!(
+        vault_body["properties"]["securitySettings"]["multiUserAuthorization"],
+        "Disabled"
+    );
+    assert_eq!(
+        vault_body["properties"]["securitySettings"]["softDeleteSettings"]["softDeleteState"],
+        "Disabled"
+    );
+
+    // Relink, then let the activation run out: the same operations are refused again.
+    link(&ts, &vault("prod-vault"), &guard_id)
+        .await
+        .expect(200, "relinking");
+    ts.sim.advance(std::time::Duration::from_secs(3601));
+    // (Retention and soft delete were already reduced, so only these three are still critical changes.)
+    let replies = attempt_critical_operations(&ts, &guard_id).await;
+    for (op, reply) in replies.iter().filter(|(op, _)| {
+        [
+            "ChangeMarsSecurityPin",
+            "StopProtectionWithDeleteData",
+            "DisableMultiUserAuthorization",
+        ]
+        .contains(op)
+    }) {
+        assert_eq!(
+            (reply.status, reply.code()),
+            (403, "LinkedAuthorizationFailed"),
+            "{op} after the activation expired: {}",
+            reply.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_admin_assignment_with_an_end_time_elevates_until_then() {
+    let ts = TestSim::start().await;
+    let guard_id = protected_vault(&ts, "backup-guard", &[]).await;
+    let request_id = format!(
+        "{guard_id}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
+        uuid::Uuid::new_v4()
+    );
+    let body = json!({"properties": {
+        "principalId": BACKUP_OID,
+        "roleDefinitionId": format!("/subscriptions/{SECURITY_SUB}/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c"),
+        "requestType": "AdminAssign",
+        "justification": "approved in the cluster",
+        "scheduleInfo": {"expiration": {"type": "AfterDuration", "duration": "PT30M"}},
+    }});
+    let reply = ts
+        .call(&ts.security_side(), Method::PUT, &request_id, Some(body.clone()))
+        .await
+        .expect(201, "AdminAssign by the guard's owner");
+    assert_eq!(reply.body["properties"]["status"], "Provisioned");
+
+    let pin = json!({"resourceGuardOperationRequests": cite(&guard_id, "getBackupSecurityPINRequests")});
+    let pin_path = format!("{}/backupSecurityPIN", vault("prod-vault"));
+    let reply = ts
+        .call(&ts.backup_side(), Method::POST, &pin_path, Some(pin.clone()))
+        .await
+        .expect(200, "PIN while assigned");
+    assert_eq!(reply.body["securityPIN"].as_str().map(str::len), Some(8));
+
+    ts.sim.advance(std::time::Duration::from_secs(31 * 60));
+    let reply = ts.call(&ts.backup_side(), Method::POST, &pin_path, Some(pin)).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (403, "LinkedAuthorizationFailed"),
+        "after the end time: {}",
+        reply.body
+    );
+
+    // The backup side cannot grant itself the role: AdminAssign needs roleAssignments/write.
+    let own = format!(
+        "{guard_id}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
+        uuid::Uuid::new_v4()
+    );
+    let reply = ts.call(&ts.backup_side(), Method::PUT, &own, Some(body)).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (403, "AuthorizationFailed"),
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn excluded_optional_operations_pass_without_elevation_but_mandatory_ones_never_do() {
+    let ts = TestSim::start().await;
+    let excluded = [
+        "Microsoft.RecoveryServices/vaults/backupSecurityPIN/action",
+        "Microsoft.RecoveryServices/vaults/backupPolicies/write",
+    ];
+    let guard_id = protected_vault(&ts, "lenient-guard", &excluded).await;
+    let replies = attempt_critical_operations(&ts, &guard_id).await;
+    let status = |op: &str| replies.iter().find(|(o, _)| *o == op).map(|(_, r)| r.status).unwrap();
+    assert_eq!(status("ChangeMarsSecurityPin"), 200);
+    assert_eq!(status("ModifyBackupPolicy"), 200);
+    assert_eq!(status("ModifyProtection"), 403);
+    assert_eq!(status("DisableSoftDelete"), 403);
+    assert_eq!(status("DisableMultiUserAuthorization"), 403);
+
+    // Excluding a mandatory operation is refused by the guard itself.
+    for mandatory in [
+        "Microsoft.RecoveryServices/vaults/backupconfig/write",
+        "Microsoft.RecoveryServices/vaults/backupResourceGuardProxies/delete",
+    ] {
+        let body =
+            json!({"location": "westeurope", "properties": {"vaultCriticalOperationExclusionList": [mandatory]}});
+        let reply = ts
+            .call(&ts.security_side(), Method::PUT, &guard("lenient-guard"), Some(body))
+            .await;
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert!(reply.message().contains("mandatory"), "{}", reply.message());
+    }
+}
+
+#[tokio::test]
+async fn a_critical_call_must_cite_the_guard_request() {
+    let ts = TestSim::start().await;
+    let guard_id = protected_vault(&ts, "backup-guard", &[]).await;
+    activate_with_approval(&ts, "PT1H").await;
+    let reply = ts
+        .call(
+            &ts.backup_side(),
+            Method::POST,
+            &format!("{}/backupSecurityPIN", vault("prod-vault")),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(reply.status, 403);
+    assert!(
+        reply
+            .message()
+            .contains(&format!("{guard_id}/getBackupSecurityPINRequests/default")),
+        "{}",
+        reply.message()
+    );
+    assert!(
+        reply.message().contains("Ask #backup-approvals"),
+        "the refusal says how to ask: {}",
+        reply.message()
+    );
+}
+
+#[tokio::test]
+async fn linking_needs_reader_on_the_guard() {
+    let ts = TestSim::start().await;
+    let guard_id = guard("backup-guard");
+    ts.call(
+        &ts.security_side(),
+        Method::PUT,
+        &guard_id,
+        Some(json!({"location": "westeurope"})),
+    )
+    .await
+    .expect(201, "creating the guard");
+
+    // The security admin removes the backup side's Reader role.
+    let security = ts.security_side();
+    let filter = format!(
+        "{}/providers/Microsoft.Authorization/roleAssignments?$filter=principalId%20eq%20'{BACKUP_OID}'",
+        security_rg()
+    );
+    let assignments = ts
+        .call(&security, Method::GET, &filter, None)
+        .await
+        .expect(200, "listing assignments")
+        .body;
+    let readers: Vec<&str> = assignments["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["properties"]["scope"].as_str() == Some(security_rg().as_str()))
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    assert_eq!(readers.len(), 1, "{assignments}");
+    ts.call(&security, Method::DELETE, readers[0], None)
+        .await
+        .expect(200, "removing Reader");
+
+    let reply = link(&ts, &vault("prod-vault"), &guard_id).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (403, "LinkedAuthorizationFailed"),
+        "{}",
+        reply.body
+    );
+    assert!(reply.message().contains("Reader"), "{}", reply.message());
+    let vault_body = ts
+        .call(&ts.backup_side(), Method::GET, &vault("prod-vault"), None)
+        .await
+        .body;
+    assert_eq!(
+        vault_body["properties"]["securitySettings"]["multiUserAuthorization"], "Disabled",
+        "nothing was linked"
+    );
+}
+
+#[tokio::test]
+async fn a_vault_links_only_to_a_guard_in_its_region() {
+    let ts = TestSim::start().await;
+    let guard_id = guard("backup-guard");
+    ts.call(
+        &ts.security_side(),
+        Method::PUT,
+        &guard_id,
+        Some(json!({"location": "westeurope"})),
+    )
+    .await
+    .expect(201, "creating the guard");
+    let east = format!(
+        "/subscriptions/{BACKUP_SUB}/resourceGroups/backup-east-rg/providers/Microsoft.RecoveryServices/vaults/east-vault"
+    );
+    let reply = link(&ts, &east, &guard_id).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(
+        reply.message().contains("eastus") && reply.message().contains("westeurope"),
+        "{}",
+        reply.message()
+    );
+}
+
+#[tokio::test]
+async fn a_guard_in_another_tenant_needs_the_auxiliary_token() {
+    let ts = TestSim::start().await;
+    let guard_id = isolated_guard();
+    let reply = link(&ts, &vault("prod-vault"), &guard_id).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (403, "LinkedAuthorizationFailed"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.message().contains("x-ms-authorization-auxiliary"),
+        "{}",
+        reply.message()
+    );
+
+    // The same multi-tenant app signs in to the guard's tenant for the auxiliary token.
+    let primary = ts.token(&ts.backup_side()).await;
+    let auxiliary = ts.token(&ts.credential(FABRIKAM, BACKUP_APP, BACKUP_SECRET)).await;
+    let body = json!({"properties": {"resourceGuardResourceId": guard_id}});
+    let proxy = format!("{}/backupResourceGuardProxies/{PROXY}", vault("prod-vault"));
+    let reply = ts
+        .call_with(
+            &primary,
+            std::slice::from_ref(&auxiliary),
+            Method::PUT,
+            &proxy,
+            Some(body),
+        )
+        .await
+        .expect(200, "linking with the auxiliary token");
+    assert_eq!(
+        reply.body["properties"]["description"],
+        "Ask the security on-call in #sec-oncall for a PIM activation."
+    );
+
+    // Reader in the guard's tenant links, but does not pass a critical operation.
+    let pin = json!({"resourceGuardOperationRequests": cite(&guard_id, "getBackupSecurityPINRequests")});
+    let reply = ts
+        .call_with(
+            &primary,
+            &[auxiliary],
+            Method::POST,
+            &format!("{}/backupSecurityPIN", vault("prod-vault")),
+            Some(pin),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (403, "LinkedAuthorizationFailed"),
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn pim_enforces_its_policy_and_approvers() {
+    let ts = TestSim::start().await;
+    let backup = ts.backup_side();
+    let request = |duration: &str, justification: &str| {
+        json!({"properties": {
+            "principalId": BACKUP_OID,
+            "roleDefinitionId": format!("/subscriptions/{SECURITY_SUB}/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c"),
+            "requestType": "SelfActivate",
+            "justification": justification,
+            "scheduleInfo": {"expiration": {"type": "AfterDuration", "duration": duration}},
+        }})
+    };
+    let path = || {
+        format!(
+            "{}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
+            security_rg(),
+            uuid::Uuid::new_v4()
+        )
+    };
+    let reply = ts
+        .call(&backup, Method::PUT, &path(), Some(request("PT9H", "long")))
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (400, "RoleAssignmentRequestPolicyValidationFailed"),
+        "{}",
+        reply.body
+    );
+    let reply = ts.call(&backup, Method::PUT, &path(), Some(request("PT1H", ""))).await;
+    assert!(reply.message().contains("Justification"), "{}", reply.body);
+
+    // Not eligible elsewhere.
+    let elsewhere = format!(
+        "/subscriptions/{BACKUP_SUB}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
+        uuid::Uuid::new_v4()
+    );
+    let reply = ts
+        .call(&backup, Method::PUT, &elsewhere, Some(request("PT1H", "x")))
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (400, "RoleAssignmentDoesNotExist"),
+        "{}",
+        reply.body
+    );
+
+    // Only listed approvers decide, and a pending request grants nothing.
+    let pending = ts
+        .call(&backup, Method::PUT, &path(), Some(request("PT1H", "ok")))
+        .await
+        .expect(201, "a valid activation");
+    let approval = pending.body["properties"]["approvalId"].as_str().unwrap().to_string();
+    let stage = format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{approval}/stages/{approval}");
+    let decision = json!({"properties": {"reviewResult": "Approve", "justification": "self"}});
+    let reply = ts
+        .call(&ts.security_side(), Method::PUT, &stage, Some(decision.clone()))
+        .await;
+    assert_eq!(reply.status, 403, "not an approver: {}", reply.body);
+    let reply = ts.call(&backup, Method::PUT, &stage, Some(decision)).await;
+    assert_eq!(reply.status, 403, "the requester cannot approve: {}", reply.body);
+    let state = ts.admin(Method::GET, "/_sim/state", None).await;
+    let active = state["roleAssignments"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|a| a["principalId"] == BACKUP_OID && a["roleDefinition"] == "b24988ac-6180-42a0-ab88-20f7382dd24c")
+        .count();
+    assert_eq!(active, 0, "nothing granted while pending");
+
+    let bob = ts.user_token(CONTOSO, "bob@contoso.example", "bob-password").await;
+    let deny = json!({"properties": {"reviewResult": "Deny", "justification": "no ticket"}});
+    ts.call_with(&bob, &[], Method::PUT, &stage, Some(deny))
+        .await
+        .expect(200, "Bob denies");
+    let id = pending.body["id"].as_str().unwrap();
+    let reply = ts
+        .call(&backup, Method::GET, id, None)
+        .await
+        .expect(200, "reading the request");
+    assert_eq!(reply.body["properties"]["status"], "Denied");
+}
+
+#[tokio::test]
+async fn arm_authenticates_every_call() {
+    let ts = TestSim::start().await;
+    let v = vault("prod-vault");
+    let reply = ts.call_with("", &[], Method::GET, &v, None).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (401, "AuthenticationFailed"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply
+            .header("www-authenticate")
+            .is_some_and(|h| h.starts_with("Bearer authorization_uri="))
+    );
+    let reply = ts.call_with("not-a-jwt", &[], Method::GET, &v, None).await;
+    assert_eq!((reply.status, reply.code()), (401, "InvalidAuthenticationToken"));
+
+    // A token from the other tenant does not open this tenant's subscription.
+    let other = ts.token(&ts.credential(FABRIKAM, BACKUP_APP, BACKUP_SECRET)).await;
+    let reply = ts.call_with(&other, &[], Method::GET, &v, None).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (401, "InvalidAuthenticationTokenTenant"),
+        "{}",
+        reply.body
+    );
+
+    // A wrong secret fails in the credential, with Entra's error.
+    let wrong = ts.credential(CONTOSO, BACKUP_APP, "wrong");
+    let err = wrong
+        .get_token(&[mua_operator::azure::credentials::ARM_SCOPE], None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("AADSTS7000215"), "{err}");
+
+    // Without a role, ARM says which action on which scope is missing.
+    let alice = ts.user_token(CONTOSO, "alice@contoso.example", "alice-password").await;
+    let reply = ts.call_with(&alice, &[], Method::GET, &v, None).await;
+    assert_eq!((reply.status, reply.code()), (403, "AuthorizationFailed"));
+    assert!(
+        reply.message().contains("Microsoft.RecoveryServices/vaults/read"),
+        "{}",
+        reply.message()
+    );
+}
