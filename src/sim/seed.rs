@@ -216,8 +216,12 @@ impl Seed {
                 "tags": {}, "properties": {"provisioningState": "Succeeded", "securitySettings": security},
             });
             if v.kind == VaultKind::RecoveryServicesVault {
-                body["sku"] = json!({"name": "Standard"});
-                body["properties"]["publicNetworkAccess"] = json!("Enabled");
+                let tenant = w
+                    .subscription(&v.subscription)
+                    .map(|s| s.tenant.clone())
+                    .unwrap_or_default();
+                body["identity"] = json!({"type": "SystemAssigned", "tenantId": tenant, "principalId": uuid::Uuid::new_v4().to_string()});
+                super::arm::vaults::fill_defaults(&mut body, &super::arm::vaults::rs_vault_defaults());
             } else {
                 body["properties"]["storageSettings"] =
                     json!([{"datastoreType": "VaultStore", "type": "LocallyRedundant"}]);
@@ -244,9 +248,11 @@ impl Seed {
                 .filter_map(|a| a.request_type.map(|rt| json!({"vaultCriticalOperation": a.vault_critical_operation, "requestResourceType": format!("{GUARD_TYPE}/{rt}")})))
                 .collect();
             let mut properties = json!({"provisioningState": "Succeeded", "allowAutoApprovals": true, "resourceGuardOperations": operations, "vaultCriticalOperationExclusionList": excluded});
-            if let Some(d) = g.description {
-                properties["description"] = json!(d);
-            }
+            properties["description"] = json!(
+                g.description
+                    .as_deref()
+                    .unwrap_or(super::arm::guards::DEFAULT_DESCRIPTION)
+            );
             let body = json!({"id": id, "name": g.name, "type": GUARD_TYPE, "location": normalize_location(&g.location), "tags": {}, "properties": properties});
             w.resources
                 .insert(id.to_ascii_lowercase(), StoredResource { body, etag: new_etag() });

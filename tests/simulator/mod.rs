@@ -82,7 +82,7 @@ pub struct TestSim {
     pub sim: Simulator,
     pub cloud: AzureCloud,
     pub http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl TestSim {
@@ -93,7 +93,14 @@ impl TestSim {
 
     pub async fn start_with(configure: impl FnOnce(&mut SimOptions)) -> TestSim {
         let dir = tempfile::tempdir().unwrap();
-        let mut options = SimOptions::new(dir.path());
+        let mut ts = Self::start_in(dir.path(), configure).await;
+        ts._dir = Some(dir);
+        ts
+    }
+
+    /// A simulator whose CA, keys (and any state file the caller sets) live in `dir`, which outlives it.
+    pub async fn start_in(dir: &std::path::Path, configure: impl FnOnce(&mut SimOptions)) -> TestSim {
+        let mut options = SimOptions::new(dir);
         options.seed = Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sim-seed.yaml"));
         configure(&mut options);
         let sim = Simulator::start(options).await.expect("the simulator starts");
@@ -107,7 +114,7 @@ impl TestSim {
             sim,
             cloud,
             http,
-            _dir: dir,
+            _dir: None,
         }
     }
 

@@ -260,9 +260,7 @@ fn provision(w: &mut World, request_key: &str, now: Timestamp) {
     let (start, end) = schedule(now, &props["scheduleInfo"]).unwrap_or((now, Some(now)));
     // The schedule runs from provisioning (after approval), not from the original request.
     let end = end.map(|end| now + end.duration_since(start));
-    let schedule_id = uuid::Uuid::new_v4().to_string();
     request["properties"]["status"] = json!("Provisioned");
-    request["properties"]["targetRoleAssignmentScheduleId"] = json!(schedule_id);
     let kind = w
         .principals
         .get(&principal)
@@ -396,14 +394,44 @@ pub fn put_schedule_request(sim: &SimState, req: &ArmRequest) -> ArmResult {
         properties["approvalId"] = approval_id;
         properties["requestorId"] = json!(caller);
         properties["createdOn"] = json!(now.to_string());
-        properties["targetRoleAssignmentScheduleId"] = Value::Null;
+        // PIM names the schedule a request will create when it accepts the request.
+        properties["targetRoleAssignmentScheduleId"] = json!(uuid::Uuid::new_v4().to_string());
         properties["targetRoleAssignmentScheduleInstanceId"] = Value::Null;
+        if properties["ticketInfo"].is_null() {
+            properties["ticketInfo"] = json!({"ticketNumber": null, "ticketSystem": null});
+        }
+        properties["expandedProperties"] = expanded_properties(w, &scope, &role, &principal);
         let body = json!({"properties": properties, "name": req.path.names[0], "id": id, "type": REQUEST_TYPE});
         w.schedule_requests.insert(key.clone(), body);
         if status == "Provisioned" {
             provision(w, &key, now);
         }
         Ok(ArmResponse::with_status(StatusCode::CREATED, w.schedule_requests[&key].clone()))
+    })
+}
+
+/// The display names PIM adds to a request: scope, role and principal.
+fn expanded_properties(w: &World, scope: &str, role: &authz::RoleDefinition, principal: &str) -> Value {
+    let segments: Vec<&str> = scope.trim_start_matches('/').split('/').collect();
+    let (scope_type, scope_name) = match segments.len() {
+        2 => (
+            "subscription",
+            w.subscription(segments[1]).map(|s| s.name.clone()).unwrap_or_default(),
+        ),
+        4 => ("resourcegroup", segments[3].to_string()),
+        _ => ("resource", segments.last().unwrap_or(&"").to_string()),
+    };
+    let builtin = authz::BUILTIN_ROLES.iter().any(|r| r.id == role.id);
+    let p = w.principals.get(principal);
+    json!({
+        "scope": {"id": scope, "displayName": scope_name, "type": scope_type},
+        "roleDefinition": {"id": role_definition_id(scope, &role.id), "displayName": role.name, "type": if builtin { "BuiltInRole" } else { "CustomRole" }},
+        "principal": {
+            "id": principal,
+            "displayName": p.map(|p| p.display_name.clone()).unwrap_or_default(),
+            "email": p.and_then(|p| p.user_principal_name.clone()).unwrap_or_default(),
+            "type": p.map(|p| p.kind.arm_name()).unwrap_or("ServicePrincipal"),
+        },
     })
 }
 

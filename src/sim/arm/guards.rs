@@ -9,6 +9,8 @@ use crate::sim::state::SimState;
 use crate::sim::world::{StoredResource, new_etag};
 
 pub const GUARD_TYPE: &str = "Microsoft.DataProtection/resourceGuards";
+/// What the service reports as a guard's description when none was set (as in the official examples).
+pub const DEFAULT_DESCRIPTION: &str = "Please take JIT access before performing any of the critical operation";
 
 /// ARM location names compare without case and spaces ("West US" is "westus").
 pub fn normalize_location(location: &str) -> String {
@@ -126,9 +128,7 @@ pub fn put(sim: &SimState, req: &ArmRequest) -> ArmResult {
             "resourceGuardOperations": guard_operations(),
             "vaultCriticalOperationExclusionList": exclusions,
         });
-        if let Some(description) = description {
-            properties["description"] = json!(description);
-        }
+        properties["description"] = json!(description.as_deref().unwrap_or(DEFAULT_DESCRIPTION));
         let body = json!({
             "id": id,
             "name": name,

@@ -77,6 +77,72 @@ pub fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
+/// Fills what `defaults` has and `target` lacks, recursively (the service's defaults for a new resource).
+pub fn fill_defaults(target: &mut Value, defaults: &Value) {
+    if let (Some(target), Some(defaults)) = (target.as_object_mut(), defaults.as_object()) {
+        for (key, value) in defaults {
+            match target.get_mut(key) {
+                Some(existing) if !existing.is_null() => fill_defaults(existing, value),
+                _ => {
+                    target.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+}
+
+/// What a Recovery Services vault reports when its creator did not say otherwise.
+pub fn rs_vault_defaults() -> Value {
+    json!({
+        "tags": {},
+        "sku": {"name": "Standard"},
+        "properties": {
+            "publicNetworkAccess": "Enabled",
+            "monitoringSettings": {
+                "azureMonitorAlertSettings": {"alertsForAllJobFailures": "Enabled", "alertsForAllReplicationIssues": "Enabled", "alertsForAllFailoverIssues": "Disabled"},
+                "classicAlertSettings": {"alertsForCriticalOperations": "Disabled", "emailNotificationsForSiteRecovery": "Enabled"},
+            },
+            "privateEndpointConnections": [],
+            "privateEndpointStateForBackup": "None",
+            "privateEndpointStateForSiteRecovery": "None",
+            "securitySettings": {
+                "immutabilitySettings": {"state": "Disabled"},
+                "softDeleteSettings": {"softDeleteRetentionPeriodInDays": 14, "softDeleteState": "Enabled", "enhancedSecurityState": "Enabled"},
+                "sourceScanConfiguration": {"state": "Disabled", "sourceScanIdentity": {"identityType": "SystemAssigned"}},
+            },
+            "redundancySettings": {"standardTierStorageRedundancy": "GeoRedundant", "crossRegionRestore": "Disabled"},
+            "secureScore": "None",
+            "bcdrSecurityLevel": "Poor",
+        },
+    })
+}
+
+/// Fills the IDs Azure assigns to a vault's managed identities.
+fn complete_identity(body: &mut Value, tenant: &str) {
+    let identity = &mut body["identity"];
+    let kind = identity["type"].as_str().unwrap_or_default().to_ascii_lowercase();
+    if kind.contains("systemassigned") {
+        fill_defaults(
+            identity,
+            &json!({"tenantId": tenant, "principalId": uuid::Uuid::new_v4().to_string()}),
+        );
+    }
+    if let Some(assigned) = identity["userAssignedIdentities"].as_object_mut() {
+        for entry in assigned.values_mut() {
+            if entry.is_null() {
+                *entry = json!({});
+            }
+            fill_defaults(
+                entry,
+                &json!({"clientId": uuid::Uuid::new_v4().to_string(), "principalId": uuid::Uuid::new_v4().to_string()}),
+            );
+        }
+    }
+    if let Some(kek) = body["properties"]["encryption"]["kekIdentity"].as_object_mut() {
+        kek.entry("useSystemAssignedIdentity").or_insert(json!(false));
+    }
+}
+
 /// The critical operations a change of vault settings amounts to.
 fn critical_changes(kind: VaultKind, before: &Value, after: &Value) -> Vec<CriticalOperation> {
     let security = |v: &Value| v["properties"]["securitySettings"].clone();
@@ -173,6 +239,10 @@ fn write_vault(
     after["id"] = json!(id);
     after["name"] = json!(req.path.names[0]);
     after["type"] = json!(vault_type);
+    if vault_type == RS_VAULT_TYPE {
+        fill_defaults(&mut after, &rs_vault_defaults());
+        complete_identity(&mut after, &req.caller.tid);
+    }
     if existing.is_some() {
         check_irreversible(kind, &before, &after)?;
         for op in critical_changes(kind, &before, &after) {

@@ -1,0 +1,382 @@
+//! ARM behaviour of the simulator: throttling, ETags, long-running operations, api-version and path
+//! errors, injected faults, call counts, persistence, workload identity and the `sim` command.
+
+mod simulator;
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use simulator::*;
+
+fn policy_path(n: usize) -> String {
+    format!("{}/backupPolicies/p{n}", vault("prod-vault"))
+}
+
+#[tokio::test]
+async fn a_write_burst_beyond_the_bucket_gets_429_and_refills_at_arms_rate() {
+    let ts = TestSim::start().await;
+    let token = ts.token(&ts.backup_side()).await;
+    let body = json!({"properties": {"backupManagementType": "AzureIaasVM"}});
+
+    let started = Instant::now();
+    let mut accepted = 0;
+    let mut throttled = None;
+    for n in 0..230 {
+        let reply = ts
+            .call_with(&token, &[], Method::PUT, &policy_path(n), Some(body.clone()))
+            .await;
+        match reply.status {
+            200 => accepted += 1,
+            429 => throttled = throttled.or(Some(reply)),
+            other => panic!("unexpected {other}: {}", reply.body),
+        }
+    }
+    let burst = started.elapsed().as_secs_f64();
+    // 200 tokens, plus what 10/s refilled while the burst ran.
+    let ceiling = 200 + (burst * 10.0).ceil() as usize + 1;
+    assert!(
+        (200..=ceiling).contains(&accepted),
+        "accepted {accepted} writes in {burst:.2}s"
+    );
+    let throttled = throttled.expect("the burst was throttled");
+    assert_eq!(throttled.code(), "SubscriptionRequestsThrottled");
+    assert_eq!(throttled.header("retry-after"), Some("1"));
+    assert_eq!(
+        throttled.header("x-ms-ratelimit-remaining-subscription-writes"),
+        Some("0")
+    );
+
+    // Ten simulated seconds refill 100 writes (10/s), within 10%.
+    ts.sim.advance(Duration::from_secs(10));
+    let started = Instant::now();
+    let mut refilled = 0;
+    for n in 0..150 {
+        if ts
+            .call_with(&token, &[], Method::PUT, &policy_path(n), Some(body.clone()))
+            .await
+            .status
+            == 200
+        {
+            refilled += 1;
+        }
+    }
+    let extra = (started.elapsed().as_secs_f64() * 10.0).ceil() as usize;
+    assert!(
+        (90..=110 + extra).contains(&refilled),
+        "10 s refilled {refilled} writes (expected ~100)"
+    );
+
+    // Reads have their own bucket, and report what is left.
+    let read = ts
+        .call_with(&token, &[], Method::GET, &vault("prod-vault"), None)
+        .await
+        .expect(200, "a read");
+    assert_eq!(read.header("x-ms-ratelimit-remaining-subscription-reads"), Some("249"));
+}
+
+#[tokio::test]
+async fn if_match_guards_against_lost_updates() {
+    let ts = TestSim::start().await;
+    let security = ts.security_side();
+    let created = ts
+        .call(
+            &security,
+            Method::PUT,
+            &guard("g1"),
+            Some(json!({"location": "westeurope"})),
+        )
+        .await
+        .expect(201, "create");
+    let etag = created.body["eTag"].as_str().unwrap().to_string();
+    let token = ts.token(&security).await;
+    let url = format!("{}{}?api-version=2026-06-01", ts.sim.arm_url, guard("g1"));
+    let patch = |if_match: &str| {
+        ts.http
+            .patch(&url)
+            .bearer_auth(&token)
+            .header("if-match", if_match)
+            .json(&json!({"tags": {"a": "b"}}))
+            .send()
+    };
+    let stale = patch("\"stale\"").await.unwrap();
+    assert_eq!(stale.status(), 412);
+    let body: Value = stale.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "PreconditionFailed");
+    let fresh = patch(&etag).await.unwrap();
+    assert_eq!(fresh.status(), 200);
+    let body: Value = fresh.json().await.unwrap();
+    assert_eq!(body["tags"]["a"], "b");
+    assert_ne!(body["eTag"].as_str(), Some(etag.as_str()), "a write changes the ETag");
+}
+
+#[tokio::test]
+async fn vault_updates_are_long_running_operations_clients_can_poll() {
+    let ts = TestSim::start().await;
+    let backup = ts.backup_side();
+    let reply = ts
+        .call(
+            &backup,
+            Method::PATCH,
+            &vault("prod-vault"),
+            Some(json!({"tags": {"env": "prod"}})),
+        )
+        .await
+        .expect(202, "patch");
+    let token = ts.token(&backup).await;
+    let status_url = reply
+        .header("azure-asyncoperation")
+        .expect("Azure-AsyncOperation")
+        .to_string();
+    assert!(reply.header("retry-after").is_some());
+    let status: Value = ts
+        .http
+        .get(&status_url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["status"], "Succeeded", "{status}");
+    let location = reply.header("location").expect("Location").to_string();
+    let result = ts.http.get(&location).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(result.status(), 200);
+    let body: Value = result.json().await.unwrap();
+    assert_eq!(body["tags"]["env"], "prod");
+}
+
+#[tokio::test]
+async fn unknown_api_versions_and_paths_get_arms_own_errors() {
+    let ts = TestSim::start().await;
+    let token = ts.token(&ts.backup_side()).await;
+    let v = vault("prod-vault");
+    let reply = ts
+        .call_with(&token, &[], Method::GET, &format!("{v}?api-version=2099-01-01"), None)
+        .await;
+    assert_eq!((reply.status, reply.code()), (400, "NoRegisteredProviderFound"));
+    assert!(
+        reply.message().contains("2026-11-01"),
+        "lists the supported versions: {}",
+        reply.message()
+    );
+    // The api-versions current SDKs send are accepted, and so are the examples' own.
+    for version in ["2026-11-01", "2025-02-01"] {
+        ts.call_with(&token, &[], Method::GET, &format!("{v}?api-version={version}"), None)
+            .await
+            .expect(200, version);
+    }
+    let reply = ts
+        .call_with(&token, &[], Method::GET, &format!("{v}/backupWidgets/w1"), None)
+        .await;
+    assert_eq!((reply.status, reply.code()), (404, "InvalidResourceType"));
+    let url = format!("{}{v}", ts.sim.arm_url);
+    let reply = ts.http.get(url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(reply.status(), 400);
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "MissingApiVersionParameter");
+    let reply = ts
+        .call_with(&token, &[], Method::GET, &vault("no-such-vault"), None)
+        .await;
+    assert_eq!((reply.status, reply.code()), (404, "ResourceNotFound"));
+}
+
+#[tokio::test]
+async fn faults_are_injected_at_run_time_and_calls_are_counted() {
+    let ts = TestSim::start().await;
+    let token = ts.token(&ts.backup_side()).await;
+    let v = vault("prod-vault");
+    ts.admin(Method::DELETE, "/_sim/calls", None).await;
+
+    ts.admin(
+        Method::PUT,
+        "/_sim/faults",
+        Some(json!([{"pathContains": "vaults/prod-vault", "errorRate": 1.0, "errorStatus": 503}])),
+    )
+    .await;
+    let reply = ts.call_with(&token, &[], Method::GET, &v, None).await;
+    assert_eq!(reply.status, 503);
+
+    ts.admin(
+        Method::PUT,
+        "/_sim/faults",
+        Some(json!([{"pathContains": "vaults/prod-vault", "dropRate": 1.0}])),
+    )
+    .await;
+    let url = format!("{}{v}?api-version=2026-11-01", ts.sim.arm_url);
+    let dropped = ts.http.get(&url).bearer_auth(&token).send().await;
+    assert!(dropped.is_err(), "the connection was dropped: {dropped:?}");
+
+    ts.admin(
+        Method::PUT,
+        "/_sim/faults",
+        Some(json!([{"pathContains": "vaults/prod-vault", "latencyMs": 300}])),
+    )
+    .await;
+    let started = Instant::now();
+    ts.call_with(&token, &[], Method::GET, &v, None)
+        .await
+        .expect(200, "slow but fine");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "latency was added: {:?}",
+        started.elapsed()
+    );
+
+    let until = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60)).to_string();
+    ts.admin(Method::PUT, "/_sim/faults", Some(json!([{"throttleUntil": until}])))
+        .await;
+    let reply = ts.call_with(&token, &[], Method::GET, &v, None).await;
+    assert_eq!(reply.status, 429);
+    let retry: u64 = reply.header("retry-after").unwrap().parse().unwrap();
+    assert!((55..=60).contains(&retry), "Retry-After {retry}");
+    ts.sim.advance(Duration::from_secs(61));
+    ts.call_with(&token, &[], Method::GET, &v, None)
+        .await
+        .expect(200, "the storm is over");
+
+    ts.admin(Method::PUT, "/_sim/faults", Some(json!([]))).await;
+    let calls = ts.admin(Method::GET, "/_sim/calls", None).await;
+    let by_backup = &calls["byPrincipal"][BACKUP_OID];
+    // Two answered GETs reached ARM (the latency one and the last); faults answer before ARM does.
+    assert_eq!(by_backup["GET microsoft.recoveryservices/vaults"], 2, "{calls}");
+}
+
+#[tokio::test]
+async fn state_survives_a_restart_with_a_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    {
+        let ts = TestSim::start_in(dir.path(), |o| o.state_file = Some(state.clone())).await;
+        ts.call(
+            &ts.security_side(),
+            Method::PUT,
+            &guard("kept"),
+            Some(json!({"location": "westeurope"})),
+        )
+        .await
+        .expect(201, "create");
+    }
+    assert!(state.exists());
+    let ts = TestSim::start_in(dir.path(), |o| {
+        o.state_file = Some(state.clone());
+        o.seed = None;
+    })
+    .await;
+    let reply = ts
+        .call(&ts.security_side(), Method::GET, &guard("kept"), None)
+        .await
+        .expect(200, "the guard is still there");
+    assert_eq!(reply.body["location"], "westeurope");
+}
+
+#[tokio::test]
+async fn workload_identity_exchanges_a_service_account_token() {
+    use jsonwebtoken::{
+        Algorithm, EncodingKey, Header,
+        jwk::{Jwk, JwkSet},
+    };
+    let key = rcgen::KeyPair::generate().unwrap();
+    let encoding = EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
+    let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256).unwrap();
+    jwk.common.key_id = Some("sa-key".into());
+    let issuer = "https://kubernetes.default.svc.cluster.local";
+    let subject = "system:serviceaccount:mua-system:mua-operator";
+
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.yaml");
+    let seed_doc = json!({
+        "tenants": [{"id": CONTOSO}],
+        "subscriptions": [{"id": BACKUP_SUB, "tenant": CONTOSO, "resourceGroups": [{"name": "backup-rg", "location": "westeurope"}]}],
+        "principals": [{"objectId": BACKUP_OID, "tenant": CONTOSO, "type": "ManagedIdentity", "clientId": BACKUP_APP,
+                        "federatedCredentials": [{"issuer": issuer, "subject": subject, "jwks": JwkSet {keys: vec![jwk]}}]}],
+        "vaults": [{"subscription": BACKUP_SUB, "resourceGroup": "backup-rg", "name": "prod-vault", "location": "westeurope"}],
+        "roleAssignments": [{"principal": BACKUP_OID, "role": "Reader", "scope": format!("/subscriptions/{BACKUP_SUB}")}],
+    });
+    std::fs::write(&seed, seed_doc.to_string()).unwrap();
+    let ts = TestSim::start_with(|o| o.seed = Some(seed.clone())).await;
+
+    let sign = |sub: &str| {
+        let now = jiff::Timestamp::now().as_second();
+        let claims = json!({"iss": issuer, "sub": sub, "aud": ["api://AzureADTokenExchange"], "iat": now, "nbf": now, "exp": now + 600});
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("sa-key".into());
+        jsonwebtoken::encode(&header, &claims, &encoding).unwrap()
+    };
+    let token_file = dir.path().join("sa-token");
+    std::fs::write(&token_file, sign(subject)).unwrap();
+    let credential = ts
+        .cloud
+        .workload_identity(&ts.http, CONTOSO, BACKUP_APP, &token_file)
+        .unwrap();
+    ts.call(&credential, Method::GET, &vault("prod-vault"), None)
+        .await
+        .expect(200, "reading with a workload identity token");
+
+    let other_file = dir.path().join("other-token");
+    std::fs::write(&other_file, sign("system:serviceaccount:other:intruder")).unwrap();
+    let intruder = ts
+        .cloud
+        .workload_identity(&ts.http, CONTOSO, BACKUP_APP, &other_file)
+        .unwrap();
+    let err = intruder
+        .get_token(&[mua_operator::azure::credentials::ARM_SCOPE], None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("AADSTS70021"), "{err}");
+}
+
+#[tokio::test]
+async fn the_sim_command_serves_the_example_seed_until_sigterm() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mua-operator"))
+        .args(["sim", "--listen", "127.0.0.1:0", "--seed"])
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sim-seed.yaml"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("a banner line")
+        .unwrap()
+        .unwrap();
+    let banner: Value = serde_json::from_str(&banner).unwrap();
+    let ca = std::fs::read_to_string(banner["caFile"].as_str().unwrap()).unwrap();
+    let cloud = mua_operator::azure::credentials::AzureCloud {
+        arm_url: banner["armUrl"].as_str().unwrap().into(),
+        authority_host: banner["authorityHost"].as_str().unwrap().into(),
+        ca_pem: Some(ca),
+    };
+    let http = cloud.http_client().unwrap();
+    let credential = cloud.client_secret(&http, CONTOSO, BACKUP_APP, BACKUP_SECRET).unwrap();
+    let token = credential
+        .get_token(&[mua_operator::azure::credentials::ARM_SCOPE], None)
+        .await
+        .unwrap();
+    let reply = http
+        .get(format!(
+            "{}{}?api-version=2026-11-01",
+            cloud.arm_url,
+            vault("prod-vault")
+        ))
+        .bearer_auth(token.token.secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+
+    let pid = child.id().unwrap() as i32;
+    // SAFETY: signals our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
