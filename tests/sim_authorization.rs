@@ -66,6 +66,15 @@ async fn protected_vault(ts: &TestSim, guard_name: &str, excluded: &[&str]) -> S
     guard_id
 }
 
+async fn create_guard(ts: &TestSim, name: &str) -> String {
+    let guard_id = guard(name);
+    let body = json!({"location": "westeurope"});
+    ts.call(&ts.security_side(), Method::PUT, &guard_id, Some(body))
+        .await
+        .expect(201, "creating the guard");
+    guard_id
+}
+
 async fn link(ts: &TestSim, vault_id: &str, guard_id: &str) -> Reply {
     let body = json!({"properties": {"resourceGuardResourceId": guard_id}});
     ts.call(
@@ -157,21 +166,30 @@ fn assert_all_refused(replies: &[(&str, Reply)], when: &str) {
     }
 }
 
-/// The backup side activates Contributor on the security resource group through PIM; Bob approves.
-async fn activate_with_approval(ts: &TestSim, duration: &str) -> Value {
-    let request_id = format!(
-        "{}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
-        security_rg(),
-        uuid::Uuid::new_v4()
-    );
-    let body = json!({"properties": {
+/// A PIM schedule request giving the backup side Contributor.
+fn contributor_request(request_type: &str, duration: &str, justification: &str) -> Value {
+    json!({"properties": {
         "principalId": BACKUP_OID,
         "roleDefinitionId": format!("/subscriptions/{SECURITY_SUB}/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c"),
-        "requestType": "SelfActivate",
-        "justification": "Reduce retention per CHG0012345",
-        "ticketInfo": {"ticketNumber": "CHG0012345", "ticketSystem": "ServiceNow"},
+        "requestType": request_type,
+        "justification": justification,
         "scheduleInfo": {"expiration": {"type": "AfterDuration", "duration": duration}},
-    }});
+    }})
+}
+
+/// A new schedule request's path at `scope`.
+fn schedule_request_path(scope: &str) -> String {
+    format!(
+        "{scope}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
+        uuid::Uuid::new_v4()
+    )
+}
+
+/// The backup side activates Contributor on the security resource group through PIM; Bob approves.
+async fn activate_with_approval(ts: &TestSim, duration: &str) -> Value {
+    let request_id = schedule_request_path(&security_rg());
+    let mut body = contributor_request("SelfActivate", duration, "Reduce retention per CHG0012345");
+    body["properties"]["ticketInfo"] = json!({"ticketNumber": "CHG0012345", "ticketSystem": "ServiceNow"});
     let created = ts
         .call(&ts.backup_side(), Method::PUT, &request_id, Some(body))
         .await
@@ -267,17 +285,8 @@ async fn critical_operations_need_elevation_on_the_guard_and_lose_it_at_expiry()
 async fn an_admin_assignment_with_an_end_time_elevates_until_then() {
     let ts = TestSim::start().await;
     let guard_id = protected_vault(&ts, "backup-guard", &[]).await;
-    let request_id = format!(
-        "{guard_id}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
-        uuid::Uuid::new_v4()
-    );
-    let body = json!({"properties": {
-        "principalId": BACKUP_OID,
-        "roleDefinitionId": format!("/subscriptions/{SECURITY_SUB}/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c"),
-        "requestType": "AdminAssign",
-        "justification": "approved in the cluster",
-        "scheduleInfo": {"expiration": {"type": "AfterDuration", "duration": "PT30M"}},
-    }});
+    let request_id = schedule_request_path(&guard_id);
+    let body = contributor_request("AdminAssign", "PT30M", "approved in the cluster");
     let reply = ts
         .call(&ts.security_side(), Method::PUT, &request_id, Some(body.clone()))
         .await
@@ -302,10 +311,7 @@ async fn an_admin_assignment_with_an_end_time_elevates_until_then() {
     );
 
     // The backup side cannot grant itself the role: AdminAssign needs roleAssignments/write.
-    let own = format!(
-        "{guard_id}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
-        uuid::Uuid::new_v4()
-    );
+    let own = schedule_request_path(&guard_id);
     let reply = ts.call(&ts.backup_side(), Method::PUT, &own, Some(body)).await;
     assert_eq!(
         (reply.status, reply.code()),
@@ -377,15 +383,7 @@ async fn a_critical_call_must_cite_the_guard_request() {
 #[tokio::test]
 async fn linking_needs_reader_on_the_guard() {
     let ts = TestSim::start().await;
-    let guard_id = guard("backup-guard");
-    ts.call(
-        &ts.security_side(),
-        Method::PUT,
-        &guard_id,
-        Some(json!({"location": "westeurope"})),
-    )
-    .await
-    .expect(201, "creating the guard");
+    let guard_id = create_guard(&ts, "backup-guard").await;
 
     // The security admin removes the backup side's Reader role.
     let security = ts.security_side();
@@ -431,15 +429,7 @@ async fn linking_needs_reader_on_the_guard() {
 #[tokio::test]
 async fn a_vault_links_only_to_a_guard_in_its_region() {
     let ts = TestSim::start().await;
-    let guard_id = guard("backup-guard");
-    ts.call(
-        &ts.security_side(),
-        Method::PUT,
-        &guard_id,
-        Some(json!({"location": "westeurope"})),
-    )
-    .await
-    .expect(201, "creating the guard");
+    let guard_id = create_guard(&ts, "backup-guard").await;
     let east = format!(
         "/subscriptions/{BACKUP_SUB}/resourceGroups/backup-east-rg/providers/Microsoft.RecoveryServices/vaults/east-vault"
     );
@@ -512,22 +502,8 @@ async fn a_guard_in_another_tenant_needs_the_auxiliary_token() {
 async fn pim_enforces_its_policy_and_approvers() {
     let ts = TestSim::start().await;
     let backup = ts.backup_side();
-    let request = |duration: &str, justification: &str| {
-        json!({"properties": {
-            "principalId": BACKUP_OID,
-            "roleDefinitionId": format!("/subscriptions/{SECURITY_SUB}/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c"),
-            "requestType": "SelfActivate",
-            "justification": justification,
-            "scheduleInfo": {"expiration": {"type": "AfterDuration", "duration": duration}},
-        }})
-    };
-    let path = || {
-        format!(
-            "{}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
-            security_rg(),
-            uuid::Uuid::new_v4()
-        )
-    };
+    let request = |duration: &str, justification: &str| contributor_request("SelfActivate", duration, justification);
+    let path = || schedule_request_path(&security_rg());
     let reply = ts
         .call(&backup, Method::PUT, &path(), Some(request("PT9H", "long")))
         .await;
@@ -541,10 +517,7 @@ async fn pim_enforces_its_policy_and_approvers() {
     assert!(reply.message().contains("Justification"), "{}", reply.body);
 
     // Not eligible elsewhere.
-    let elsewhere = format!(
-        "/subscriptions/{BACKUP_SUB}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
-        uuid::Uuid::new_v4()
-    );
+    let elsewhere = schedule_request_path(&format!("/subscriptions/{BACKUP_SUB}"));
     let reply = ts
         .call(&backup, Method::PUT, &elsewhere, Some(request("PT1H", "x")))
         .await;

@@ -318,14 +318,16 @@ pub fn put(sim: &SimState, req: &ArmRequest) -> ArmResult {
     Ok(ArmResponse::ok(body))
 }
 
+/// The vault after applying a PATCH body to it.
+fn patched(req: &ArmRequest, existing: Option<&Value>, vault_type: &str) -> Result<Value, ArmError> {
+    let mut body = existing.ok_or_else(|| vault_not_found(req, vault_type))?.clone();
+    merge(&mut body, &req.body);
+    Ok(body)
+}
+
 pub fn patch(sim: &SimState, req: &ArmRequest) -> ArmResult {
     let (_, id, _) = write_vault(sim, req, RS_VAULT_TYPE, |existing| {
-        let Some(existing) = existing else {
-            return Err(vault_not_found(req, RS_VAULT_TYPE));
-        };
-        let mut body = existing.clone();
-        merge(&mut body, &req.body);
-        Ok(body)
+        patched(req, existing, RS_VAULT_TYPE)
     })?;
     let (status, location) = start_operation(sim, &id);
     Ok(ArmResponse::empty(StatusCode::ACCEPTED)
@@ -344,12 +346,7 @@ pub fn put_backup_vault(sim: &SimState, req: &ArmRequest) -> ArmResult {
 
 pub fn patch_backup_vault(sim: &SimState, req: &ArmRequest) -> ArmResult {
     let (_, _, body) = write_vault(sim, req, BACKUP_VAULT_TYPE, |existing| {
-        let Some(existing) = existing else {
-            return Err(vault_not_found(req, BACKUP_VAULT_TYPE));
-        };
-        let mut body = existing.clone();
-        merge(&mut body, &req.body);
-        Ok(body)
+        patched(req, existing, BACKUP_VAULT_TYPE)
     })?;
     Ok(ArmResponse::ok(body))
 }
