@@ -589,3 +589,41 @@ async fn backup_and_security_admins_authenticate_as_themselves() {
         other => panic!("expected 403 for backup-admin without a role, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn service_accounts_get_tokens_that_authenticate_as_themselves() {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("serviceaccount").await;
+    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "mua-operator"}})).unwrap();
+    ns.admin_api::<ServiceAccount>()
+        .create(&PostParams::default(), &sa)
+        .await
+        .unwrap();
+    let output = cp
+        .kubectl(User::Admin)
+        .args(["create", "token", "mua-operator", "-n", &ns.name, "--duration=10m"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "kubectl create token: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap();
+    let client = cp.client_with_token(&format!("sa-{}", ns.name), token.trim()).await;
+    let review: SelfSubjectReview = Api::all(client)
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .unwrap();
+    let info = review.status.and_then(|s| s.user_info).unwrap();
+    assert_eq!(
+        info.username,
+        Some(format!("system:serviceaccount:{}:mua-operator", ns.name))
+    );
+    assert!(
+        info.groups
+            .unwrap_or_default()
+            .contains(&"system:serviceaccounts".to_string())
+    );
+}

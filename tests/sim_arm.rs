@@ -76,6 +76,63 @@ async fn a_write_burst_beyond_the_bucket_gets_429_and_refills_at_arms_rate() {
 }
 
 #[tokio::test]
+async fn a_token_for_another_resource_is_refused_and_guards_list_by_scope() {
+    let ts = TestSim::start().await;
+    let vault_token = ts
+        .backup_side()
+        .get_token(&["https://vault.azure.net/.default"], None)
+        .await
+        .unwrap();
+    let reply = ts
+        .call_with(vault_token.token.secret(), &[], Method::GET, &vault("prod-vault"), None)
+        .await;
+    assert_eq!((reply.status, reply.code()), (401, "InvalidAuthenticationToken"));
+    assert!(reply.message().contains("wrong audience"), "{}", reply.message());
+
+    let security = ts.security_side();
+    for name in ["g1", "g2"] {
+        ts.call(
+            &security,
+            Method::PUT,
+            &guard(name),
+            Some(json!({"location": "westeurope"})),
+        )
+        .await
+        .expect(201, name);
+    }
+    let in_group = ts
+        .call(
+            &security,
+            Method::GET,
+            &format!("{}/providers/Microsoft.DataProtection/resourceGuards", security_rg()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        in_group.expect(200, "list by resource group").body["value"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    // A subscription-wide list needs a role on the subscription: the security side's Owner role is on the
+    // resource group only; Bob reads the whole subscription.
+    let in_subscription = format!("/subscriptions/{SECURITY_SUB}/providers/Microsoft.DataProtection/resourceGuards");
+    let reply = ts.call(&security, Method::GET, &in_subscription, None).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (403, "AuthorizationFailed"),
+        "{}",
+        reply.body
+    );
+    let bob = ts.user_token(CONTOSO, "bob@contoso.example", "bob-password").await;
+    let reply = ts
+        .call_with(&bob, &[], Method::GET, &in_subscription, None)
+        .await
+        .expect(200, "Bob lists the subscription");
+    assert_eq!(reply.body["value"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
 async fn if_match_guards_against_lost_updates() {
     let ts = TestSim::start().await;
     let security = ts.security_side();
@@ -331,11 +388,19 @@ async fn workload_identity_exchanges_a_service_account_token() {
 async fn the_sim_command_serves_the_example_seed_until_sigterm() {
     use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
+    let faults = dir.path().join("faults.yaml");
+    std::fs::write(
+        &faults,
+        "- pathContains: backupWidgets\n  errorRate: 1.0\n  errorStatus: 503\n",
+    )
+    .unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mua-operator"))
         .args(["sim", "--listen", "127.0.0.1:0", "--seed"])
         .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sim-seed.yaml"))
         .arg("--data-dir")
         .arg(dir.path())
+        .arg("--faults")
+        .arg(&faults)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -370,6 +435,18 @@ async fn the_sim_command_serves_the_example_seed_until_sigterm() {
         .await
         .unwrap();
     assert_eq!(reply.status(), 200);
+    let rules: Value = http
+        .get(format!("{}/_sim/faults", cloud.arm_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        rules[0]["pathContains"], "backupWidgets",
+        "fault rules from --faults: {rules}"
+    );
 
     let pid = child.id().unwrap() as i32;
     // SAFETY: signals our own child process.

@@ -611,3 +611,91 @@ async fn arm_authenticates_every_call() {
         reply.message()
     );
 }
+
+#[tokio::test]
+async fn a_backup_vault_link_protects_its_backup_instances() {
+    let ts = TestSim::start().await;
+    let guard_id = create_guard(&ts, "backup-guard").await;
+    let bv = format!(
+        "/subscriptions/{BACKUP_SUB}/resourceGroups/backup-rg/providers/Microsoft.DataProtection/backupVaults/prod-backup-vault"
+    );
+    let backup = ts.backup_side();
+    let body = json!({"properties": {"resourceGuardResourceId": guard_id}});
+    let linked = ts
+        .call(
+            &backup,
+            Method::PUT,
+            &format!("{bv}/backupResourceGuardProxies/{PROXY}"),
+            Some(body),
+        )
+        .await
+        .expect(200, "linking a Backup vault");
+    assert_eq!(
+        linked.body["type"],
+        "Microsoft.DataProtection/vaults/backupResourceGuardProxies"
+    );
+    let details = linked.body["properties"]["resourceGuardOperationDetails"]
+        .as_array()
+        .unwrap();
+    assert!(
+        details.iter().all(|d| d["vaultCriticalOperation"]
+            .as_str()
+            .unwrap()
+            .starts_with("Microsoft.DataProtection/backupVaults/")),
+        "{details:?}"
+    );
+
+    let instance = format!("{bv}/backupInstances/disk1");
+    ts.call(
+        &backup,
+        Method::PUT,
+        &instance,
+        Some(json!({"properties": {"friendlyName": "disk1"}})),
+    )
+    .await
+    .expect(201, "protecting a disk");
+    let reply = ts.call(&backup, Method::DELETE, &instance, None).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (403, "LinkedAuthorizationFailed"),
+        "deleting without unlock: {}",
+        reply.body
+    );
+    let unlock = json!({"resourceGuardOperationRequests": cite(&guard_id, "deleteBackupInstanceRequests"), "resourceToBeDeleted": instance});
+    let unlock_path = format!("{bv}/backupResourceGuardProxies/{PROXY}/unlockDelete");
+    let reply = ts.call(&backup, Method::POST, &unlock_path, Some(unlock.clone())).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (403, "LinkedAuthorizationFailed"),
+        "unlocking without elevation: {}",
+        reply.body
+    );
+
+    activate_with_approval(&ts, "PT1H").await;
+    ts.call(&backup, Method::POST, &unlock_path, Some(unlock))
+        .await
+        .expect(200, "unlocking with elevation");
+    ts.call(&backup, Method::DELETE, &instance, None)
+        .await
+        .expect(200, "deleting after the unlock");
+}
+
+#[tokio::test]
+async fn always_on_soft_delete_cannot_be_turned_off_even_with_elevation() {
+    let ts = TestSim::start().await;
+    let backup = ts.backup_side();
+    let v = vault("prod-vault");
+    let always_on =
+        json!({"properties": {"securitySettings": {"softDeleteSettings": {"softDeleteState": "AlwaysON"}}}});
+    ts.call(&backup, Method::PATCH, &v, Some(always_on))
+        .await
+        .expect(202, "making soft delete irreversible");
+    let off = json!({"properties": {"securitySettings": {"softDeleteSettings": {"softDeleteState": "Disabled"}}}});
+    let reply = ts.call(&backup, Method::PATCH, &v, Some(off)).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let state = ts.call(&backup, Method::GET, &v, None).await.body;
+    assert_eq!(
+        state["properties"]["securitySettings"]["softDeleteSettings"]["softDeleteState"],
+        "AlwaysON"
+    );
+}

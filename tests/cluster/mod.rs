@@ -137,6 +137,14 @@ impl ControlPlane {
         client_from_kubeconfig(&self.kubeconfig_path(user)).await
     }
 
+    /// A client that authenticates with a bearer token, e.g. a ServiceAccount token from TokenRequest.
+    pub async fn client_with_token(&self, name: &str, token: &str) -> Client {
+        let path = self.work_dir.join(format!("{name}.kubeconfig"));
+        write_kubeconfig(&path, &self.server, &self.work_dir.join("ca.crt"), name, token)
+            .expect("writing a kubeconfig");
+        client_from_kubeconfig(&path).await
+    }
+
     /// `kubectl` of the same version as the API server, acting as `user`.
     pub fn kubectl(&self, user: User) -> Command {
         let mut cmd = Command::new(self.bin_dir.join("kubectl"));

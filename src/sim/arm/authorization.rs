@@ -284,13 +284,15 @@ fn provision(w: &mut World, request_key: &str, now: Timestamp) {
     );
 }
 
-/// Removes the PIM-granted or direct assignment of a role to a principal at exactly this scope.
-fn remove_assignment(w: &mut World, scope: &str, principal: &str, role: &str) -> bool {
+/// Removes the assignment of a role to a principal at exactly this scope: only PIM activations when
+/// `activations_only` (SelfDeactivate never touches a standing assignment), any otherwise (AdminRemove).
+fn remove_assignment(w: &mut World, scope: &str, principal: &str, role: &str, activations_only: bool) -> bool {
     let before = w.role_assignments.len();
     w.role_assignments.retain(|_, a| {
         !(a.scope.eq_ignore_ascii_case(scope)
             && a.principal_id.eq_ignore_ascii_case(principal)
-            && a.role_definition.eq_ignore_ascii_case(role))
+            && a.role_definition.eq_ignore_ascii_case(role)
+            && (!activations_only || a.schedule_request.is_some()))
     });
     w.role_assignments.len() < before
 }
@@ -326,7 +328,7 @@ pub fn put_schedule_request(sim: &SimState, req: &ArmRequest) -> ArmResult {
                     return Err(ArmError::new(StatusCode::FORBIDDEN, "AuthorizationFailed", "A self request must be made by the principal it is for."));
                 }
                 if request_type == "SelfDeactivate" {
-                    if !remove_assignment(w, &scope, &principal, &role.id) {
+                    if !remove_assignment(w, &scope, &principal, &role.id, true) {
                         return Err(ArmError::bad_request("RoleAssignmentDoesNotExist", "The Role assignment does not exist."));
                     }
                     status = "Revoked";
@@ -373,7 +375,7 @@ pub fn put_schedule_request(sim: &SimState, req: &ArmRequest) -> ArmResult {
                     ));
                 }
                 if request_type == "AdminRemove" {
-                    if !remove_assignment(w, &scope, &principal, &role.id) {
+                    if !remove_assignment(w, &scope, &principal, &role.id, false) {
                         return Err(ArmError::bad_request("RoleAssignmentDoesNotExist", "The Role assignment does not exist."));
                     }
                     status = "Revoked";

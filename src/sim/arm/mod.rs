@@ -492,9 +492,7 @@ fn serve(sim: &SimState, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
         Method::DELETE => OperationKind::Delete,
         _ => OperationKind::Write,
     };
-    let remaining = sim
-        .throttle
-        .admit(sim.clock.now(), &tenant, path.subscription(), &caller.oid, kind)?;
+    let remaining = sim.throttle.admit(&tenant, path.subscription(), &caller.oid, kind)?;
 
     let action = path.action(method);
     let scope = path.resource_id();
