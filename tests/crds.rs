@@ -468,6 +468,26 @@ async fn immutable_fields_cannot_change_after_creation() {
         .expect("a guard's exclusions and description can change");
 }
 
+/// Runs kubectl as admin until it succeeds and `ready` accepts its output, for at most 30 s.
+fn kubectl_until(cp: &ControlPlane, args: &[&str], ready: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let output = cp.kubectl(User::Admin).args(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if output.status.success() && ready(&stdout) {
+            return stdout;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "`kubectl {}` did not succeed within 30 s: {}\n{stdout}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
 #[tokio::test]
 async fn kubectl_get_mua_lists_all_three_kinds_with_their_columns() {
     let cp = ControlPlane::shared();
@@ -475,17 +495,9 @@ async fn kubectl_get_mua_lists_all_three_kinds_with_their_columns() {
     for object in [guard(), vault_protection(), request()] {
         create(&ns, &object).await.expect("the example is valid");
     }
-    let output = cp
-        .kubectl(User::Admin)
-        .args(["get", "mua", "-n", &ns.name])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "kubectl get mua failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    // Discovery and the published OpenAPI follow a new CRD within moments, so kubectl is asked until
+    // it sees all three objects (with a deadline).
+    let stdout = kubectl_until(cp, &["get", "mua", "-n", &ns.name], |out| out.lines().count() >= 6);
     for expected in [
         "resourceguard.mua.dev/backup-guard",
         "vaultprotection.mua.dev/prod-vault",
@@ -510,12 +522,7 @@ async fn kubectl_get_mua_lists_all_three_kinds_with_their_columns() {
         );
     }
 
-    let output = cp
-        .kubectl(User::Admin)
-        .args(["get", "cor,vp,rg", "-n", &ns.name, "-o", "name"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = kubectl_until(cp, &["get", "cor,vp,rg", "-n", &ns.name, "-o", "name"], |_| true);
     assert_eq!(stdout.lines().count(), 3, "short names resolve: {stdout}");
 }
 
@@ -539,13 +546,7 @@ async fn kubectl_explain_shows_the_field_descriptions() {
         ),
         ("criticaloperationrequests", "Another person must approve it"),
     ] {
-        let output = cp.kubectl(User::Admin).args(["explain", field]).output().unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "kubectl explain {field} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let stdout = kubectl_until(cp, &["explain", field], |_| true);
         let flat = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(
             flat.contains(expected),

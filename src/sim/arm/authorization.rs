@@ -297,12 +297,132 @@ fn remove_assignment(w: &mut World, scope: &str, principal: &str, role: &str, ac
     w.role_assignments.len() < before
 }
 
+/// One role assignment schedule request, as PIM evaluates it.
+struct ScheduleRequest<'a> {
+    key: String,
+    scope: &'a str,
+    caller: String,
+    principal: String,
+    role: authz::RoleDefinition,
+    props: &'a Value,
+    start: Timestamp,
+    end: Option<Timestamp>,
+    now: Timestamp,
+}
+
+/// What PIM decided: the request's status and, when it waits for approval, the approval's ID.
+type Outcome = (&'static str, Option<String>);
+
+fn self_only(r: &ScheduleRequest) -> Result<(), ArmError> {
+    if r.principal == r.caller {
+        return Ok(());
+    }
+    Err(ArmError::new(
+        StatusCode::FORBIDDEN,
+        "AuthorizationFailed",
+        "A self request must be made by the principal it is for.",
+    ))
+}
+
+fn not_assigned() -> ArmError {
+    ArmError::bad_request("RoleAssignmentDoesNotExist", "The Role assignment does not exist.")
+}
+
+/// SelfActivate: needs an eligibility covering the scope and a request that meets the role's policy.
+fn self_activate(w: &mut World, r: &ScheduleRequest) -> Result<Outcome, ArmError> {
+    self_only(r)?;
+    let role_suffix = r.role.id.to_ascii_lowercase();
+    let eligible = w.eligibility_schedules.values().any(|e| {
+        let p = &e["properties"];
+        p["principalId"]
+            .as_str()
+            .is_some_and(|x| x.eq_ignore_ascii_case(&r.principal))
+            && p["roleDefinitionId"]
+                .as_str()
+                .is_some_and(|x| x.to_ascii_lowercase().ends_with(&role_suffix))
+            && scope_covers(p["scope"].as_str().unwrap_or_default(), r.scope)
+            && p["endDateTime"]
+                .as_str()
+                .and_then(|t| t.parse::<Timestamp>().ok())
+                .is_none_or(|t| t > r.now)
+    });
+    if !eligible {
+        return Err(ArmError::bad_request(
+            "RoleAssignmentDoesNotExist",
+            "The Role assignment does not exist: the principal is not eligible for this role at this scope.",
+        ));
+    }
+    let rules = policy_for(w, r.scope, &r.role.id);
+    let Some(end) = r.end else {
+        return Err(policy_failure("An activation must have an end (ExpirationRule)."));
+    };
+    if let Some(max) = rules.maximum_duration
+        && end.duration_since(r.start) > max
+    {
+        return Err(policy_failure(format!(
+            "The role assignment request exceeds the maximum activation duration {max:#} (ExpirationRule)."
+        )));
+    }
+    if rules.justification_required && r.props["justification"].as_str().is_none_or(str::is_empty) {
+        return Err(policy_failure(
+            "Justification is required by the policy (EnablementRule).",
+        ));
+    }
+    if rules.ticket_required && r.props["ticketInfo"]["ticketNumber"].as_str().is_none_or(str::is_empty) {
+        return Err(policy_failure(
+            "Ticket information is required by the policy (EnablementRule).",
+        ));
+    }
+    if !rules.approval_required {
+        return Ok(("Provisioned", None));
+    }
+    let approval = uuid::Uuid::new_v4().to_string();
+    w.approvals.insert(
+        approval.clone(),
+        PendingApproval {
+            id: approval.clone(),
+            request: r.key.clone(),
+            approvers: rules.approvers,
+        },
+    );
+    Ok(("PendingApproval", Some(approval)))
+}
+
+/// SelfDeactivate: ends the caller's own activation (never a standing assignment).
+fn self_deactivate(w: &mut World, r: &ScheduleRequest) -> Result<Outcome, ArmError> {
+    self_only(r)?;
+    if !remove_assignment(w, r.scope, &r.principal, &r.role.id, true) {
+        return Err(not_assigned());
+    }
+    Ok(("Revoked", None))
+}
+
+/// AdminAssign and AdminRemove: need the right to assign roles at the scope.
+fn admin_request(w: &mut World, r: &ScheduleRequest, remove: bool) -> Result<Outcome, ArmError> {
+    if !authz::is_allowed(w, &r.caller, ASSIGN_ACTION, r.scope, r.now) {
+        return Err(ArmError::new(
+            StatusCode::FORBIDDEN,
+            "AuthorizationFailed",
+            format!(
+                "The client '{caller}' with object id '{caller}' does not have authorization to perform action \
+                 '{ASSIGN_ACTION}' over scope '{scope}' or the scope is invalid.",
+                caller = r.caller,
+                scope = r.scope
+            ),
+        ));
+    }
+    if !remove {
+        return Ok(("Provisioned", None));
+    }
+    if !remove_assignment(w, r.scope, &r.principal, &r.role.id, false) {
+        return Err(not_assigned());
+    }
+    Ok(("Revoked", None))
+}
+
 pub fn put_schedule_request(sim: &SimState, req: &ArmRequest) -> ArmResult {
     let id = req.path.resource_id();
-    let scope = req.path.scope.clone();
     let props = &req.body["properties"];
-    let caller = req.caller.oid.to_ascii_lowercase();
-    let principal = props["principalId"].as_str().unwrap_or_default().to_ascii_lowercase();
     let role_id = props["roleDefinitionId"].as_str().unwrap_or_default().to_string();
     let Some(role) = sim.read(|w| authz::role(w, &role_id).cloned()) else {
         return Err(ArmError::bad_request(
@@ -310,91 +430,55 @@ pub fn put_schedule_request(sim: &SimState, req: &ArmRequest) -> ArmResult {
             format!("The specified role definition with ID '{role_id}' does not exist."),
         ));
     };
-    let request_type = props["requestType"].as_str().unwrap_or_default().to_string();
     let now = sim.clock.now();
     let (start, end) = schedule(now, &props["scheduleInfo"])?;
-
+    let request = ScheduleRequest {
+        key: id.to_ascii_lowercase(),
+        scope: &req.path.scope,
+        caller: req.caller.oid.to_ascii_lowercase(),
+        principal: props["principalId"].as_str().unwrap_or_default().to_ascii_lowercase(),
+        role,
+        props,
+        start,
+        end,
+        now,
+    };
     sim.write(|w| {
-        let key = id.to_ascii_lowercase();
-        if w.schedule_requests.contains_key(&key) {
-            return Err(ArmError::conflict(format!("The role assignment schedule request '{}' already exists.", req.path.names[0])).with_code("RoleAssignmentRequestExists"));
+        if w.schedule_requests.contains_key(&request.key) {
+            let message = format!(
+                "The role assignment schedule request '{}' already exists.",
+                req.path.names[0]
+            );
+            return Err(ArmError::conflict(message).with_code("RoleAssignmentRequestExists"));
         }
-        let kind = principal_type(w, &principal).ok_or_else(|| ArmError::bad_request("PrincipalNotFound", format!("Principal {principal} does not exist in the directory.")))?;
-        let mut status = "Provisioned";
-        let mut approval_id = Value::Null;
-        match request_type.as_str() {
-            "SelfActivate" | "SelfDeactivate" => {
-                if principal != caller {
-                    return Err(ArmError::new(StatusCode::FORBIDDEN, "AuthorizationFailed", "A self request must be made by the principal it is for."));
-                }
-                if request_type == "SelfDeactivate" {
-                    if !remove_assignment(w, &scope, &principal, &role.id, true) {
-                        return Err(ArmError::bad_request("RoleAssignmentDoesNotExist", "The Role assignment does not exist."));
-                    }
-                    status = "Revoked";
-                } else {
-                    let eligible = w.eligibility_schedules.values().any(|e| {
-                        let p = &e["properties"];
-                        p["principalId"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(&principal))
-                            && p["roleDefinitionId"].as_str().is_some_and(|r| r.to_ascii_lowercase().ends_with(&role.id.to_ascii_lowercase()))
-                            && scope_covers(p["scope"].as_str().unwrap_or_default(), &scope)
-                            && p["endDateTime"].as_str().and_then(|t| t.parse::<Timestamp>().ok()).is_none_or(|t| t > now)
-                    });
-                    if !eligible {
-                        return Err(ArmError::bad_request("RoleAssignmentDoesNotExist", "The Role assignment does not exist: the principal is not eligible for this role at this scope."));
-                    }
-                    let rules = policy_for(w, &scope, &role.id);
-                    let Some(end) = end else {
-                        return Err(policy_failure("The Role assignment request is not valid: an activation must have an end (ExpirationRule)."));
-                    };
-                    if let Some(max) = rules.maximum_duration
-                        && end.duration_since(start) > max
-                    {
-                        return Err(policy_failure(format!("The role assignment request exceeds the maximum activation duration {max:#} (ExpirationRule).")));
-                    }
-                    if rules.justification_required && props["justification"].as_str().is_none_or(str::is_empty) {
-                        return Err(policy_failure("Justification is required by the policy (EnablementRule)."));
-                    }
-                    if rules.ticket_required && props["ticketInfo"]["ticketNumber"].as_str().is_none_or(str::is_empty) {
-                        return Err(policy_failure("Ticket information is required by the policy (EnablementRule)."));
-                    }
-                    if rules.approval_required {
-                        status = "PendingApproval";
-                        let approval = uuid::Uuid::new_v4().to_string();
-                        w.approvals.insert(approval.clone(), PendingApproval { id: approval.clone(), request: key.clone(), approvers: rules.approvers });
-                        approval_id = json!(approval);
-                    }
-                }
-            }
-            "AdminAssign" | "AdminRemove" => {
-                if !authz::is_allowed(w, &caller, ASSIGN_ACTION, &scope, now) {
-                    return Err(ArmError::new(
-                        StatusCode::FORBIDDEN,
-                        "AuthorizationFailed",
-                        format!("The client '{caller}' with object id '{caller}' does not have authorization to perform action '{ASSIGN_ACTION}' over scope '{scope}' or the scope is invalid."),
-                    ));
-                }
-                if request_type == "AdminRemove" {
-                    if !remove_assignment(w, &scope, &principal, &role.id, false) {
-                        return Err(ArmError::bad_request("RoleAssignmentDoesNotExist", "The Role assignment does not exist."));
-                    }
-                    status = "Revoked";
-                }
-            }
+        let kind = principal_type(w, &request.principal).ok_or_else(|| {
+            ArmError::bad_request(
+                "PrincipalNotFound",
+                format!("Principal {} does not exist in the directory.", request.principal),
+            )
+        })?;
+        let (status, approval_id) = match props["requestType"].as_str().unwrap_or_default() {
+            "SelfActivate" => self_activate(w, &request)?,
+            "SelfDeactivate" => self_deactivate(w, &request)?,
+            "AdminAssign" => admin_request(w, &request, false)?,
+            "AdminRemove" => admin_request(w, &request, true)?,
             other => {
                 return Err(ArmError::bad_request(
                     "InvalidRequestType",
-                    format!("The request type '{other}' is not supported here; use SelfActivate, SelfDeactivate, AdminAssign or AdminRemove."),
+                    format!(
+                        "The request type '{other}' is not supported here; use SelfActivate, SelfDeactivate, \
+                         AdminAssign or AdminRemove."
+                    ),
                 ));
             }
-        }
+        };
         let mut properties = props.clone();
-        properties["scope"] = json!(scope);
-        properties["roleDefinitionId"] = json!(role_definition_id(&scope, &role.id));
+        properties["scope"] = json!(request.scope);
+        properties["roleDefinitionId"] = json!(role_definition_id(request.scope, &request.role.id));
         properties["principalType"] = json!(kind);
         properties["status"] = json!(status);
-        properties["approvalId"] = approval_id;
-        properties["requestorId"] = json!(caller);
+        properties["approvalId"] = json!(approval_id);
+        properties["requestorId"] = json!(request.caller);
         properties["createdOn"] = json!(now.to_string());
         // PIM names the schedule a request will create when it accepts the request.
         properties["targetRoleAssignmentScheduleId"] = json!(uuid::Uuid::new_v4().to_string());
@@ -402,13 +486,16 @@ pub fn put_schedule_request(sim: &SimState, req: &ArmRequest) -> ArmResult {
         if properties["ticketInfo"].is_null() {
             properties["ticketInfo"] = json!({"ticketNumber": null, "ticketSystem": null});
         }
-        properties["expandedProperties"] = expanded_properties(w, &scope, &role, &principal);
+        properties["expandedProperties"] = expanded_properties(w, request.scope, &request.role, &request.principal);
         let body = json!({"properties": properties, "name": req.path.names[0], "id": id, "type": REQUEST_TYPE});
-        w.schedule_requests.insert(key.clone(), body);
+        w.schedule_requests.insert(request.key.clone(), body);
         if status == "Provisioned" {
-            provision(w, &key, now);
+            provision(w, &request.key, now);
         }
-        Ok(ArmResponse::with_status(StatusCode::CREATED, w.schedule_requests[&key].clone()))
+        Ok(ArmResponse::with_status(
+            StatusCode::CREATED,
+            w.schedule_requests[&request.key].clone(),
+        ))
     })
 }
 

@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::{ArmError, ArmRequest};
 use crate::operations::{CriticalOperation, VaultKind};
 use crate::sim::authz;
+use crate::sim::identity::Claims;
 use crate::sim::state::SimState;
 
 /// The link (`backupResourceGuardProxies` child) of a vault, if it has one: `(proxy id, guard id)`.
@@ -86,12 +87,7 @@ pub fn authorize_critical(
             how_to_ask(&guard)
         )));
     }
-    let guard_tenant = guard_tenant(sim, &guard_id);
-    let Some(principal) = req.principal_in(&guard_tenant) else {
-        return Err(ArmError::linked_authorization_failed(format!(
-            "The Resource Guard '{guard_id}' is in tenant '{guard_tenant}': add a token from that tenant in the x-ms-authorization-auxiliary header."
-        )));
-    };
+    let principal = caller_in_guard_tenant(sim, req, &guard_id)?;
     let action = authz::linked_check_action(request_type);
     let allowed = sim.read(|w| authz::is_allowed(w, &principal.oid, &action, &guard_id, sim.clock.now()));
     if !allowed {
@@ -110,6 +106,18 @@ fn how_to_ask(guard: &Value) -> String {
         .as_str()
         .map(|d| format!(" How to request access: {d}"))
         .unwrap_or_default()
+}
+
+/// The caller as the guard's tenant knows it: the primary token when the guard is in the caller's tenant,
+/// else an auxiliary token (`x-ms-authorization-auxiliary`) from the guard's tenant.
+pub fn caller_in_guard_tenant<'r>(sim: &SimState, req: &'r ArmRequest, guard_id: &str) -> Result<&'r Claims, ArmError> {
+    let tenant = guard_tenant(sim, guard_id);
+    req.principal_in(&tenant).ok_or_else(|| {
+        ArmError::linked_authorization_failed(format!(
+            "The Resource Guard '{guard_id}' is in tenant '{tenant}': add a token from that tenant in the \
+             x-ms-authorization-auxiliary header."
+        ))
+    })
 }
 
 /// The tenant of the subscription that holds a resource.

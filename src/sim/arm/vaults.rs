@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::guards::{GUARD_TYPE, normalize_location};
-use super::mua::{authorize_critical, cited_requests, guard_tenant, vault_link};
+use super::mua::{authorize_critical, caller_in_guard_tenant, cited_requests, vault_link};
 use super::{ArmError, ArmRequest, ArmResponse, ArmResult, check_if_match, location_of};
 use crate::operations::{CriticalOperation, VaultKind};
 use crate::sim::authz;
@@ -466,12 +466,7 @@ pub fn put_proxy(sim: &SimState, req: &ArmRequest) -> ArmResult {
             format!("The Resource Guard '{guard_id}' was not found."),
         ));
     };
-    let tenant = guard_tenant(sim, &guard_id);
-    let Some(principal) = req.principal_in(&tenant) else {
-        return Err(ArmError::linked_authorization_failed(format!(
-            "The Resource Guard '{guard_id}' is in tenant '{tenant}': add a token from that tenant in the x-ms-authorization-auxiliary header."
-        )));
-    };
+    let principal = caller_in_guard_tenant(sim, req, &guard_id)?;
     let read_action = format!("{GUARD_TYPE}/read");
     if !sim.read(|w| authz::is_allowed(w, &principal.oid, &read_action, &guard_id, sim.clock.now())) {
         return Err(ArmError::linked_authorization_failed(format!(
