@@ -22,7 +22,7 @@ command -v go >/dev/null || { echo "error: Go is required to build the test cont
 
 # Older module versions may be missing from the checksum database; the module proxy is the only source here.
 export GOTOOLCHAIN=local GOSUMDB=off GOFLAGS=-mod=mod CGO_ENABLED=0
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mua-cp-build.XXXXXX")
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mua-control-plane-build.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 rm -rf "$BIN_DIR.partial" && mkdir -p "$BIN_DIR.partial"
 

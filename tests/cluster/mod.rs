@@ -577,13 +577,15 @@ fn remove_stale_work_dirs() {
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
+            // Only `mua-cp-<pid>-<random>`, exactly as new_work_dir names them.
             let Some(pid) = name
                 .strip_prefix(WORK_DIR_PREFIX)
-                .and_then(|rest| rest.split('-').next())
+                .and_then(|rest| rest.split_once('-'))
+                .and_then(|(pid, _)| pid.parse::<u32>().ok())
             else {
                 continue;
             };
-            let alive = Path::new("/proc").join(pid).exists();
+            let alive = Path::new("/proc").join(pid.to_string()).exists();
             if !alive {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
