@@ -699,3 +699,163 @@ async fn always_on_soft_delete_cannot_be_turned_off_even_with_elevation() {
         "AlwaysON"
     );
 }
+
+#[tokio::test]
+async fn malformed_or_sideways_requests_cannot_weaken_a_linked_vault() {
+    let ts = TestSim::start().await;
+    protected_vault(&ts, "backup-guard", &[]).await;
+    let backup = ts.backup_side();
+    let v = vault("prod-vault");
+
+    // Soft delete cannot be emptied first and disabled next, nor replaced by a non-object.
+    for settings in [
+        json!({"softDeleteSettings": {"softDeleteState": ""}}),
+        json!({"softDeleteSettings": "x"}),
+        json!("x"),
+    ] {
+        let body = json!({"properties": {"securitySettings": settings}});
+        let reply = ts.call(&backup, Method::PATCH, &v, Some(body)).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (400, "InvalidRequestContent"),
+            "{}",
+            reply.body
+        );
+    }
+    let body =
+        json!({"properties": {"securitySettings": {"softDeleteSettings": {"enhancedSecurityState": "Disabled"}}}});
+    let reply = ts.call(&backup, Method::PATCH, &v, Some(body)).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (403, "LinkedAuthorizationFailed"),
+        "{}",
+        reply.body
+    );
+    let reply = ts
+        .call(
+            &backup,
+            Method::PUT,
+            &format!("{v}/backupPolicies/daily"),
+            Some(json!(["not", "an", "object"])),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+
+    // Removing a schedule's retention is a reduction too.
+    let no_retention = json!({"properties": {"backupManagementType": "AzureIaasVM"}});
+    let reply = ts
+        .call(
+            &backup,
+            Method::PUT,
+            &format!("{v}/backupPolicies/daily"),
+            Some(no_retention),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (403, "LinkedAuthorizationFailed"),
+        "{}",
+        reply.body
+    );
+
+    // An unlock through another vault's link (to a guard that lets it through) opens nothing here.
+    let lenient = guard("lenient-guard");
+    let body = json!({"location": "westeurope", "properties": {
+        "vaultCriticalOperationExclusionList": ["Microsoft.DataProtection/backupVaults/backupInstances/delete"]}});
+    ts.call(&ts.security_side(), Method::PUT, &lenient, Some(body))
+        .await
+        .expect(201, "a lenient guard");
+    let bv = format!(
+        "/subscriptions/{BACKUP_SUB}/resourceGroups/backup-rg/providers/Microsoft.DataProtection/backupVaults/prod-backup-vault"
+    );
+    let link_body = json!({"properties": {"resourceGuardResourceId": lenient}});
+    ts.call(
+        &backup,
+        Method::PUT,
+        &format!("{bv}/backupResourceGuardProxies/{PROXY}"),
+        Some(link_body),
+    )
+    .await
+    .expect(200, "linking");
+    let unlock = json!({"resourceGuardOperationRequests": cite(&lenient, "deleteBackupInstanceRequests"), "resourceToBeDeleted": format!("{v}/{ITEM}")});
+    let unlock_path = format!("{bv}/backupResourceGuardProxies/{PROXY}/unlockDelete");
+    ts.call(&backup, Method::POST, &unlock_path, Some(unlock))
+        .await
+        .expect(200, "an unlock naming another vault's item");
+    let reply = ts.call(&backup, Method::DELETE, &format!("{v}/{ITEM}"), None).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (403, "LinkedAuthorizationFailed"),
+        "{}",
+        reply.body
+    );
+
+    // A link must point at a Resource Guard, not at any resource the caller can read.
+    let fake_guard = json!({"properties": {"resourceGuardResourceId": vault("prod-vault")}});
+    let east = format!(
+        "/subscriptions/{BACKUP_SUB}/resourceGroups/backup-east-rg/providers/Microsoft.RecoveryServices/vaults/east-vault"
+    );
+    let east_link = format!("{east}/backupResourceGuardProxies/{PROXY}");
+    let reply = ts.call(&backup, Method::PUT, &east_link, Some(fake_guard)).await;
+    assert_eq!(reply.status, 404, "{}", reply.body);
+
+    let state = ts.call(&backup, Method::GET, &v, None).await.body;
+    assert_eq!(
+        state["properties"]["securitySettings"]["softDeleteSettings"]["softDeleteState"],
+        "Enabled"
+    );
+    assert_eq!(
+        state["properties"]["securitySettings"]["softDeleteSettings"]["enhancedSecurityState"],
+        "Enabled"
+    );
+}
+
+#[tokio::test]
+async fn an_undecided_pim_request_times_out_and_cannot_be_approved_late() {
+    let ts = TestSim::start().await;
+    let body = contributor_request("SelfActivate", "PT1H", "late approval");
+    let pending = ts
+        .call(
+            &ts.backup_side(),
+            Method::PUT,
+            &schedule_request_path(&security_rg()),
+            Some(body),
+        )
+        .await
+        .expect(201, "request");
+    let approval = pending.body["properties"]["approvalId"].as_str().unwrap().to_string();
+    ts.sim.advance(std::time::Duration::from_secs(25 * 3600));
+    let id = pending.body["id"].as_str().unwrap();
+    let reply = ts
+        .call(&ts.backup_side(), Method::GET, id, None)
+        .await
+        .expect(200, "reading the request");
+    assert_eq!(reply.body["properties"]["status"], "TimedOut");
+    let bob = ts.user_token(CONTOSO, "bob@contoso.example", "bob-password").await;
+    let stage = format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{approval}/stages/{approval}");
+    let reply = ts
+        .call_with(
+            &bob,
+            &[],
+            Method::PUT,
+            &stage,
+            Some(json!({"properties": {"reviewResult": "Approve"}})),
+        )
+        .await;
+    assert_eq!(reply.status, 404, "a timed-out approval is gone: {}", reply.body);
+
+    // Who is eligible is not everyone's business: only the caller's own, or with read access.
+    let eligibility = format!(
+        "{}/providers/Microsoft.Authorization/roleEligibilitySchedules",
+        security_rg()
+    );
+    let alice = ts.user_token(CONTOSO, "alice@contoso.example", "alice-password").await;
+    let reply = ts.call_with(&alice, &[], Method::GET, &eligibility, None).await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    let own = format!("{eligibility}?$filter=asTarget()");
+    let reply = ts
+        .call(&ts.backup_side(), Method::GET, &own, None)
+        .await
+        .expect(200, "own eligibilities");
+    assert_eq!(reply.body["value"].as_array().map(Vec::len), Some(1), "{}", reply.body);
+}

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use jiff::{SignedDuration, Timestamp};
 
+const MAX_OFFSET_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
+
 #[derive(Debug, Default)]
 pub struct SimClock {
     /// How far the simulated time runs ahead of real time, in milliseconds.
@@ -13,13 +15,19 @@ pub struct SimClock {
 
 impl SimClock {
     pub fn now(&self) -> Timestamp {
-        Timestamp::now() + SignedDuration::from_millis(self.offset_ms.load(Ordering::SeqCst))
+        let offset = SignedDuration::from_millis(self.offset_ms.load(Ordering::SeqCst));
+        Timestamp::now().checked_add(offset).unwrap_or(Timestamp::MAX)
     }
 
-    /// Moves simulated time forward (never back: expiries that passed stay passed).
+    /// Moves simulated time forward (never back: expiries that passed stay passed), by at most a century
+    /// in all, so simulated timestamps stay representable.
     pub fn advance(&self, by: std::time::Duration) {
         let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
-        self.offset_ms.fetch_add(ms, Ordering::SeqCst);
+        let _ = self
+            .offset_ms
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |offset| {
+                Some(offset.saturating_add(ms).min(MAX_OFFSET_MS))
+            });
     }
 
     pub fn offset(&self) -> std::time::Duration {

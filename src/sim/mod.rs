@@ -177,40 +177,33 @@ async fn handle_with_faults(
     request: Request<Body>,
 ) -> Result<axum::response::Response, std::io::Error> {
     let path = request.uri().path().to_string();
-    if !path.starts_with("/_sim/") {
-        let (latency, fault) = state.faults.decide(request.method().as_str(), &path, state.clock.now());
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
-        }
-        match fault {
-            // An error from the service makes hyper close the connection without an answer.
-            Some(faults::Fault::Drop) => return Err(std::io::Error::other("injected fault: connection dropped")),
-            Some(faults::Fault::Error(status)) => {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                let body = json!({"error": {"code": "InternalServerError", "message": "Injected fault: the server encountered an internal error."}});
-                let mut response = (status, axum::Json(body)).into_response();
-                response.headers_mut().insert(
-                    "x-ms-request-id",
-                    uuid::Uuid::new_v4().to_string().parse().expect("a uuid"),
-                );
-                return Ok(response);
-            }
-            Some(faults::Fault::Throttle(wait)) => {
-                let err = throttle::throttled("injected", "any", throttle::OperationKind::Read, wait);
-                let mut response = (
-                    err.status,
-                    axum::Json(json!({"error": {"code": err.code, "message": err.message}})),
-                )
-                    .into_response();
-                for (name, value) in err.headers {
-                    if let Ok(value) = value.parse() {
-                        response.headers_mut().insert(name, value);
-                    }
-                }
-                return Ok(response);
-            }
-            None => {}
-        }
+    if path.starts_with("/_sim/") {
+        return Ok(app.oneshot(request).await.into_response());
     }
-    Ok(app.oneshot(request).await.into_response())
+    let (latency, fault) = state.faults.decide(request.method().as_str(), &path, state.clock.now());
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let mut response = match fault {
+        None => return Ok(app.oneshot(request).await.into_response()),
+        // An error from the service makes hyper close the connection without an answer.
+        Some(faults::Fault::Drop) => return Err(std::io::Error::other("injected fault: connection dropped")),
+        Some(faults::Fault::Error(status)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut err = arm::ArmError::new(
+                status,
+                "InternalServerError",
+                "Injected fault: the server encountered an internal error.",
+            );
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                err = throttle::throttled("injected", "any", throttle::OperationKind::Read, Duration::from_secs(1));
+            }
+            err.into_response()
+        }
+        Some(faults::Fault::Throttle(wait)) => {
+            throttle::throttled("injected", "any", throttle::OperationKind::Read, wait).into_response()
+        }
+    };
+    arm::stamp_request_ids(request.headers(), &mut response);
+    Ok(response)
 }

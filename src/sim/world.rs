@@ -161,6 +161,9 @@ pub struct PendingApproval {
     pub request: String,
     /// Object IDs allowed to decide.
     pub approvers: Vec<String>,
+    /// After this time (simulated clock) the request times out undecided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -203,6 +206,18 @@ impl World {
             .map(|(id, _)| id.clone())
             .collect();
         self.unlocked_proxies.retain(|_, expiry| *expiry > now);
+        let timed_out: Vec<PendingApproval> = self
+            .approvals
+            .values()
+            .filter(|a| a.expires.is_some_and(|e| e <= now))
+            .cloned()
+            .collect();
+        for approval in timed_out {
+            self.approvals.remove(&approval.id);
+            if let Some(request) = self.schedule_requests.get_mut(&approval.request) {
+                request["properties"]["status"] = serde_json::json!("TimedOut");
+            }
+        }
         self.unlocked_items.retain(|_, expiry| *expiry > now);
         ended.iter().filter_map(|id| self.role_assignments.remove(id)).collect()
     }

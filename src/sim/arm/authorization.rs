@@ -176,7 +176,12 @@ fn schedule(now: Timestamp, info: &Value) -> Result<(Timestamp, Option<Timestamp
                     format!("expiration.duration '{text}' is not a positive ISO 8601 duration."),
                 )
             })?;
-            Some(start + duration)
+            Some(start.checked_add(duration).map_err(|_| {
+                ArmError::bad_request(
+                    "InvalidScheduleInfo",
+                    format!("expiration.duration '{text}' is too long."),
+                )
+            })?)
         }
     };
     Ok((start, end))
@@ -186,6 +191,8 @@ fn schedule(now: Timestamp, info: &Value) -> Result<(Timestamp, Option<Timestamp
 struct PolicyRules {
     approval_required: bool,
     approvers: Vec<String>,
+    /// How long approvers have to decide before the request times out.
+    approval_timeout: SignedDuration,
     maximum_duration: Option<SignedDuration>,
     justification_required: bool,
     ticket_required: bool,
@@ -195,16 +202,23 @@ fn policy_for(w: &World, scope: &str, role: &str) -> PolicyRules {
     let mut rules = PolicyRules {
         approval_required: false,
         approvers: Vec::new(),
-        maximum_duration: None,
+        approval_timeout: SignedDuration::from_hours(24),
+        // PIM's default policy: activations last at most 8 hours.
+        maximum_duration: Some(SignedDuration::from_hours(8)),
         justification_required: false,
         ticket_required: false,
     };
-    let policy = w.role_management_policies.values().find(|p| {
-        scope_covers(p["properties"]["scope"].as_str().unwrap_or_default(), scope)
-            && p["properties"]["roleDefinitionId"]
-                .as_str()
-                .is_some_and(|r| r.to_ascii_lowercase().ends_with(&role.to_ascii_lowercase()))
-    });
+    // The most specific policy that covers the scope wins (a guard's own policy over its subscription's).
+    let policy = w
+        .role_management_policies
+        .values()
+        .filter(|p| {
+            scope_covers(p["properties"]["scope"].as_str().unwrap_or_default(), scope)
+                && p["properties"]["roleDefinitionId"]
+                    .as_str()
+                    .is_some_and(|r| r.to_ascii_lowercase().ends_with(&role.to_ascii_lowercase()))
+        })
+        .max_by_key(|p| p["properties"]["scope"].as_str().map_or(0, str::len));
     let Some(policy) = policy else { return rules };
     for rule in policy["properties"]["rules"].as_array().into_iter().flatten() {
         let end_user_assignment = rule["target"]["caller"].as_str().is_none_or(|c| c == "EndUser");
@@ -212,6 +226,9 @@ fn policy_for(w: &World, scope: &str, role: &str) -> PolicyRules {
             "RoleManagementPolicyApprovalRule" if end_user_assignment => {
                 let setting = &rule["setting"];
                 rules.approval_required = setting["isApprovalRequired"].as_bool().unwrap_or(false);
+                if let Some(days) = setting["approvalStages"][0]["approvalStageTimeOutInDays"].as_i64() {
+                    rules.approval_timeout = SignedDuration::from_hours(24 * days.clamp(1, 365));
+                }
                 rules.approvers = setting["approvalStages"][0]["primaryApprovers"]
                     .as_array()
                     .into_iter()
@@ -383,6 +400,7 @@ fn self_activate(w: &mut World, r: &ScheduleRequest) -> Result<Outcome, ArmError
             id: approval.clone(),
             request: r.key.clone(),
             approvers: rules.approvers,
+            expires: Some(r.now + rules.approval_timeout),
         },
     );
     Ok(("PendingApproval", Some(approval)))
@@ -609,15 +627,25 @@ pub fn cancel_schedule_request(sim: &SimState, req: &ArmRequest) -> ArmResult {
     })
 }
 
+/// Whether the caller may read `kind` (e.g. `roleEligibilitySchedules`) at the request's scope.
+fn may_read(w: &World, req: &ArmRequest, kind: &str, now: Timestamp) -> bool {
+    let action = format!("Microsoft.Authorization/{kind}/read");
+    authz::is_allowed(w, &req.caller.oid.to_ascii_lowercase(), &action, &req.path.scope, now)
+}
+
+/// Eligibility schedules at a scope: the caller's own with `$filter=asTarget()`, all of them for those who
+/// may read the scope's authorization data.
 pub fn list_eligibility_schedules(sim: &SimState, req: &ArmRequest) -> ArmResult {
     let principal = filter_principal(req);
-    let as_target = req
-        .query
-        .get("$filter")
-        .is_some_and(|f| f.contains("asTarget()"))
-        .then(|| req.caller.oid.to_ascii_lowercase());
-    let value: Vec<Value> = sim.read(|w| {
-        w.eligibility_schedules
+    let caller = req.caller.oid.to_ascii_lowercase();
+    let as_target = req.query.get("$filter").is_some_and(|f| f.contains("asTarget()"));
+    let now = sim.clock.now();
+    sim.read(|w| {
+        if !as_target && !may_read(w, req, "roleEligibilitySchedules", now) {
+            return Err(forbidden_read(req, "roleEligibilitySchedules"));
+        }
+        let value: Vec<Value> = w
+            .eligibility_schedules
             .values()
             .filter(|e| scope_covers(e["properties"]["scope"].as_str().unwrap_or_default(), &req.path.scope))
             .filter(|e| {
@@ -625,23 +653,42 @@ pub fn list_eligibility_schedules(sim: &SimState, req: &ArmRequest) -> ArmResult
                     .as_str()
                     .unwrap_or_default()
                     .to_ascii_lowercase();
-                principal.as_ref().is_none_or(|x| *x == p) && as_target.as_ref().is_none_or(|x| *x == p)
+                principal.as_ref().is_none_or(|x| *x == p) && (!as_target || p == caller)
             })
             .cloned()
-            .collect()
-    });
-    Ok(ArmResponse::ok(json!({ "value": value })))
+            .collect();
+        Ok(ArmResponse::ok(json!({ "value": value })))
+    })
 }
 
+/// Role management policies at a scope, for those who may read the scope's authorization data.
 pub fn list_policies(sim: &SimState, req: &ArmRequest) -> ArmResult {
-    let value: Vec<Value> = sim.read(|w| {
-        w.role_management_policies
+    let now = sim.clock.now();
+    sim.read(|w| {
+        if !may_read(w, req, "roleManagementPolicies", now) {
+            return Err(forbidden_read(req, "roleManagementPolicies"));
+        }
+        let value: Vec<Value> = w
+            .role_management_policies
             .values()
             .filter(|p| scope_covers(p["properties"]["scope"].as_str().unwrap_or_default(), &req.path.scope))
             .cloned()
-            .collect()
-    });
-    Ok(ArmResponse::ok(json!({ "value": value })))
+            .collect();
+        Ok(ArmResponse::ok(json!({ "value": value })))
+    })
+}
+
+fn forbidden_read(req: &ArmRequest, kind: &str) -> ArmError {
+    ArmError::new(
+        StatusCode::FORBIDDEN,
+        "AuthorizationFailed",
+        format!(
+            "The client '{oid}' with object id '{oid}' does not have authorization to perform action \
+             'Microsoft.Authorization/{kind}/read' over scope '{}' or the scope is invalid.",
+            req.path.scope,
+            oid = req.caller.oid
+        ),
+    )
 }
 
 fn render_approval(w: &World, approval: &PendingApproval, caller: &str) -> Value {
@@ -676,15 +723,19 @@ fn render_approval(w: &World, approval: &PendingApproval, caller: &str) -> Value
 pub fn get_approval(sim: &SimState, req: &ArmRequest) -> ArmResult {
     let id = &req.path.names[0];
     let caller = req.caller.oid.to_ascii_lowercase();
-    sim.read(|w| w.approvals.get(id).map(|a| render_approval(w, a, &caller)))
-        .map(ArmResponse::ok)
-        .ok_or_else(|| {
-            ArmError::new(
-                StatusCode::NOT_FOUND,
-                "ApprovalNotFound",
-                format!("The approval '{id}' is not found."),
-            )
-        })
+    sim.read(|w| {
+        w.approvals
+            .get(&id.to_ascii_lowercase())
+            .map(|a| render_approval(w, a, &caller))
+    })
+    .map(ArmResponse::ok)
+    .ok_or_else(|| {
+        ArmError::new(
+            StatusCode::NOT_FOUND,
+            "ApprovalNotFound",
+            format!("The approval '{id}' is not found."),
+        )
+    })
 }
 
 /// `PUT /providers/Microsoft.Authorization/roleAssignmentApprovals/{id}/stages/{stage}`: an approver's
@@ -704,7 +755,7 @@ pub fn decide_approval(sim: &SimState, req: &ArmRequest) -> ArmResult {
     }
     let now = sim.clock.now();
     sim.write(|w| {
-        let Some(approval) = w.approvals.get(&id).cloned() else {
+        let Some(approval) = w.approvals.get(&id.to_ascii_lowercase()).cloned() else {
             return Err(ArmError::new(
                 StatusCode::NOT_FOUND,
                 "ApprovalNotFound",
@@ -740,7 +791,49 @@ pub fn decide_approval(sim: &SimState, req: &ArmRequest) -> ArmResult {
         } else if let Some(r) = w.schedule_requests.get_mut(&approval.request) {
             r["properties"]["status"] = json!("Denied");
         }
+        // Decided: it can no longer time out.
+        if let Some(decided) = w.approvals.get_mut(&approval.id) {
+            decided.expires = None;
+        }
         let body = render_approval(w, &approval, &caller)["properties"]["stages"][0].clone();
         Ok(ArmResponse::ok(body))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(scope: &str, approval: bool) -> Value {
+        json!({"properties": {"scope": scope, "roleDefinitionId": format!("/providers/Microsoft.Authorization/roleDefinitions/{}", authz::CONTRIBUTOR),
+            "rules": [{"ruleType": "RoleManagementPolicyApprovalRule", "target": {"caller": "EndUser"},
+                       "setting": {"isApprovalRequired": approval, "approvalStages": [{"primaryApprovers": [{"id": "bob"}]}]}}]}})
+    }
+
+    #[test]
+    fn the_most_specific_policy_applies() {
+        let mut w = World::default();
+        w.role_management_policies
+            .insert("/subscriptions/s/p1".into(), policy("/subscriptions/s", false));
+        w.role_management_policies.insert(
+            "/subscriptions/s/resourcegroups/rg/p2".into(),
+            policy("/subscriptions/s/resourceGroups/rg", true),
+        );
+        assert!(
+            policy_for(
+                &w,
+                "/subscriptions/s/resourceGroups/rg/providers/X/y/g",
+                authz::CONTRIBUTOR
+            )
+            .approval_required
+        );
+        assert!(!policy_for(&w, "/subscriptions/s/resourceGroups/other", authz::CONTRIBUTOR).approval_required);
+    }
+
+    #[test]
+    fn without_a_policy_activations_last_at_most_eight_hours() {
+        let rules = policy_for(&World::default(), "/subscriptions/s", authz::CONTRIBUTOR);
+        assert_eq!(rules.maximum_duration, Some(SignedDuration::from_hours(8)));
+        assert!(!rules.approval_required);
+    }
 }

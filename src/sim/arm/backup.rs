@@ -2,14 +2,17 @@
 //! the optional critical operations need them: reducing retention, modifying protection, stopping
 //! protection with delete data, and the MARS security PIN.
 
+use std::collections::BTreeMap;
+
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::mua::{authorize_critical, vault_link};
+use super::mua::{authorize_critical, cited_requests};
+use super::vaults::may_delete_item;
 use super::{ArmError, ArmRequest, ArmResponse, ArmResult};
 use crate::operations::{CriticalOperation, VaultKind};
 use crate::sim::state::SimState;
-use crate::sim::world::{StoredResource, new_etag};
+use crate::sim::world::{StoredResource, World, new_etag};
 
 fn vault_kind(req: &ArmRequest) -> VaultKind {
     if req.path.provider.eq_ignore_ascii_case("Microsoft.DataProtection") {
@@ -19,66 +22,83 @@ fn vault_kind(req: &ArmRequest) -> VaultKind {
     }
 }
 
-fn require_vault(sim: &SimState, req: &ArmRequest) -> Result<String, ArmError> {
+/// The ID of the vault the path is under, refused with ARM's 404 when there is no such vault.
+fn require_vault(w: &World, req: &ArmRequest) -> Result<String, ArmError> {
     let vault_id = req.path.resource_id_of(1);
-    if sim.read(|w| w.resource(&vault_id).is_none()) {
-        return Err(ArmError::not_found(
-            &format!("{}/{}", req.path.provider, req.path.types[0]),
-            &req.path.names[0],
-            req.path.resource_group().unwrap_or_default(),
-        ));
+    if w.resource(&vault_id).is_none() {
+        let vault_type = format!("{}/{}", req.path.provider, req.path.types[0]);
+        let group = req.path.resource_group().unwrap_or_default();
+        return Err(ArmError::not_found(&vault_type, &req.path.names[0], group));
     }
     Ok(vault_id)
 }
 
-fn get_resource(sim: &SimState, req: &ArmRequest) -> ArmResult {
-    require_vault(sim, req)?;
-    let id = req.path.resource_id();
-    sim.read(|w| w.resource(&id).map(|r| r.body.clone()))
-        .map(ArmResponse::ok)
-        .ok_or_else(|| {
-            ArmError::not_found(
-                &req.path.resource_type(),
-                req.path.names.last().map(String::as_str).unwrap_or_default(),
-                req.path.resource_group().unwrap_or_default(),
-            )
-        })
+fn not_found(req: &ArmRequest) -> ArmError {
+    let name = req.path.names.last().map(String::as_str).unwrap_or_default();
+    ArmError::not_found(
+        &req.path.resource_type(),
+        name,
+        req.path.resource_group().unwrap_or_default(),
+    )
 }
 
-fn store(sim: &SimState, req: &ArmRequest) -> (bool, Value) {
+fn get_resource(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let id = req.path.resource_id();
+    sim.read(|w| {
+        require_vault(w, req)?;
+        w.resource(&id)
+            .map(|r| ArmResponse::ok(r.body.clone()))
+            .ok_or_else(|| not_found(req))
+    })
+}
+
+/// Stores the request body as the resource (without its citations); returns whether it was created.
+fn store(w: &mut World, req: &ArmRequest) -> (bool, Value) {
     let id = req.path.resource_id();
     let mut body = req.body.clone();
-    if let Some(props) = body["properties"].as_object_mut() {
+    if let Some(props) = body.get_mut("properties").and_then(Value::as_object_mut) {
         props.remove("resourceGuardOperationRequests");
     }
     body["id"] = json!(id);
     body["name"] = json!(req.path.names.last());
     body["type"] = json!(req.path.resource_type());
-    let created = sim.write(|w| {
-        w.resources
-            .insert(
-                id.to_ascii_lowercase(),
-                StoredResource {
-                    body: body.clone(),
-                    etag: new_etag(),
-                },
-            )
-            .is_none()
-    });
+    let stored = StoredResource {
+        body: body.clone(),
+        etag: new_etag(),
+    };
+    let created = w.resources.insert(id.to_ascii_lowercase(), stored).is_none();
     (created, body)
 }
 
-/// Daily retention in days, from `properties.retentionPolicy.dailySchedule.retentionDuration` (the
-/// shape of Azure VM and file-share policies); unknown retention counts as unchanged.
-pub fn retention_days(policy: &Value) -> Option<i64> {
-    let duration = &policy["properties"]["retentionPolicy"]["dailySchedule"]["retentionDuration"];
-    let count = duration["count"].as_i64()?;
-    Some(match duration["durationType"].as_str().unwrap_or("Days") {
-        "Weeks" => count * 7,
-        "Months" => count * 30,
-        "Years" => count * 365,
-        _ => count,
-    })
+/// Retention per schedule (daily, weekly, monthly, yearly), in days, from
+/// `properties.retentionPolicy.*Schedule.retentionDuration`: the shape of Azure VM and file-share policies.
+pub fn retention(policy: &Value) -> BTreeMap<&'static str, i64> {
+    ["dailySchedule", "weeklySchedule", "monthlySchedule", "yearlySchedule"]
+        .into_iter()
+        .filter_map(|schedule| {
+            let duration = &policy["properties"]["retentionPolicy"][schedule]["retentionDuration"];
+            let count = duration["count"].as_i64()?;
+            let days = match duration["durationType"]
+                .as_str()
+                .unwrap_or("Days")
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "weeks" => count * 7,
+                "months" => count * 30,
+                "years" => count * 365,
+                _ => count,
+            };
+            Some((schedule, days))
+        })
+        .collect()
+}
+
+/// Whether `after` keeps less of anything `before` kept: a shorter or a removed retention.
+pub fn retention_reduced(before: &Value, after: &Value) -> bool {
+    let (was, now) = (retention(before), retention(after));
+    was.iter()
+        .any(|(schedule, days)| now.get(schedule).is_none_or(|kept| kept < days))
 }
 
 pub fn get_policy(sim: &SimState, req: &ArmRequest) -> ArmResult {
@@ -87,108 +107,90 @@ pub fn get_policy(sim: &SimState, req: &ArmRequest) -> ArmResult {
 
 /// Reducing a policy's retention is the critical operation `ModifyBackupPolicy`.
 pub fn put_policy(sim: &SimState, req: &ArmRequest) -> ArmResult {
-    let vault_id = require_vault(sim, req)?;
-    let before = sim.read(|w| w.resource(&req.path.resource_id()).map(|r| r.body.clone()));
-    if let Some(before) = &before
-        && let (Some(was), Some(now)) = (retention_days(before), retention_days(&req.body))
-        && now < was
-    {
-        authorize_critical(
-            sim,
-            req,
-            &vault_id,
-            VaultKind::RecoveryServicesVault,
-            CriticalOperation::ModifyBackupPolicy,
-        )?;
-    }
-    let (_, body) = store(sim, req);
-    Ok(ArmResponse::ok(body))
+    let now = sim.clock.now();
+    let citations = cited_requests(&req.body);
+    sim.write(|w| {
+        let vault_id = require_vault(w, req)?;
+        if let Some(before) = w.resource(&req.path.resource_id())
+            && retention_reduced(&before.body, &req.body)
+        {
+            let op = CriticalOperation::ModifyBackupPolicy;
+            authorize_critical(w, now, req, &citations, &vault_id, VaultKind::RecoveryServicesVault, op)?;
+        }
+        Ok(ArmResponse::ok(store(w, req).1))
+    })
 }
 
 pub fn get_item(sim: &SimState, req: &ArmRequest) -> ArmResult {
     get_resource(sim, req)
 }
 
-/// Moving an item to a policy with shorter retention is the critical operation `ModifyProtection`.
+/// Moving an item to a policy that keeps less is the critical operation `ModifyProtection`.
 pub fn put_item(sim: &SimState, req: &ArmRequest) -> ArmResult {
-    let vault_id = require_vault(sim, req)?;
-    let id = req.path.resource_id();
-    let before = sim.read(|w| w.resource(&id).map(|r| r.body.clone()));
-    if let Some(before) = &before {
-        let policy_retention = |item: &Value| {
-            let policy = item["properties"]["policyId"].as_str()?;
-            sim.read(|w| w.resource(policy).and_then(|p| retention_days(&p.body)))
+    let now = sim.clock.now();
+    let citations = cited_requests(&req.body);
+    sim.write(|w| {
+        let vault_id = require_vault(w, req)?;
+        let policy = |item: &Value| {
+            let id = item["properties"]["policyId"].as_str()?;
+            w.resource(id).map(|p| p.body.clone())
         };
-        if let (Some(was), Some(now)) = (policy_retention(before), policy_retention(&req.body))
-            && now < was
+        if let Some(before) = w.resource(&req.path.resource_id())
+            && let Some(was) = policy(&before.body)
         {
-            authorize_critical(
-                sim,
-                req,
-                &vault_id,
-                vault_kind(req),
-                CriticalOperation::ModifyProtection,
-            )?;
+            let reduced = policy(&req.body).is_none_or(|now| retention_reduced(&was, &now));
+            let moved = before.body["properties"]["policyId"] != req.body["properties"]["policyId"];
+            if moved && reduced {
+                authorize_critical(
+                    w,
+                    now,
+                    req,
+                    &citations,
+                    &vault_id,
+                    vault_kind(req),
+                    CriticalOperation::ModifyProtection,
+                )?;
+            }
         }
-    }
-    let (created, body) = store(sim, req);
-    Ok(ArmResponse::with_status(
-        if created && vault_kind(req) == VaultKind::BackupVault {
+        let (created, body) = store(w, req);
+        let status = if created && vault_kind(req) == VaultKind::BackupVault {
             StatusCode::CREATED
         } else {
             StatusCode::OK
-        },
-        body,
-    ))
+        };
+        Ok(ArmResponse::with_status(status, body))
+    })
 }
 
 /// Stopping protection with delete data needs a valid `unlockDelete` for the item while the vault is
 /// linked and the guard protects the operation.
 pub fn delete_item(sim: &SimState, req: &ArmRequest) -> ArmResult {
-    let vault_id = require_vault(sim, req)?;
     let id = req.path.resource_id();
     let key = id.to_ascii_lowercase();
-    if sim.read(|w| w.resource(&id).is_none()) {
-        return Ok(ArmResponse::empty(StatusCode::NO_CONTENT));
-    }
-    let unlocked = sim.read(|w| w.unlocked_items.contains_key(&key));
-    if !unlocked && vault_link(sim, &vault_id).is_some() {
-        // Not unlocked: allowed only if the guard does not protect the operation (it is excluded).
-        let probe = ArmRequest {
-            method: req.method.clone(),
-            path: req.path.clone(),
-            api_version: req.api_version.clone(),
-            query: req.query.clone(),
-            caller: req.caller.clone(),
-            auxiliary: req.auxiliary.clone(),
-            body: Value::Null,
-            if_match: None,
-        };
-        authorize_critical(sim, &probe, &vault_id, vault_kind(req), CriticalOperation::StopProtectionWithDeleteData).map_err(|_| {
-            ArmError::linked_authorization_failed(format!(
-                "Deleting '{id}' stops protection and deletes its backup data, a critical operation: call unlockDelete on the vault's resource guard link with resourceToBeDeleted set to it first."
-            ))
-        })?;
-    }
+    let now = sim.clock.now();
     sim.write(|w| {
+        let vault_id = require_vault(w, req)?;
+        if w.resource(&id).is_none() {
+            return Ok(ArmResponse::empty(StatusCode::NO_CONTENT));
+        }
+        may_delete_item(w, now, req, &vault_id, &id)?;
         w.resources.remove(&key);
         w.unlocked_items.remove(&key);
-    });
-    Ok(ArmResponse::empty(StatusCode::OK))
+        Ok(ArmResponse::empty(StatusCode::OK))
+    })
 }
 
 /// `POST .../vaults/{v}/backupSecurityPIN`: the PIN that lets a MARS agent change its passphrase.
 pub fn security_pin(sim: &SimState, req: &ArmRequest) -> ArmResult {
-    let vault_id = require_vault(sim, req)?;
-    authorize_critical(
-        sim,
-        req,
-        &vault_id,
-        VaultKind::RecoveryServicesVault,
-        CriticalOperation::ChangeMarsSecurityPin,
-    )?;
+    let now = sim.clock.now();
+    let citations = cited_requests(&req.body);
+    sim.read(|w| {
+        let vault_id = require_vault(w, req)?;
+        let op = CriticalOperation::ChangeMarsSecurityPin;
+        authorize_critical(w, now, req, &citations, &vault_id, VaultKind::RecoveryServicesVault, op)
+    })?;
     let pin = format!("{:08}", fastrand::u32(0..100_000_000));
-    let expiry = sim.clock.now() + jiff::SignedDuration::from_mins(5);
+    let expiry = now + jiff::SignedDuration::from_mins(5);
     Ok(ArmResponse::ok(json!({
         "token": uuid::Uuid::new_v4().simple().to_string(),
         "expiryTimeInUtcTicks": expiry.as_second() * 10_000_000 + 621_355_968_000_000_000,

@@ -133,10 +133,9 @@ impl ArmPath {
         let names = rest.iter().skip(1).step_by(2).map(|s| s.to_string()).collect();
         let mut scope = format!("/{}", segments[..at].join("/"));
         // PIM also names a subscription scope as `providers/Microsoft.Subscription/subscriptions/{id}`.
-        if let Some(rest) = scope.strip_prefix("/providers/Microsoft.Subscription/")
-            && rest.to_ascii_lowercase().starts_with("subscriptions/")
-        {
-            scope = format!("/{rest}");
+        const SUBSCRIPTION_PROVIDER: &str = "/providers/microsoft.subscription/subscriptions/";
+        if scope.to_ascii_lowercase().starts_with(SUBSCRIPTION_PROVIDER) {
+            scope = format!("/{}", &scope["/providers/microsoft.subscription/".len()..]);
         }
         Some(ArmPath {
             scope: if scope == "/" { String::new() } else { scope },
@@ -378,12 +377,6 @@ pub async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let correlation = headers
-        .get("x-ms-correlation-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let request_id = uuid::Uuid::new_v4().to_string();
     let mut response = match serve(&sim, &method, &uri, &headers, &body) {
         Ok(ok) => {
             let mut response = match ok.body {
@@ -395,22 +388,34 @@ pub async fn handle(
         }
         Err(err) => {
             tracing::debug!(%method, %uri, code = err.code, message = %err.message, "ARM error");
-            let mut response = (
-                err.status,
-                axum::Json(json!({"error": {"code": err.code, "message": err.message}})),
-            )
-                .into_response();
-            add_headers(&mut response, &err.headers);
-            response
+            err.into_response()
         }
     };
-    let h = response.headers_mut();
-    h.insert("x-ms-request-id", HeaderValue::from_str(&request_id).expect("a uuid"));
-    h.insert(
-        "x-ms-correlation-request-id",
-        HeaderValue::from_str(&correlation).unwrap_or(HeaderValue::from_static("invalid")),
-    );
+    stamp_request_ids(&headers, &mut response);
     response
+}
+
+impl IntoResponse for ArmError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut response = (self.status, axum::Json(body)).into_response();
+        add_headers(&mut response, &self.headers);
+        response
+    }
+}
+
+/// Every ARM answer carries a new `x-ms-request-id` and the caller's correlation ID (or a new one).
+pub fn stamp_request_ids(request: &HeaderMap, response: &mut Response) {
+    let correlation = request
+        .get("x-ms-correlation-request-id")
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("a uuid"));
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-ms-request-id",
+        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("a uuid"),
+    );
+    headers.insert("x-ms-correlation-request-id", correlation);
 }
 
 fn add_headers(response: &mut Response, headers: &[(&'static str, String)]) {
@@ -533,6 +538,12 @@ fn serve(sim: &SimState, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
             )
         })?
     };
+    if matches!(*method, Method::PUT | Method::PATCH) && !body.is_object() {
+        return Err(ArmError::bad_request(
+            "InvalidRequestContent",
+            "The request content was invalid: a PUT or PATCH body must be a JSON object.",
+        ));
+    }
     let auxiliary = auxiliary_tokens(sim, headers)?;
     let request = ArmRequest {
         method: method.clone(),
