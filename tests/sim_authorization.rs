@@ -479,6 +479,18 @@ async fn a_guard_in_another_tenant_needs_the_auxiliary_token() {
         "Ask the security on-call in #sec-oncall for a PIM activation."
     );
 
+    // Another application's token from the guard's tenant lends nothing.
+    let other_app = ts.token(&ts.security_side()).await;
+    let reply = ts
+        .call_with(&primary, &[other_app], Method::GET, &vault("prod-vault"), None)
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (401, "InvalidAuthenticationToken"),
+        "{}",
+        reply.body
+    );
+
     // Reader in the guard's tenant links, but does not pass a critical operation.
     let pin = json!({"resourceGuardOperationRequests": cite(&guard_id, "getBackupSecurityPINRequests")});
     let reply = ts

@@ -544,7 +544,7 @@ fn serve(sim: &SimState, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
             "The request content was invalid: a PUT or PATCH body must be a JSON object.",
         ));
     }
-    let auxiliary = auxiliary_tokens(sim, headers)?;
+    let auxiliary = auxiliary_tokens(sim, headers, &caller)?;
     let request = ArmRequest {
         method: method.clone(),
         path,
@@ -600,8 +600,9 @@ fn verify_arm_token(sim: &SimState, token: &str) -> Result<Claims, ArmError> {
 }
 
 /// `x-ms-authorization-auxiliary: Bearer <t1>, Bearer <t2>`: tokens from other tenants, for resources
-/// (such as a Resource Guard) that live there.
-fn auxiliary_tokens(sim: &SimState, headers: &HeaderMap) -> Result<Vec<Claims>, ArmError> {
+/// (such as a Resource Guard) that live there. They must be issued to the same application as the primary
+/// token: another identity's token cannot lend its access.
+fn auxiliary_tokens(sim: &SimState, headers: &HeaderMap, caller: &Claims) -> Result<Vec<Claims>, ArmError> {
     let Some(value) = headers
         .get("x-ms-authorization-auxiliary")
         .and_then(|v| v.to_str().ok())
@@ -613,10 +614,18 @@ fn auxiliary_tokens(sim: &SimState, headers: &HeaderMap) -> Result<Vec<Claims>, 
         .map(|t| t.trim().trim_start_matches("Bearer ").trim())
         .filter(|t| !t.is_empty())
         .map(|t| {
-            verify_arm_token(sim, t).map_err(|mut err| {
+            let claims = verify_arm_token(sim, t).map_err(|mut err| {
                 err.message = format!("The auxiliary token is invalid: {}", err.message);
                 err
-            })
+            })?;
+            if claims.appid.is_none() || claims.appid != caller.appid {
+                return Err(unauthorized(
+                    sim,
+                    "InvalidAuthenticationToken",
+                    "The auxiliary token must be issued to the same application as the primary token.",
+                ));
+            }
+            Ok(claims)
         })
         .collect()
 }
