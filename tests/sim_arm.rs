@@ -91,14 +91,7 @@ async fn a_token_for_another_resource_is_refused_and_guards_list_by_scope() {
 
     let security = ts.security_side();
     for name in ["g1", "g2"] {
-        ts.call(
-            &security,
-            Method::PUT,
-            &guard(name),
-            Some(json!({"location": "westeurope"})),
-        )
-        .await
-        .expect(201, name);
+        ts.create_guard(name).await;
     }
     let in_group = ts
         .call(
@@ -137,14 +130,8 @@ async fn if_match_guards_against_lost_updates() {
     let ts = TestSim::start().await;
     let security = ts.security_side();
     let created = ts
-        .call(
-            &security,
-            Method::PUT,
-            &guard("g1"),
-            Some(json!({"location": "westeurope"})),
-        )
-        .await
-        .expect(201, "create");
+        .call(&security, Method::GET, &ts.create_guard("g1").await, None)
+        .await;
     let etag = created.body["eTag"].as_str().unwrap().to_string();
     let token = ts.token(&security).await;
     let url = format!("{}{}?api-version=2026-06-01", ts.sim.arm_url, guard("g1"));
@@ -306,14 +293,7 @@ async fn state_survives_a_restart_with_a_state_file() {
     let state = dir.path().join("state.json");
     {
         let ts = TestSim::start_in(dir.path(), |o| o.state_file = Some(state.clone())).await;
-        ts.call(
-            &ts.security_side(),
-            Method::PUT,
-            &guard("kept"),
-            Some(json!({"location": "westeurope"})),
-        )
-        .await
-        .expect(201, "create");
+        ts.create_guard("kept").await;
     }
     assert!(state.exists());
     let ts = TestSim::start_in(dir.path(), |o| {

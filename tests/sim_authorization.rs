@@ -66,15 +66,6 @@ async fn protected_vault(ts: &TestSim, guard_name: &str, excluded: &[&str]) -> S
     guard_id
 }
 
-async fn create_guard(ts: &TestSim, name: &str) -> String {
-    let guard_id = guard(name);
-    let body = json!({"location": "westeurope"});
-    ts.call(&ts.security_side(), Method::PUT, &guard_id, Some(body))
-        .await
-        .expect(201, "creating the guard");
-    guard_id
-}
-
 async fn link(ts: &TestSim, vault_id: &str, guard_id: &str) -> Reply {
     let body = json!({"properties": {"resourceGuardResourceId": guard_id}});
     ts.call(
@@ -383,7 +374,7 @@ async fn a_critical_call_must_cite_the_guard_request() {
 #[tokio::test]
 async fn linking_needs_reader_on_the_guard() {
     let ts = TestSim::start().await;
-    let guard_id = create_guard(&ts, "backup-guard").await;
+    let guard_id = ts.create_guard("backup-guard").await;
 
     // The security admin removes the backup side's Reader role.
     let security = ts.security_side();
@@ -429,7 +420,7 @@ async fn linking_needs_reader_on_the_guard() {
 #[tokio::test]
 async fn a_vault_links_only_to_a_guard_in_its_region() {
     let ts = TestSim::start().await;
-    let guard_id = create_guard(&ts, "backup-guard").await;
+    let guard_id = ts.create_guard("backup-guard").await;
     let east = format!(
         "/subscriptions/{BACKUP_SUB}/resourceGroups/backup-east-rg/providers/Microsoft.RecoveryServices/vaults/east-vault"
     );
@@ -627,7 +618,7 @@ async fn arm_authenticates_every_call() {
 #[tokio::test]
 async fn a_backup_vault_link_protects_its_backup_instances() {
     let ts = TestSim::start().await;
-    let guard_id = create_guard(&ts, "backup-guard").await;
+    let guard_id = ts.create_guard("backup-guard").await;
     let bv = format!(
         "/subscriptions/{BACKUP_SUB}/resourceGroups/backup-rg/providers/Microsoft.DataProtection/backupVaults/prod-backup-vault"
     );

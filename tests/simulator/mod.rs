@@ -130,6 +130,16 @@ impl TestSim {
         self.credential(CONTOSO, SECURITY_APP, SECURITY_SECRET)
     }
 
+    /// The security side creates a guard in the security resource group (westeurope); returns its ID.
+    pub async fn create_guard(&self, name: &str) -> String {
+        let guard_id = guard(name);
+        let body = serde_json::json!({"location": "westeurope"});
+        self.call(&self.security_side(), Method::PUT, &guard_id, Some(body))
+            .await
+            .expect(201, "creating the guard");
+        guard_id
+    }
+
     pub async fn token(&self, credential: &Arc<dyn TokenCredential>) -> String {
         credential
             .get_token(&[ARM_SCOPE], None)
