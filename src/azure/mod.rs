@@ -1,4 +1,10 @@
 //! The ARM client: credentials, retries, throttling and long-running operations, with one module per
 //! Azure resource family. It never sees Kubernetes types.
 
+pub mod client;
 pub mod credentials;
+pub mod error;
+pub mod guards;
+
+pub use client::{ArmClient, Call, Reply, RetryPolicy};
+pub use error::AzureError;

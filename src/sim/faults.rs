@@ -35,6 +35,10 @@ pub struct FaultRule {
     /// Until this time (simulator clock), matching requests get 429 with `Retry-After`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle_until: Option<Timestamp>,
+    /// How many more times the rule may fire (latency aside); unlimited when unset. Lets a test make
+    /// exactly the first N calls fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<u32>,
 }
 
 fn default_error_status() -> u16 {
@@ -65,16 +69,16 @@ impl Faults {
 
     /// The added latency and the fault, if any, for one request.
     pub fn decide(&self, method: &str, path: &str, now: Timestamp) -> (Duration, Option<Fault>) {
-        let rules = self.rules.lock().expect("faults lock");
+        let mut rules = self.rules.lock().expect("faults lock");
         let path = path.to_ascii_lowercase();
         let mut latency = Duration::ZERO;
         let mut fault = None;
-        for rule in rules.iter().filter(|r| {
+        for rule in rules.iter_mut().filter(|r| {
             r.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
                 && path.contains(&r.path_contains.to_ascii_lowercase())
         }) {
             latency += Duration::from_millis(rule.latency_ms);
-            if fault.is_some() {
+            if fault.is_some() || rule.times == Some(0) {
                 continue;
             }
             if let Some(until) = rule.throttle_until.filter(|until| *until > now) {
@@ -84,6 +88,11 @@ impl Faults {
                 fault = Some(Fault::Drop);
             } else if rule.error_rate > 0.0 && fastrand::f64() < rule.error_rate {
                 fault = Some(Fault::Error(rule.error_status));
+            }
+            if fault.is_some()
+                && let Some(times) = rule.times.as_mut()
+            {
+                *times -= 1;
             }
         }
         (latency, fault)
@@ -114,6 +123,20 @@ mod tests {
             faults.decide("GET", "/x/backupResourceGuardProxies/p", now),
             (Duration::ZERO, None)
         );
+    }
+
+    #[test]
+    fn a_rule_with_times_fires_that_often() {
+        let faults = Faults::default();
+        faults.set(vec![FaultRule {
+            error_rate: 1.0,
+            error_status: 503,
+            times: Some(2),
+            ..Default::default()
+        }]);
+        let now = Timestamp::now();
+        let fired = (0..5).filter(|_| faults.decide("GET", "/x", now).1.is_some()).count();
+        assert_eq!(fired, 2);
     }
 
     #[test]

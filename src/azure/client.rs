@@ -1,0 +1,366 @@
+//! One way to call ARM: bearer tokens from the configured credentials (plus auxiliary tokens for
+//! resources in other tenants), a correlation ID per logical call, retries with jittered exponential
+//! backoff where ARM says retrying is safe (429 after `Retry-After`, 5xx and dropped connections for
+//! idempotent methods), and polling of long-running operations.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_core::credentials::TokenCredential;
+use backon::BackoffBuilder;
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use super::credentials::{ARM_SCOPE, AzureCloud};
+use super::error::AzureError;
+
+/// When and how often to try again.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// The longest `Retry-After` honoured before giving up on a throttled call.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn delays(&self) -> impl Iterator<Item = Duration> {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_attempts.saturating_sub(1))
+            .with_jitter()
+            .build()
+    }
+}
+
+/// One ARM call.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub method: Method,
+    /// The ARM path, e.g. `/subscriptions/{s}/resourceGroups/{rg}/providers/...`.
+    pub path: String,
+    pub api_version: &'static str,
+    pub body: Option<Value>,
+    pub if_match: Option<String>,
+    /// Tenants whose tokens go in `x-ms-authorization-auxiliary` (a guard in another tenant).
+    pub auxiliary_tenants: Vec<String>,
+}
+
+impl Call {
+    pub fn new(method: Method, path: impl Into<String>, api_version: &'static str) -> Self {
+        Self {
+            method,
+            path: path.into(),
+            api_version,
+            body: None,
+            if_match: None,
+            auxiliary_tenants: Vec::new(),
+        }
+    }
+
+    pub fn body(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    pub fn if_match(mut self, etag: Option<String>) -> Self {
+        self.if_match = etag;
+        self
+    }
+
+    pub fn auxiliary(mut self, tenant: Option<&str>) -> Self {
+        self.auxiliary_tenants.extend(tenant.map(str::to_string));
+        self
+    }
+
+    fn describe(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+
+    /// PUT, PATCH, DELETE and GET can be repeated; a POST action is only repeated when ARM did not take it
+    /// (429).
+    fn idempotent(&self) -> bool {
+        self.method != Method::POST
+    }
+}
+
+/// A successful ARM answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// An ARM client for one identity.
+#[derive(Clone)]
+pub struct ArmClient {
+    http: reqwest::Client,
+    arm_url: String,
+    /// The identity's home tenant and its credential.
+    tenant: String,
+    credential: Arc<dyn TokenCredential>,
+    /// The same identity in other tenants, by lowercase tenant ID.
+    auxiliary: BTreeMap<String, Arc<dyn TokenCredential>>,
+    retry: RetryPolicy,
+}
+
+impl ArmClient {
+    pub fn new(cloud: &AzureCloud, http: reqwest::Client, tenant: &str, credential: Arc<dyn TokenCredential>) -> Self {
+        Self {
+            http,
+            arm_url: cloud.arm_url.trim_end_matches('/').to_string(),
+            tenant: tenant.to_ascii_lowercase(),
+            credential,
+            auxiliary: BTreeMap::new(),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// The same identity in another tenant, for auxiliary tokens.
+    pub fn with_tenant(mut self, tenant: &str, credential: Arc<dyn TokenCredential>) -> Self {
+        self.auxiliary.insert(tenant.to_ascii_lowercase(), credential);
+        self
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    async fn token(
+        &self,
+        operation: &str,
+        tenant: &str,
+        credential: &Arc<dyn TokenCredential>,
+    ) -> Result<String, AzureError> {
+        let token = credential
+            .get_token(&[ARM_SCOPE], None)
+            .await
+            .map_err(|err| AzureError::Credential {
+                operation: operation.to_string(),
+                tenant: tenant.to_string(),
+                message: err.to_string(),
+            })?;
+        Ok(token.token.secret().to_string())
+    }
+
+    /// Auxiliary tokens for the call's other tenants (the home tenant needs none).
+    async fn auxiliary_header(&self, operation: &str, call: &Call) -> Result<Option<String>, AzureError> {
+        let mut tokens = Vec::new();
+        for tenant in call.auxiliary_tenants.iter().map(|t| t.to_ascii_lowercase()) {
+            if tenant == self.tenant {
+                continue;
+            }
+            let Some(credential) = self.auxiliary.get(&tenant) else {
+                return Err(AzureError::Credential {
+                    operation: operation.to_string(),
+                    tenant,
+                    message: "no credential is configured for this tenant".into(),
+                });
+            };
+            tokens.push(format!("Bearer {}", self.token(operation, &tenant, credential).await?));
+        }
+        Ok((!tokens.is_empty()).then(|| tokens.join(", ")))
+    }
+
+    /// Sends `call`, retrying where that is safe, and returns the answer or the last error.
+    pub async fn send(&self, call: &Call) -> Result<Reply, AzureError> {
+        let operation = call.describe();
+        let correlation = uuid::Uuid::new_v4().to_string();
+        let separator = if call.path.contains('?') { '&' } else { '?' };
+        let url = format!(
+            "{}{}{separator}api-version={}",
+            self.arm_url, call.path, call.api_version
+        );
+        let mut delays = self.retry.delays();
+        loop {
+            let token = self.token(&operation, &self.tenant, &self.credential).await?;
+            let mut request = self
+                .http
+                .request(call.method.clone(), &url)
+                .bearer_auth(token)
+                .header("x-ms-correlation-request-id", &correlation)
+                .header("user-agent", concat!("mua-operator/", env!("CARGO_PKG_VERSION")));
+            if let Some(auxiliary) = self.auxiliary_header(&operation, call).await? {
+                request = request.header("x-ms-authorization-auxiliary", auxiliary);
+            }
+            if let Some(etag) = &call.if_match {
+                request = request.header("if-match", etag);
+            }
+            if let Some(body) = &call.body {
+                request = request.json(body);
+            }
+            let (error, wait) = match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let headers = response.headers().clone();
+                    let text = response.text().await.map_err(|source| AzureError::Transport {
+                        operation: operation.clone(),
+                        source,
+                    })?;
+                    if (200..300).contains(&status) {
+                        let body = if text.is_empty() {
+                            Value::Null
+                        } else {
+                            decode(&operation, &text)?
+                        };
+                        return Ok(Reply { status, headers, body });
+                    }
+                    let retry_after = retry_after(&headers);
+                    let error = arm_error(&operation, status, &headers, &text);
+                    let retryable =
+                        status == 429 || (call.idempotent() && matches!(status, 408 | 500 | 502 | 503 | 504));
+                    if !retryable {
+                        return Err(error);
+                    }
+                    (error, retry_after)
+                }
+                Err(source) if call.idempotent() => (
+                    AzureError::Transport {
+                        operation: operation.clone(),
+                        source,
+                    },
+                    None,
+                ),
+                Err(source) => return Err(AzureError::Transport { operation, source }),
+            };
+            let Some(delay) = delays.next() else {
+                return Err(error);
+            };
+            let wait = match wait {
+                Some(wait) if wait > self.retry.max_retry_after => return Err(error),
+                Some(wait) => wait.max(delay),
+                None => delay,
+            };
+            tracing::warn!(%operation, %correlation, error = %error, wait_ms = wait.as_millis() as u64, "retrying an Azure call");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Follows a long-running operation's `Azure-AsyncOperation` (or `Location`) until it ends.
+    pub async fn wait_for_completion(
+        &self,
+        reply: &Reply,
+        operation: &str,
+        deadline: Duration,
+    ) -> Result<(), AzureError> {
+        let Some(url) = reply
+            .header("azure-asyncoperation")
+            .or_else(|| reply.header("location"))
+            .map(str::to_string)
+        else {
+            return Ok(());
+        };
+        let path = url.strip_prefix(&self.arm_url).unwrap_or(&url).to_string();
+        let (path, api_version) = match path.split_once("?api-version=") {
+            Some((path, version)) => (path.to_string(), version.to_string()),
+            None => (path, String::new()),
+        };
+        let started = tokio::time::Instant::now();
+        loop {
+            let status_url = format!("{}{path}?api-version={api_version}", self.arm_url);
+            let token = self.token(operation, &self.tenant, &self.credential).await?;
+            let response = self
+                .http
+                .get(&status_url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_err(|source| AzureError::Transport {
+                    operation: operation.to_string(),
+                    source,
+                })?;
+            let headers = response.headers().clone();
+            let code = response.status().as_u16();
+            let text = response.text().await.map_err(|source| AzureError::Transport {
+                operation: operation.to_string(),
+                source,
+            })?;
+            if !(200..300).contains(&code) {
+                return Err(arm_error(operation, code, &headers, &text));
+            }
+            let body = if text.is_empty() {
+                Value::Null
+            } else {
+                decode(operation, &text)?
+            };
+            match body["status"].as_str() {
+                // A `Location` poll answers 200 with the resource itself once done.
+                None if code == 200 => return Ok(()),
+                Some("Succeeded") => return Ok(()),
+                Some(status @ ("Failed" | "Canceled")) => {
+                    return Err(AzureError::OperationFailed {
+                        operation: operation.to_string(),
+                        status: status.to_string(),
+                        message: body["error"]["message"].as_str().unwrap_or_default().to_string(),
+                    });
+                }
+                _ => {}
+            }
+            if started.elapsed() > deadline {
+                return Err(AzureError::Protocol {
+                    operation: operation.to_string(),
+                    message: format!("the long-running operation did not finish within {deadline:?}"),
+                });
+            }
+            let wait = retry_after(&headers)
+                .unwrap_or(Duration::from_secs(1))
+                .min(self.retry.max_delay);
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+fn decode(operation: &str, text: &str) -> Result<Value, AzureError> {
+    serde_json::from_str(text).map_err(|err| AzureError::Protocol {
+        operation: operation.to_string(),
+        message: format!("the body is not JSON: {err}"),
+    })
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("retry-after")?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// ARM's error envelope as an [`AzureError`]; bodies that are not one keep their text as the message.
+fn arm_error(operation: &str, status: u16, headers: &HeaderMap, text: &str) -> AzureError {
+    let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let error = &body["error"];
+    AzureError::Arm {
+        operation: operation.to_string(),
+        status,
+        code: error["code"].as_str().unwrap_or("Unknown").to_string(),
+        message: error["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| text.chars().take(500).collect()),
+        request_id: headers
+            .get("x-ms-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    }
+}
