@@ -55,7 +55,7 @@ pub struct Call {
     pub method: Method,
     /// The ARM path, e.g. `/subscriptions/{s}/resourceGroups/{rg}/providers/...`.
     pub path: String,
-    pub api_version: &'static str,
+    pub api_version: String,
     pub body: Option<Value>,
     pub if_match: Option<String>,
     /// Tenants whose tokens go in `x-ms-authorization-auxiliary` (a guard in another tenant).
@@ -63,11 +63,11 @@ pub struct Call {
 }
 
 impl Call {
-    pub fn new(method: Method, path: impl Into<String>, api_version: &'static str) -> Self {
+    pub fn new(method: Method, path: impl Into<String>, api_version: impl Into<String>) -> Self {
         Self {
             method,
             path: path.into(),
-            api_version,
+            api_version: api_version.into(),
             body: None,
             if_match: None,
             auxiliary_tenants: Vec::new(),
@@ -260,7 +260,8 @@ impl ArmClient {
         }
     }
 
-    /// Follows a long-running operation's `Azure-AsyncOperation` (or `Location`) until it ends.
+    /// Follows a long-running operation's `Azure-AsyncOperation` (or `Location`) until it ends, polling as
+    /// often as its `Retry-After` asks (each poll retried like any call).
     pub async fn wait_for_completion(
         &self,
         reply: &Reply,
@@ -270,52 +271,24 @@ impl ArmClient {
         let Some(url) = reply
             .header("azure-asyncoperation")
             .or_else(|| reply.header("location"))
-            .map(str::to_string)
         else {
             return Ok(());
         };
-        let path = url.strip_prefix(&self.arm_url).unwrap_or(&url).to_string();
-        let (path, api_version) = match path.split_once("?api-version=") {
-            Some((path, version)) => (path.to_string(), version.to_string()),
-            None => (path, String::new()),
-        };
+        let relative = url.strip_prefix(&self.arm_url).unwrap_or(url);
+        let (path, api_version) = relative.split_once("?api-version=").unwrap_or((relative, ""));
+        let poll = Call::new(Method::GET, path, api_version.split('&').next().unwrap_or_default());
         let started = tokio::time::Instant::now();
         loop {
-            let status_url = format!("{}{path}?api-version={api_version}", self.arm_url);
-            let token = self.token(operation, &self.tenant, &self.credential).await?;
-            let response = self
-                .http
-                .get(&status_url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .map_err(|source| AzureError::Transport {
-                    operation: operation.to_string(),
-                    source,
-                })?;
-            let headers = response.headers().clone();
-            let code = response.status().as_u16();
-            let text = response.text().await.map_err(|source| AzureError::Transport {
-                operation: operation.to_string(),
-                source,
-            })?;
-            if !(200..300).contains(&code) {
-                return Err(arm_error(operation, code, &headers, &text));
-            }
-            let body = if text.is_empty() {
-                Value::Null
-            } else {
-                decode(operation, &text)?
-            };
-            match body["status"].as_str() {
+            let status = self.send(&poll).await?;
+            match status.body["status"].as_str() {
                 // A `Location` poll answers 200 with the resource itself once done.
-                None if code == 200 => return Ok(()),
+                None if status.status == 200 => return Ok(()),
                 Some("Succeeded") => return Ok(()),
-                Some(status @ ("Failed" | "Canceled")) => {
+                Some(state @ ("Failed" | "Canceled")) => {
                     return Err(AzureError::OperationFailed {
                         operation: operation.to_string(),
-                        status: status.to_string(),
-                        message: body["error"]["message"].as_str().unwrap_or_default().to_string(),
+                        status: state.to_string(),
+                        message: status.body["error"]["message"].as_str().unwrap_or_default().to_string(),
                     });
                 }
                 _ => {}
@@ -326,7 +299,7 @@ impl ArmClient {
                     message: format!("the long-running operation did not finish within {deadline:?}"),
                 });
             }
-            let wait = retry_after(&headers)
+            let wait = retry_after(&status.headers)
                 .unwrap_or(Duration::from_secs(1))
                 .min(self.retry.max_delay);
             tokio::time::sleep(wait).await;
