@@ -228,3 +228,92 @@ async fn a_guard_in_another_tenant_gets_an_auxiliary_token() {
     let reply = both.send(&link.auxiliary(Some(FABRIKAM))).await.unwrap();
     assert_eq!(reply.body["properties"]["resourceGuardResourceId"], isolated_guard());
 }
+
+#[tokio::test]
+async fn vaults_link_and_weaken_only_with_elevation_through_the_typed_calls() {
+    use mua_operator::azure::vaults::{self, GuardAccess, SoftDelete, VaultId};
+    let ts = TestSim::start().await;
+    let backup = client(&ts, BACKUP_APP, BACKUP_SECRET);
+    let id = VaultId::parse(&vault("prod-vault")).unwrap();
+    let before = vaults::get(&backup, &id).await.unwrap().expect("the seeded vault");
+    assert_eq!(
+        (before.soft_delete, before.multi_user_authorization.as_deref()),
+        (Some(SoftDelete::Enabled), Some("Disabled"))
+    );
+    assert_eq!(
+        vaults::get(
+            &backup,
+            &VaultId {
+                name: "missing".into(),
+                ..id.clone()
+            }
+        )
+        .await
+        .unwrap(),
+        None
+    );
+
+    let guard_id = ts.create_guard("typed-link").await;
+    let guard = GuardAccess {
+        guard_id: guard_id.clone(),
+        tenant: None,
+    };
+    let link = vaults::link(&backup, &id, &guard).await.unwrap();
+    assert_eq!(link.guard_id, guard_id);
+    assert_eq!(
+        vaults::get_link(&backup, &id).await.unwrap().map(|l| l.guard_id),
+        Some(guard_id.clone())
+    );
+    assert_eq!(
+        vaults::get(&backup, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .multi_user_authorization
+            .as_deref(),
+        Some("Enabled")
+    );
+
+    for refused in [
+        vaults::set_soft_delete(&backup, &id, SoftDelete::Disabled, Some(&guard))
+            .await
+            .unwrap_err(),
+        vaults::unlink(&backup, &id, &guard).await.unwrap_err(),
+    ] {
+        assert_eq!(refused.code(), Some("LinkedAuthorizationFailed"), "{refused}");
+    }
+
+    // The security side grants Contributor on the guard for 30 minutes.
+    let grant = json!({"properties": {
+        "principalId": BACKUP_OID,
+        "roleDefinitionId": format!("/subscriptions/{SECURITY_SUB}/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c"),
+        "requestType": "AdminAssign",
+        "scheduleInfo": {"expiration": {"type": "AfterDuration", "duration": "PT30M"}},
+    }});
+    let request = format!(
+        "{guard_id}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
+        uuid::Uuid::new_v4()
+    );
+    ts.call(&ts.security_side(), Method::PUT, &request, Some(grant))
+        .await
+        .expect(201, "granting");
+
+    vaults::set_soft_delete(&backup, &id, SoftDelete::Disabled, Some(&guard))
+        .await
+        .unwrap();
+    assert_eq!(
+        vaults::get(&backup, &id).await.unwrap().unwrap().soft_delete,
+        Some(SoftDelete::Disabled)
+    );
+    vaults::unlink(&backup, &id, &guard).await.unwrap();
+    assert_eq!(vaults::get_link(&backup, &id).await.unwrap(), None);
+    assert_eq!(
+        vaults::get(&backup, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .multi_user_authorization
+            .as_deref(),
+        Some("Disabled")
+    );
+}

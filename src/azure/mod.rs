@@ -5,6 +5,7 @@ pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod guards;
+pub mod vaults;
 
 pub use client::{ArmClient, Call, Reply, RetryPolicy};
 pub use error::AzureError;
