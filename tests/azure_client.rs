@@ -317,3 +317,95 @@ async fn vaults_link_and_weaken_only_with_elevation_through_the_typed_calls() {
         Some("Disabled")
     );
 }
+
+#[tokio::test]
+async fn role_assignments_and_pim_requests_through_the_typed_calls() {
+    use mua_operator::azure::authorization::{self, CONTRIBUTOR, READER, RequestType, ScheduleRequestSpec};
+    let ts = TestSim::start().await;
+    let security = client(&ts, SECURITY_APP, SECURITY_SECRET);
+    let backup = client(&ts, BACKUP_APP, BACKUP_SECRET);
+    let guard_id = ts.create_guard("pim-guard").await;
+
+    // Direct assignments: created once, found again, removed.
+    let reader = authorization::assign(&security, &guard_id, READER, BOB_OID)
+        .await
+        .unwrap();
+    assert_eq!(
+        (reader.role.as_str(), reader.scope.as_str()),
+        (READER, guard_id.as_str())
+    );
+    let again = authorization::assign(&security, &guard_id, READER, BOB_OID)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.id, reader.id,
+        "an existing assignment is returned, not duplicated"
+    );
+    let listed = authorization::list_for_principal(&security, &guard_id, BOB_OID)
+        .await
+        .unwrap();
+    assert!(listed.iter().any(|a| a.id == reader.id));
+    authorization::remove(&security, &reader.id).await.unwrap();
+    authorization::remove(&security, &reader.id)
+        .await
+        .expect("removing twice succeeds");
+    let err = authorization::assign(&backup, &guard_id, CONTRIBUTOR, BACKUP_OID)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(403), "the backup side cannot grant itself: {err}");
+
+    // PIM self-activation waits for Bob; a pending request can be cancelled.
+    let activation = ScheduleRequestSpec {
+        scope: security_rg(),
+        role: CONTRIBUTOR.into(),
+        principal_id: BACKUP_OID.into(),
+        request_type: RequestType::SelfActivate,
+        duration: Duration::from_secs(3600),
+        justification: "CHG0012345: reduce retention".into(),
+        ticket: Some(("ServiceNow".into(), "CHG0012345".into())),
+    };
+    let pending = authorization::request_schedule(&backup, &activation).await.unwrap();
+    assert_eq!(pending.status, "PendingApproval");
+    assert!(pending.approval_id.is_some());
+    authorization::cancel_schedule_request(&backup, &pending.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        authorization::get_schedule_request(&backup, &pending.id)
+            .await
+            .unwrap()
+            .status,
+        "Canceled"
+    );
+
+    // An admin assignment with an end time, then its removal.
+    let assign = ScheduleRequestSpec {
+        request_type: RequestType::AdminAssign,
+        scope: guard_id.clone(),
+        ..activation.clone()
+    };
+    assert_eq!(
+        authorization::request_schedule(&security, &assign)
+            .await
+            .unwrap()
+            .status,
+        "Provisioned"
+    );
+    let remove = ScheduleRequestSpec {
+        request_type: RequestType::AdminRemove,
+        ..assign
+    };
+    assert_eq!(
+        authorization::request_schedule(&security, &remove)
+            .await
+            .unwrap()
+            .status,
+        "Revoked"
+    );
+    let too_long = ScheduleRequestSpec {
+        duration: Duration::from_secs(9 * 3600),
+        ..activation
+    };
+    let err = authorization::request_schedule(&backup, &too_long).await.unwrap_err();
+    assert_eq!(err.code(), Some("RoleAssignmentRequestPolicyValidationFailed"), "{err}");
+}

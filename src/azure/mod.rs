@@ -1,6 +1,7 @@
 //! The ARM client: credentials, retries, throttling and long-running operations, with one module per
 //! Azure resource family. It never sees Kubernetes types.
 
+pub mod authorization;
 pub mod client;
 pub mod credentials;
 pub mod error;

@@ -1,0 +1,231 @@
+//! Microsoft.Authorization: role assignments and PIM role assignment schedule requests, the two ways the
+//! security side grants time-boxed Contributor on a guard and takes it back.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::client::{ArmClient, Call};
+use super::error::AzureError;
+
+pub const ROLE_ASSIGNMENTS_API: &str = "2022-04-01";
+pub const PIM_API: &str = "2020-10-01";
+pub const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
+pub const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+
+/// A role definition's full ID as seen from `scope` (ARM wants the subscription's form under one).
+pub fn role_definition_id(scope: &str, role: &str) -> String {
+    let mut parts = scope.trim_start_matches('/').split('/');
+    match (parts.next(), parts.next()) {
+        (Some(s), Some(subscription)) if s.eq_ignore_ascii_case("subscriptions") => {
+            format!("/subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/{role}")
+        }
+        _ => format!("/providers/Microsoft.Authorization/roleDefinitions/{role}"),
+    }
+}
+
+/// A role assignment as ARM reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoleAssignment {
+    pub id: String,
+    pub scope: String,
+    /// The role definition's GUID.
+    pub role: String,
+    pub principal_id: String,
+}
+
+impl RoleAssignment {
+    fn from_arm(body: &Value) -> RoleAssignment {
+        let p = &body["properties"];
+        RoleAssignment {
+            id: body["id"].as_str().unwrap_or_default().to_string(),
+            scope: p["scope"].as_str().unwrap_or_default().to_string(),
+            role: p["roleDefinitionId"]
+                .as_str()
+                .unwrap_or_default()
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            principal_id: p["principalId"].as_str().unwrap_or_default().to_string(),
+        }
+    }
+}
+
+/// Assigns `role` to `principal` at `scope`. An identical assignment that already exists is returned.
+pub async fn assign(
+    client: &ArmClient,
+    scope: &str,
+    role: &str,
+    principal: &str,
+) -> Result<RoleAssignment, AzureError> {
+    let path = format!(
+        "{scope}/providers/Microsoft.Authorization/roleAssignments/{}",
+        uuid::Uuid::new_v4()
+    );
+    let body = json!({"properties": {"roleDefinitionId": role_definition_id(scope, role), "principalId": principal}});
+    match client
+        .send(&Call::new(Method::PUT, path, ROLE_ASSIGNMENTS_API).body(body))
+        .await
+    {
+        Ok(reply) => Ok(RoleAssignment::from_arm(&reply.body)),
+        Err(err) if err.code() == Some("RoleAssignmentExists") => {
+            let existing = list_for_principal(client, scope, principal).await?;
+            existing
+                .into_iter()
+                .find(|a| a.scope.eq_ignore_ascii_case(scope) && a.role.eq_ignore_ascii_case(role))
+                .ok_or(err)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Removes a role assignment by ID; removing one that is gone succeeds.
+pub async fn remove(client: &ArmClient, id: &str) -> Result<(), AzureError> {
+    client
+        .send(&Call::new(Method::DELETE, id, ROLE_ASSIGNMENTS_API))
+        .await
+        .map(|_| ())
+}
+
+/// The assignments of `principal` that apply at `scope`.
+pub async fn list_for_principal(
+    client: &ArmClient,
+    scope: &str,
+    principal: &str,
+) -> Result<Vec<RoleAssignment>, AzureError> {
+    let path =
+        format!("{scope}/providers/Microsoft.Authorization/roleAssignments?$filter=principalId%20eq%20'{principal}'");
+    let reply = client.send(&Call::new(Method::GET, path, ROLE_ASSIGNMENTS_API)).await?;
+    Ok(reply.body["value"]
+        .as_array()
+        .map(|v| v.iter().map(RoleAssignment::from_arm).collect())
+        .unwrap_or_default())
+}
+
+/// PIM request types the operator uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestType {
+    SelfActivate,
+    SelfDeactivate,
+    AdminAssign,
+    AdminRemove,
+}
+
+impl RequestType {
+    fn as_str(self) -> &'static str {
+        match self {
+            RequestType::SelfActivate => "SelfActivate",
+            RequestType::SelfDeactivate => "SelfDeactivate",
+            RequestType::AdminAssign => "AdminAssign",
+            RequestType::AdminRemove => "AdminRemove",
+        }
+    }
+}
+
+/// What a PIM request asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduleRequestSpec {
+    pub scope: String,
+    pub role: String,
+    pub principal_id: String,
+    pub request_type: RequestType,
+    /// How long the assignment lasts (activations and assignments; ignored for removals).
+    pub duration: std::time::Duration,
+    pub justification: String,
+    /// `(system, number)`.
+    pub ticket: Option<(String, String)>,
+}
+
+/// A PIM request as ARM reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduleRequest {
+    pub id: String,
+    /// PIM's status: `Provisioned`, `PendingApproval`, `Denied`, `Revoked`, `TimedOut`, ...
+    pub status: String,
+    pub approval_id: Option<String>,
+}
+
+impl ScheduleRequest {
+    fn from_arm(body: &Value) -> ScheduleRequest {
+        let p = &body["properties"];
+        ScheduleRequest {
+            id: body["id"].as_str().unwrap_or_default().to_string(),
+            status: p["status"].as_str().unwrap_or_default().to_string(),
+            approval_id: p["approvalId"].as_str().map(str::to_string),
+        }
+    }
+}
+
+/// An ISO 8601 duration in whole hours, minutes and seconds, as PIM expects (`PT1H30M`).
+pub fn iso_duration(duration: std::time::Duration) -> String {
+    let secs = duration.as_secs();
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut text = String::from("PT");
+    for (value, unit) in [(h, 'H'), (m, 'M'), (s, 'S')] {
+        if value > 0 {
+            text.push_str(&format!("{value}{unit}"));
+        }
+    }
+    if text == "PT" { "PT0S".into() } else { text }
+}
+
+/// Submits a PIM role assignment schedule request.
+pub async fn request_schedule(client: &ArmClient, spec: &ScheduleRequestSpec) -> Result<ScheduleRequest, AzureError> {
+    let path = format!(
+        "{}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
+        spec.scope,
+        uuid::Uuid::new_v4()
+    );
+    let mut properties = json!({
+        "principalId": spec.principal_id,
+        "roleDefinitionId": role_definition_id(&spec.scope, &spec.role),
+        "requestType": spec.request_type.as_str(),
+        "justification": spec.justification,
+        "scheduleInfo": {"expiration": {"type": "AfterDuration", "duration": iso_duration(spec.duration)}},
+    });
+    if let Some((system, number)) = &spec.ticket {
+        properties["ticketInfo"] = json!({"ticketSystem": system, "ticketNumber": number});
+    }
+    let reply = client
+        .send(&Call::new(Method::PUT, path, PIM_API).body(json!({"properties": properties})))
+        .await?;
+    Ok(ScheduleRequest::from_arm(&reply.body))
+}
+
+pub async fn get_schedule_request(client: &ArmClient, id: &str) -> Result<ScheduleRequest, AzureError> {
+    let reply = client.send(&Call::new(Method::GET, id, PIM_API)).await?;
+    Ok(ScheduleRequest::from_arm(&reply.body))
+}
+
+/// Cancels a request that is still waiting for approval.
+pub async fn cancel_schedule_request(client: &ArmClient, id: &str) -> Result<(), AzureError> {
+    client
+        .send(&Call::new(Method::POST, format!("{id}/cancel"), PIM_API))
+        .await
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_written_the_iso_8601_way() {
+        assert_eq!(iso_duration(std::time::Duration::from_secs(5400)), "PT1H30M");
+        assert_eq!(iso_duration(std::time::Duration::from_secs(8 * 3600)), "PT8H");
+        assert_eq!(iso_duration(std::time::Duration::from_secs(61)), "PT1M1S");
+        assert_eq!(iso_duration(std::time::Duration::ZERO), "PT0S");
+    }
+
+    #[test]
+    fn role_definitions_are_named_from_the_scope() {
+        assert_eq!(
+            role_definition_id("/subscriptions/s1/resourceGroups/rg", CONTRIBUTOR),
+            format!("/subscriptions/s1/providers/Microsoft.Authorization/roleDefinitions/{CONTRIBUTOR}")
+        );
+        assert_eq!(
+            role_definition_id("", READER),
+            format!("/providers/Microsoft.Authorization/roleDefinitions/{READER}")
+        );
+    }
+}
