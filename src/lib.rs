@@ -7,4 +7,5 @@ pub mod azure;
 pub mod controller;
 pub mod crd;
 pub mod operations;
+pub mod run;
 pub mod sim;

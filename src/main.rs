@@ -16,8 +16,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the controllers against the cluster in the current kubeconfig.
-    Run,
+    /// Run the controllers against the cluster (in-cluster config or KUBECONFIG) until SIGTERM/SIGINT.
+    Run(mua_operator::run::RunArgs),
     /// Write the CustomResourceDefinitions as YAML, one file per CRD.
     Crdgen {
         /// Directory to write `*.yaml` into.
@@ -65,7 +65,20 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run => not_available("run", "the controllers"),
+        Command::Run(args) => {
+            init_logging(true);
+            let result = tokio::runtime::Runtime::new()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(mua_operator::run::run(args)));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!("{err:#}");
+                    eprintln!("error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Sim(args) => match run_sim(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
@@ -98,10 +111,7 @@ fn crdgen(out_dir: &std::path::Path, stdout: bool) -> anyhow::Result<()> {
 
 fn run_sim(args: SimArgs) -> anyhow::Result<()> {
     use anyhow::Context;
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(false);
     let data_dir = match args.data_dir {
         Some(dir) => dir,
         None => default_data_dir()?,
@@ -120,10 +130,24 @@ fn run_sim(args: SimArgs) -> anyhow::Result<()> {
     runtime.block_on(async {
         let sim = mua_operator::sim::Simulator::start(options).await?;
         println!("{}", sim.banner());
-        shutdown_signal().await;
+        mua_operator::run::shutdown_signal().await;
         drop(sim);
         Ok(())
     })
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`); JSON for the operator, whose logs are
+/// collected, text for the simulator, which people read.
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
 
 /// `$XDG_DATA_HOME/mua-operator/sim`, else `~/.local/share/mua-operator/sim`.
@@ -133,15 +157,6 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
         .ok_or_else(|| anyhow::anyhow!("neither XDG_DATA_HOME nor HOME is set: pass --data-dir"))?;
     Ok(base.join("mua-operator/sim"))
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 fn not_available(command: &str, what: &str) -> ExitCode {

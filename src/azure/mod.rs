@@ -9,4 +9,7 @@ pub mod guards;
 pub mod vaults;
 
 pub use client::{ArmClient, Call, Reply, RetryPolicy};
+
+/// A shared Azure credential.
+pub type TokenCredentialRef = std::sync::Arc<dyn azure_core::credentials::TokenCredential>;
 pub use error::AzureError;
