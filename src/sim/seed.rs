@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::arm::guards::{GUARD_TYPE, normalize_location};
+use super::arm::guards::{GUARD_TYPE, guard_body, normalize_location};
 use super::arm::vaults::{BACKUP_VAULT_TYPE, RS_VAULT_TYPE};
 use super::authz;
 use super::world::{Principal, ResourceGroup, RoleAssignment, StoredResource, Subscription, Tenant, World, new_etag};
@@ -238,22 +238,23 @@ impl Seed {
             if let Some(op) = g.excluded_operations.iter().find(|op| op.is_mandatory()) {
                 bail!("guard {}: {op} is mandatory and cannot be excluded", g.name);
             }
-            let excluded: Vec<&str> = g
+            let excluded: Vec<String> = g
                 .excluded_operations
                 .iter()
-                .flat_map(|op| op.azure_operations().iter().map(|a| a.vault_critical_operation))
+                .flat_map(|op| {
+                    op.azure_operations()
+                        .iter()
+                        .map(|a| a.vault_critical_operation.to_string())
+                })
                 .collect();
-            let operations: Vec<Value> = CriticalOperation::all()
-                .flat_map(|op| op.azure_operations())
-                .filter_map(|a| a.request_type.map(|rt| json!({"vaultCriticalOperation": a.vault_critical_operation, "requestResourceType": format!("{GUARD_TYPE}/{rt}")})))
-                .collect();
-            let mut properties = json!({"provisioningState": "Succeeded", "allowAutoApprovals": true, "resourceGuardOperations": operations, "vaultCriticalOperationExclusionList": excluded});
-            properties["description"] = json!(
-                g.description
-                    .as_deref()
-                    .unwrap_or(super::arm::guards::DEFAULT_DESCRIPTION)
+            let body = guard_body(
+                &id,
+                &g.name,
+                &g.location,
+                json!({}),
+                &excluded,
+                g.description.as_deref(),
             );
-            let body = json!({"id": id, "name": g.name, "type": GUARD_TYPE, "location": normalize_location(&g.location), "tags": {}, "properties": properties});
             w.resources
                 .insert(id.to_ascii_lowercase(), StoredResource { body, etag: new_etag() });
         }

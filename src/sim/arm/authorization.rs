@@ -334,9 +334,7 @@ fn self_only(r: &ScheduleRequest) -> Result<(), ArmError> {
     if r.principal == r.caller {
         return Ok(());
     }
-    Err(ArmError::new(
-        StatusCode::FORBIDDEN,
-        "AuthorizationFailed",
+    Err(ArmError::forbidden(
         "A self request must be made by the principal it is for.",
     ))
 }
@@ -418,16 +416,7 @@ fn self_deactivate(w: &mut World, r: &ScheduleRequest) -> Result<Outcome, ArmErr
 /// AdminAssign and AdminRemove: need the right to assign roles at the scope.
 fn admin_request(w: &mut World, r: &ScheduleRequest, remove: bool) -> Result<Outcome, ArmError> {
     if !authz::is_allowed(w, &r.caller, ASSIGN_ACTION, r.scope, r.now) {
-        return Err(ArmError::new(
-            StatusCode::FORBIDDEN,
-            "AuthorizationFailed",
-            format!(
-                "The client '{caller}' with object id '{caller}' does not have authorization to perform action \
-                 '{ASSIGN_ACTION}' over scope '{scope}' or the scope is invalid.",
-                caller = r.caller,
-                scope = r.scope
-            ),
-        ));
+        return Err(ArmError::authorization_failed(&r.caller, ASSIGN_ACTION, r.scope));
     }
     if !remove {
         return Ok(("Provisioned", None));
@@ -607,11 +596,7 @@ pub fn cancel_schedule_request(sim: &SimState, req: &ArmRequest) -> ArmResult {
             ));
         };
         if body["properties"]["requestorId"].as_str().is_none_or(|r| r != caller) {
-            return Err(ArmError::new(
-                StatusCode::FORBIDDEN,
-                "AuthorizationFailed",
-                "Only the requestor can cancel a request.",
-            ));
+            return Err(ArmError::forbidden("Only the requestor can cancel a request."));
         }
         if body["properties"]["status"] != "PendingApproval" {
             return Err(ArmError::bad_request(
@@ -679,15 +664,10 @@ pub fn list_policies(sim: &SimState, req: &ArmRequest) -> ArmResult {
 }
 
 fn forbidden_read(req: &ArmRequest, kind: &str) -> ArmError {
-    ArmError::new(
-        StatusCode::FORBIDDEN,
-        "AuthorizationFailed",
-        format!(
-            "The client '{oid}' with object id '{oid}' does not have authorization to perform action \
-             'Microsoft.Authorization/{kind}/read' over scope '{}' or the scope is invalid.",
-            req.path.scope,
-            oid = req.caller.oid
-        ),
+    ArmError::authorization_failed(
+        &req.caller.oid,
+        &format!("Microsoft.Authorization/{kind}/read"),
+        &req.path.scope,
     )
 }
 
@@ -763,22 +743,16 @@ pub fn decide_approval(sim: &SimState, req: &ArmRequest) -> ArmResult {
             ));
         };
         if !approval.approvers.contains(&caller) {
-            return Err(ArmError::new(
-                StatusCode::FORBIDDEN,
-                "AuthorizationFailed",
-                format!("The client '{caller}' is not an approver of '{id}'."),
-            ));
+            return Err(ArmError::forbidden(format!(
+                "The client '{caller}' is not an approver of '{id}'."
+            )));
         }
         let request = w.schedule_requests.get(&approval.request).cloned().unwrap_or_default();
         if request["properties"]["requestorId"]
             .as_str()
             .is_some_and(|r| r == caller)
         {
-            return Err(ArmError::new(
-                StatusCode::FORBIDDEN,
-                "AuthorizationFailed",
-                "Approvers cannot approve their own requests.",
-            ));
+            return Err(ArmError::forbidden("Approvers cannot approve their own requests."));
         }
         if request["properties"]["status"] != "PendingApproval" {
             return Err(ArmError::bad_request(

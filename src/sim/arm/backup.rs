@@ -8,19 +8,11 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::mua::{authorize_critical, cited_requests};
-use super::vaults::may_delete_item;
+use super::vaults::{kind_of, may_delete_item};
 use super::{ArmError, ArmRequest, ArmResponse, ArmResult};
 use crate::operations::{CriticalOperation, VaultKind};
 use crate::sim::state::SimState;
 use crate::sim::world::{StoredResource, World, new_etag};
-
-fn vault_kind(req: &ArmRequest) -> VaultKind {
-    if req.path.provider.eq_ignore_ascii_case("Microsoft.DataProtection") {
-        VaultKind::BackupVault
-    } else {
-        VaultKind::RecoveryServicesVault
-    }
-}
 
 /// The ID of the vault the path is under, refused with ARM's 404 when there is no such vault.
 fn require_vault(w: &World, req: &ArmRequest) -> Result<String, ArmError> {
@@ -42,7 +34,8 @@ fn not_found(req: &ArmRequest) -> ArmError {
     )
 }
 
-fn get_resource(sim: &SimState, req: &ArmRequest) -> ArmResult {
+/// GET of a policy, protected item or backup instance under an existing vault.
+pub fn get_resource(sim: &SimState, req: &ArmRequest) -> ArmResult {
     let id = req.path.resource_id();
     sim.read(|w| {
         require_vault(w, req)?;
@@ -101,10 +94,6 @@ pub fn retention_reduced(before: &Value, after: &Value) -> bool {
         .any(|(schedule, days)| now.get(schedule).is_none_or(|kept| kept < days))
 }
 
-pub fn get_policy(sim: &SimState, req: &ArmRequest) -> ArmResult {
-    get_resource(sim, req)
-}
-
 /// Reducing a policy's retention is the critical operation `ModifyBackupPolicy`.
 pub fn put_policy(sim: &SimState, req: &ArmRequest) -> ArmResult {
     let now = sim.clock.now();
@@ -119,10 +108,6 @@ pub fn put_policy(sim: &SimState, req: &ArmRequest) -> ArmResult {
         }
         Ok(ArmResponse::ok(store(w, req).1))
     })
-}
-
-pub fn get_item(sim: &SimState, req: &ArmRequest) -> ArmResult {
-    get_resource(sim, req)
 }
 
 /// Moving an item to a policy that keeps less is the critical operation `ModifyProtection`.
@@ -147,13 +132,13 @@ pub fn put_item(sim: &SimState, req: &ArmRequest) -> ArmResult {
                     req,
                     &citations,
                     &vault_id,
-                    vault_kind(req),
+                    kind_of(&req.path.provider),
                     CriticalOperation::ModifyProtection,
                 )?;
             }
         }
         let (created, body) = store(w, req);
-        let status = if created && vault_kind(req) == VaultKind::BackupVault {
+        let status = if created && kind_of(&req.path.provider) == VaultKind::BackupVault {
             StatusCode::CREATED
         } else {
             StatusCode::OK

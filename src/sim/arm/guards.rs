@@ -21,9 +21,17 @@ pub fn normalize_location(location: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// The read-only `resourceGuardOperations`: every operation whose guard request type is known.
-fn guard_operations() -> Vec<Value> {
-    CriticalOperation::all()
+/// A guard as the service stores it: the read-only `resourceGuardOperations` list every operation whose
+/// guard request type is known, and the description falls back to the service's default.
+pub fn guard_body(
+    id: &str,
+    name: &str,
+    location: &str,
+    tags: Value,
+    excluded: &[String],
+    description: Option<&str>,
+) -> Value {
+    let operations: Vec<Value> = CriticalOperation::all()
         .flat_map(|op| op.azure_operations())
         .filter_map(|a| {
             a.request_type.map(|rt| {
@@ -33,7 +41,21 @@ fn guard_operations() -> Vec<Value> {
                 })
             })
         })
-        .collect()
+        .collect();
+    json!({
+        "id": id,
+        "name": name,
+        "type": GUARD_TYPE,
+        "location": normalize_location(location),
+        "tags": tags,
+        "properties": {
+            "provisioningState": "Succeeded",
+            "allowAutoApprovals": true,
+            "resourceGuardOperations": operations,
+            "vaultCriticalOperationExclusionList": excluded,
+            "description": description.unwrap_or(DEFAULT_DESCRIPTION),
+        },
+    })
 }
 
 /// The Azure strings of a guard's exclusion list, refused when one is unknown or mandatory.
@@ -122,21 +144,8 @@ pub fn put(sim: &SimState, req: &ArmRequest) -> ArmResult {
             .as_str()
             .map(str::to_string)
             .or_else(|| existing.as_ref().and_then(|e| e.body["properties"]["description"].as_str().map(str::to_string)));
-        let mut properties = json!({
-            "provisioningState": "Succeeded",
-            "allowAutoApprovals": true,
-            "resourceGuardOperations": guard_operations(),
-            "vaultCriticalOperationExclusionList": exclusions,
-        });
-        properties["description"] = json!(description.as_deref().unwrap_or(DEFAULT_DESCRIPTION));
-        let body = json!({
-            "id": id,
-            "name": name,
-            "type": GUARD_TYPE,
-            "location": location,
-            "tags": req.body.get("tags").cloned().unwrap_or(json!({})),
-            "properties": properties,
-        });
+        let tags = req.body.get("tags").cloned().unwrap_or(json!({}));
+        let body = guard_body(&id, &name, &location, tags, &exclusions, description.as_deref());
         let stored = StoredResource { body, etag: new_etag() };
         let rendered = render(&id, &stored);
         w.resources.insert(id.to_ascii_lowercase(), stored);

@@ -50,6 +50,20 @@ impl ArmError {
         )
     }
 
+    /// ARM's refusal when no role assignment allows `action` on `scope` to `principal`.
+    pub fn authorization_failed(principal: &str, action: &str, scope: &str) -> Self {
+        Self::forbidden(format!(
+            "The client '{principal}' with object id '{principal}' does not have authorization to perform action \
+             '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh \
+             your credentials."
+        ))
+    }
+
+    /// `AuthorizationFailed` with a message of the caller's own.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "AuthorizationFailed", message)
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
@@ -270,7 +284,7 @@ fn route(path: &ArmPath, method: &Method) -> Option<Route> {
         (kind, "GET", _) if kind.starts_with("microsoft.dataprotection/resourceguards/") && path.types.len() == 2 => {
             r(DATA_PROTECTION, guards::request_object)
         }
-        ("microsoft.recoveryservices/vaults", "GET", true) => r(RECOVERY_SERVICES_VAULTS, vaults::get),
+        ("microsoft.recoveryservices/vaults", "GET", true) => r(RECOVERY_SERVICES_VAULTS, vaults::get_vault),
         ("microsoft.recoveryservices/vaults", "PUT", true) => r(RECOVERY_SERVICES_VAULTS, vaults::put),
         ("microsoft.recoveryservices/vaults", "PATCH", true) => r(RECOVERY_SERVICES_VAULTS, vaults::patch),
         ("microsoft.recoveryservices/vaults/operationstatus", "GET", true) => {
@@ -295,13 +309,13 @@ fn route(path: &ArmPath, method: &Method) -> Option<Route> {
             r(RECOVERY_SERVICES_BACKUP, vaults::unlock_proxy)
         }
         ("microsoft.recoveryservices/vaults/backuppolicies", "GET", true) => {
-            r(RECOVERY_SERVICES_BACKUP, backup::get_policy)
+            r(RECOVERY_SERVICES_BACKUP, backup::get_resource)
         }
         ("microsoft.recoveryservices/vaults/backuppolicies", "PUT", true) => {
             r(RECOVERY_SERVICES_BACKUP, backup::put_policy)
         }
         ("microsoft.recoveryservices/vaults/backupfabrics/protectioncontainers/protecteditems", "GET", true) => {
-            r(RECOVERY_SERVICES_BACKUP, backup::get_item)
+            r(RECOVERY_SERVICES_BACKUP, backup::get_resource)
         }
         ("microsoft.recoveryservices/vaults/backupfabrics/protectioncontainers/protecteditems", "PUT", true) => {
             r(RECOVERY_SERVICES_BACKUP, backup::put_item)
@@ -312,7 +326,7 @@ fn route(path: &ArmPath, method: &Method) -> Option<Route> {
         ("microsoft.recoveryservices/vaults/backupsecuritypin", "POST", _) => {
             r(RECOVERY_SERVICES_BACKUP, backup::security_pin)
         }
-        ("microsoft.dataprotection/backupvaults", "GET", true) => r(DATA_PROTECTION, vaults::get_backup_vault),
+        ("microsoft.dataprotection/backupvaults", "GET", true) => r(DATA_PROTECTION, vaults::get_vault),
         ("microsoft.dataprotection/backupvaults", "PUT", true) => r(DATA_PROTECTION, vaults::put_backup_vault),
         ("microsoft.dataprotection/backupvaults", "PATCH", true) => r(DATA_PROTECTION, vaults::patch_backup_vault),
         ("microsoft.dataprotection/backupvaults/backupresourceguardproxies", "GET", true) => {
@@ -330,7 +344,9 @@ fn route(path: &ArmPath, method: &Method) -> Option<Route> {
         ("microsoft.dataprotection/backupvaults/backupresourceguardproxies/unlockdelete", "POST", _) => {
             r(DATA_PROTECTION, vaults::unlock_proxy)
         }
-        ("microsoft.dataprotection/backupvaults/backupinstances", "GET", true) => r(DATA_PROTECTION, backup::get_item),
+        ("microsoft.dataprotection/backupvaults/backupinstances", "GET", true) => {
+            r(DATA_PROTECTION, backup::get_resource)
+        }
         ("microsoft.dataprotection/backupvaults/backupinstances", "PUT", true) => r(DATA_PROTECTION, backup::put_item),
         ("microsoft.dataprotection/backupvaults/backupinstances", "DELETE", true) => {
             r(DATA_PROTECTION, backup::delete_item)
@@ -505,14 +521,7 @@ fn serve(sim: &SimState, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
     let allowed = route.own_authorization
         || sim.read(|w| super::authz::is_allowed(w, &caller.oid, &action, &scope, sim.clock.now()));
     if !allowed {
-        return Err(ArmError::new(
-            StatusCode::FORBIDDEN,
-            "AuthorizationFailed",
-            format!(
-                "The client '{oid}' with object id '{oid}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.",
-                oid = caller.oid
-            ),
-        ));
+        return Err(ArmError::authorization_failed(&caller.oid, &action, &scope));
     }
     if let Some(group) = path.resource_group() {
         let exists = sim.read(|w| {

@@ -19,7 +19,7 @@ pub const BACKUP_VAULT_TYPE: &str = "Microsoft.DataProtection/backupVaults";
 /// How long an `unlockDelete` lasts.
 const UNLOCK_MINUTES: i64 = 30;
 
-fn kind_of(path_provider: &str) -> VaultKind {
+pub(super) fn kind_of(path_provider: &str) -> VaultKind {
     if path_provider.eq_ignore_ascii_case("Microsoft.DataProtection") {
         VaultKind::BackupVault
     } else {
@@ -61,19 +61,11 @@ fn vault_not_found(req: &ArmRequest) -> ArmError {
     )
 }
 
-fn get_vault(sim: &SimState, req: &ArmRequest) -> ArmResult {
+pub fn get_vault(sim: &SimState, req: &ArmRequest) -> ArmResult {
     let id = req.path.resource_id_of(1);
     sim.read(|w| w.resource(&id).map(|stored| render(w, &id, stored)))
         .map(ArmResponse::ok)
         .ok_or_else(|| vault_not_found(req))
-}
-
-pub fn get(sim: &SimState, req: &ArmRequest) -> ArmResult {
-    get_vault(sim, req)
-}
-
-pub fn get_backup_vault(sim: &SimState, req: &ArmRequest) -> ArmResult {
-    get_vault(sim, req)
 }
 
 /// Recursively applies a JSON merge patch (RFC 7396), which is what ARM PATCH bodies are.
