@@ -238,6 +238,16 @@ impl CriticalOperation {
         self.azure_operations().iter().find(|a| a.vault_kind == vault_kind)
     }
 
+    /// A guard's `vaultCriticalOperationExclusionList` for these operations: every Azure name of each, so
+    /// the exclusion holds for Recovery Services vaults and Backup vaults alike.
+    pub fn exclusion_list(operations: &[CriticalOperation]) -> Vec<String> {
+        operations
+            .iter()
+            .flat_map(|op| op.azure_operations())
+            .map(|a| a.vault_critical_operation.to_string())
+            .collect()
+    }
+
     /// The operation Azure calls `vault_critical_operation` (any vault kind), compared case-insensitively
     /// as ARM compares operation names.
     pub fn from_azure(vault_critical_operation: &str) -> Option<CriticalOperation> {
@@ -280,6 +290,14 @@ mod tests {
                 assert_eq!(CriticalOperation::from_azure(&upper), Some(op));
             }
         }
+    }
+
+    #[test]
+    fn an_exclusion_covers_every_vault_kind() {
+        let list = CriticalOperation::exclusion_list(&[CriticalOperation::Restore]);
+        assert_eq!(list.len(), 2);
+        assert!(list.iter().any(|o| o.starts_with("Microsoft.RecoveryServices/")));
+        assert!(list.iter().any(|o| o.starts_with("Microsoft.DataProtection/")));
     }
 
     #[test]

@@ -30,23 +30,16 @@ impl GuardId {
 
     /// Parses a guard's ARM ID (case-insensitive in its fixed segments, as ARM is).
     pub fn parse(id: &str) -> Option<GuardId> {
-        let parts: Vec<&str> = id.trim_matches('/').split('/').collect();
-        match parts.as_slice() {
-            [s, subscription, rg, group, p, provider, kind, name]
-                if s.eq_ignore_ascii_case("subscriptions")
-                    && rg.eq_ignore_ascii_case("resourceGroups")
-                    && p.eq_ignore_ascii_case("providers")
-                    && provider.eq_ignore_ascii_case("Microsoft.DataProtection")
-                    && kind.eq_ignore_ascii_case("resourceGuards") =>
-            {
-                Some(GuardId {
-                    subscription: subscription.to_string(),
-                    resource_group: group.to_string(),
-                    name: name.to_string(),
-                })
-            }
-            _ => None,
+        let (subscription, group, provider, kind, name) = super::parse_resource_id(id)?;
+        if !(provider.eq_ignore_ascii_case("Microsoft.DataProtection") && kind.eq_ignore_ascii_case("resourceGuards")) {
+            return None;
         }
+        let (subscription, resource_group, name) = (subscription.to_string(), group.to_string(), name.to_string());
+        Some(GuardId {
+            subscription,
+            resource_group,
+            name,
+        })
     }
 }
 

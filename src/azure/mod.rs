@@ -13,3 +13,20 @@ pub use client::{ArmClient, Call, Reply, RetryPolicy};
 /// A shared Azure credential.
 pub type TokenCredentialRef = std::sync::Arc<dyn azure_core::credentials::TokenCredential>;
 pub use error::AzureError;
+
+/// The parts of a top-level resource ID `/subscriptions/{s}/resourceGroups/{rg}/providers/{provider}/{type}/{name}`:
+/// `(subscription, resource group, provider, type, name)`. The fixed segments compare without case, as ARM
+/// does; anything else (a child resource, another scope) is `None`.
+pub(crate) fn parse_resource_id(id: &str) -> Option<(&str, &str, &str, &str, &str)> {
+    let parts: Vec<&str> = id.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        [s, subscription, rg, group, p, provider, kind, name]
+            if s.eq_ignore_ascii_case("subscriptions")
+                && rg.eq_ignore_ascii_case("resourceGroups")
+                && p.eq_ignore_ascii_case("providers") =>
+        {
+            Some((subscription, group, provider, kind, name))
+        }
+        _ => None,
+    }
+}

@@ -43,16 +43,7 @@ impl VaultId {
 
     /// Parses a vault's ARM ID; the fixed segments compare without case, as ARM does.
     pub fn parse(id: &str) -> Option<VaultId> {
-        let parts: Vec<&str> = id.trim_matches('/').split('/').collect();
-        let [s, subscription, rg, group, p, provider, kind, name] = parts.as_slice() else {
-            return None;
-        };
-        if !(s.eq_ignore_ascii_case("subscriptions")
-            && rg.eq_ignore_ascii_case("resourceGroups")
-            && p.eq_ignore_ascii_case("providers"))
-        {
-            return None;
-        }
+        let (subscription, group, provider, kind, name) = super::parse_resource_id(id)?;
         let kind = match (
             provider.to_ascii_lowercase().as_str(),
             kind.to_ascii_lowercase().as_str(),

@@ -37,15 +37,7 @@ pub fn desired(spec: &ResourceGuardSpec, owner: &str) -> DesiredGuard {
         location: spec.region.clone(),
         tags,
         description: spec.description.clone(),
-        excluded: spec
-            .excluded_operations
-            .iter()
-            .flat_map(|op| {
-                op.azure_operations()
-                    .iter()
-                    .map(|a| a.vault_critical_operation.to_string())
-            })
-            .collect(),
+        excluded: CriticalOperation::exclusion_list(&spec.excluded_operations),
     }
 }
 

@@ -238,15 +238,7 @@ impl Seed {
             if let Some(op) = g.excluded_operations.iter().find(|op| op.is_mandatory()) {
                 bail!("guard {}: {op} is mandatory and cannot be excluded", g.name);
             }
-            let excluded: Vec<String> = g
-                .excluded_operations
-                .iter()
-                .flat_map(|op| {
-                    op.azure_operations()
-                        .iter()
-                        .map(|a| a.vault_critical_operation.to_string())
-                })
-                .collect();
+            let excluded = CriticalOperation::exclusion_list(&g.excluded_operations);
             let body = guard_body(
                 &id,
                 &g.name,
