@@ -117,10 +117,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("connecting to Kubernetes (in-cluster or KUBECONFIG)")?;
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        security: arm,
-    });
+    let ctx = Arc::new(Context::new(client.clone()).with_security(arm));
     let guards: Api<ResourceGuard> = match &args.namespace {
         Some(ns) => Api::namespaced(client, ns),
         None => Api::all(client),

@@ -24,11 +24,7 @@ fn client(ts: &TestSim, app: &str, secret: &str) -> ArmClient {
 }
 
 fn guard_id(name: &str) -> GuardId {
-    GuardId {
-        subscription: SECURITY_SUB.into(),
-        resource_group: "security-rg".into(),
-        name: name.into(),
-    }
+    GuardId::new(SECURITY_SUB, "security-rg", name)
 }
 
 fn desired() -> DesiredGuard {
@@ -54,15 +50,11 @@ async fn guards_are_created_read_conditionally_updated_and_deleted() {
 
     let created = guards::put(&security, &id, &desired(), None).await.unwrap();
     assert_eq!(created.location, "westeurope");
-    assert_eq!(created.properties.description.as_deref(), Some("Ask #backup-approvals"));
-    assert_eq!(
-        created.properties.vault_critical_operation_exclusion_list,
-        desired().excluded
-    );
+    assert_eq!(created.description.as_deref(), Some("Ask #backup-approvals"));
+    assert_eq!(created.excluded, desired().excluded);
     assert!(
         created
-            .properties
-            .resource_guard_operations
+            .operations
             .iter()
             .any(|o| o.vault_critical_operation.ends_with("backupconfig/write"))
     );
@@ -80,7 +72,7 @@ async fn guards_are_created_read_conditionally_updated_and_deleted() {
     let mut changed = desired();
     changed.excluded.clear();
     let updated = guards::put(&security, &id, &changed, read.etag.clone()).await.unwrap();
-    assert!(updated.properties.vault_critical_operation_exclusion_list.is_empty());
+    assert!(updated.excluded.is_empty());
 
     // Excluding a mandatory operation is Azure's call to refuse, and the error says why.
     let mut mandatory = desired();
@@ -223,7 +215,7 @@ async fn a_guard_in_another_tenant_gets_an_auxiliary_token() {
         .send(&link.clone().auxiliary(Some(FABRIKAM)))
         .await
         .unwrap_err();
-    assert_eq!(err.metric_label(), "credential", "{err}");
+    assert_eq!(err.metric_label(), "tenant_not_configured", "{err}");
     let both = home_only.with_tenant(FABRIKAM, ts.credential(FABRIKAM, BACKUP_APP, BACKUP_SECRET));
     let reply = both.send(&link.auxiliary(Some(FABRIKAM))).await.unwrap();
     assert_eq!(reply.body["properties"]["resourceGuardResourceId"], isolated_guard());
@@ -231,14 +223,14 @@ async fn a_guard_in_another_tenant_gets_an_auxiliary_token() {
 
 #[tokio::test]
 async fn vaults_link_and_weaken_only_with_elevation_through_the_typed_calls() {
-    use mua_operator::azure::vaults::{self, GuardAccess, SoftDelete, VaultId};
+    use mua_operator::azure::vaults::{self, SoftDelete, SoftDeleteChange, VaultId};
     let ts = TestSim::start().await;
     let backup = client(&ts, BACKUP_APP, BACKUP_SECRET);
     let id = VaultId::parse(&vault("prod-vault")).unwrap();
     let before = vaults::get(&backup, &id).await.unwrap().expect("the seeded vault");
     assert_eq!(
-        (before.soft_delete, before.multi_user_authorization.as_deref()),
-        (Some(SoftDelete::Enabled), Some("Disabled"))
+        (before.soft_delete.map(|s| s.state), before.multi_user_authorization),
+        (Some(SoftDelete::Enabled), Some(false))
     );
     assert_eq!(
         vaults::get(
@@ -254,9 +246,10 @@ async fn vaults_link_and_weaken_only_with_elevation_through_the_typed_calls() {
     );
 
     let guard_id = ts.create_guard("typed-link").await;
-    let guard = GuardAccess {
-        guard_id: guard_id.clone(),
-        tenant: None,
+    let guard = GuardId::parse(&guard_id).unwrap();
+    let disable = SoftDeleteChange {
+        state: SoftDelete::Disabled,
+        retention_days: None,
     };
     let link = vaults::link(&backup, &id, &guard).await.unwrap();
     assert_eq!(link.guard_id, guard_id);
@@ -269,13 +262,12 @@ async fn vaults_link_and_weaken_only_with_elevation_through_the_typed_calls() {
             .await
             .unwrap()
             .unwrap()
-            .multi_user_authorization
-            .as_deref(),
-        Some("Enabled")
+            .multi_user_authorization,
+        Some(true)
     );
 
     for refused in [
-        vaults::set_soft_delete(&backup, &id, SoftDelete::Disabled, Some(&guard))
+        vaults::set_soft_delete(&backup, &id, disable, Some(&guard))
             .await
             .unwrap_err(),
         vaults::unlink(&backup, &id, &guard).await.unwrap_err(),
@@ -298,11 +290,16 @@ async fn vaults_link_and_weaken_only_with_elevation_through_the_typed_calls() {
         .await
         .expect(201, "granting");
 
-    vaults::set_soft_delete(&backup, &id, SoftDelete::Disabled, Some(&guard))
+    vaults::set_soft_delete(&backup, &id, disable, Some(&guard))
         .await
         .unwrap();
     assert_eq!(
-        vaults::get(&backup, &id).await.unwrap().unwrap().soft_delete,
+        vaults::get(&backup, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .soft_delete
+            .map(|s| s.state),
         Some(SoftDelete::Disabled)
     );
     vaults::unlink(&backup, &id, &guard).await.unwrap();
@@ -312,9 +309,8 @@ async fn vaults_link_and_weaken_only_with_elevation_through_the_typed_calls() {
             .await
             .unwrap()
             .unwrap()
-            .multi_user_authorization
-            .as_deref(),
-        Some("Disabled")
+            .multi_user_authorization,
+        Some(false)
     );
 }
 

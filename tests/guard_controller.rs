@@ -64,10 +64,7 @@ async fn the_controller_keeps_the_azure_guard_as_declared() {
         min_delay: Duration::from_millis(10),
         ..RetryPolicy::default()
     });
-    let ctx = Arc::new(Context {
-        client: cp.client(User::Admin).await,
-        security: security.clone(),
-    });
+    let ctx = Arc::new(Context::new(cp.client(User::Admin).await).with_security(security.clone()));
     let api: Api<ResourceGuard> = ns.admin_api();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(resource_guard::run(api.clone(), ctx, async {
@@ -85,6 +82,7 @@ async fn the_controller_keeps_the_azure_guard_as_declared() {
         (condition(&rg, "Ready").is_some_and(|(status, _)| status == "True")).then_some(rg)
     })
     .await;
+    assert_eq!(ready.metadata.finalizers, None, "Orphan needs no finalizer");
     let status = ready.status.clone().unwrap();
     assert_eq!(status.observed_generation, ready.metadata.generation);
     assert!(
@@ -99,11 +97,7 @@ async fn the_controller_keeps_the_azure_guard_as_declared() {
             .iter()
             .any(|o| o.operation == Some(mua_operator::operations::CriticalOperation::DisableSoftDelete))
     );
-    let id = GuardId {
-        subscription: SECURITY_SUB.into(),
-        resource_group: "security-rg".into(),
-        name: "ctl-guard".into(),
-    };
+    let id = GuardId::new(SECURITY_SUB, "security-rg", "ctl-guard");
     let azure = guards::get(&security, &id)
         .await
         .unwrap()
@@ -113,13 +107,13 @@ async fn the_controller_keeps_the_azure_guard_as_declared() {
         Some(format!("{}/backup-guard", ns.name).as_str())
     );
     assert_eq!(
-        azure.properties.vault_critical_operation_exclusion_list,
+        azure.excluded,
         ["Microsoft.RecoveryServices/vaults/backupSecurityPIN/action"]
     );
 
     // A reconcile with nothing to change reads Azure once and writes nothing.
     ts.admin(Method::DELETE, "/_sim/calls", None).await;
-    let nudge = json!({"metadata": {"annotations": {"test/nudge": "1"}}});
+    let nudge = json!({"metadata": {"annotations": {"mua.dev/reconcile-requested-at": "1"}}});
     api.patch("backup-guard", &PatchParams::default(), &Patch::Merge(&nudge))
         .await
         .unwrap();
@@ -141,11 +135,7 @@ async fn the_controller_keeps_the_azure_guard_as_declared() {
         .unwrap();
     eventually("the exclusion removed in Azure", || async {
         let guard = guards::get(&security, &id).await.ok()??;
-        guard
-            .properties
-            .vault_critical_operation_exclusion_list
-            .is_empty()
-            .then_some(())
+        guard.excluded.is_empty().then_some(())
     })
     .await;
 
@@ -160,10 +150,7 @@ async fn the_controller_keeps_the_azure_guard_as_declared() {
     })
     .await;
     let azure = guards::get(&security, &id).await.unwrap().unwrap();
-    assert!(
-        azure.properties.vault_critical_operation_exclusion_list.is_empty(),
-        "Observe changed nothing"
-    );
+    assert!(azure.excluded.is_empty(), "Observe changed nothing");
 
     // A second object naming the same Azure guard does not take it over.
     api.create(&PostParams::default(), &guard_object("copy", "ctl-guard", json!({})))
@@ -181,6 +168,14 @@ async fn the_controller_keeps_the_azure_guard_as_declared() {
     api.patch("backup-guard", &PatchParams::default(), &Patch::Merge(&delete))
         .await
         .unwrap();
+    eventually("the finalizer added for deletionPolicy Delete", || async {
+        let rg = api.get("backup-guard").await.ok()?;
+        rg.metadata
+            .finalizers
+            .is_some_and(|f| f.iter().any(|f| f == "mua.dev/resource-guard"))
+            .then_some(())
+    })
+    .await;
     api.delete("backup-guard", &DeleteParams::default()).await.unwrap();
     eventually("the object gone", || async {
         api.get_opt("backup-guard").await.ok()?.is_none().then_some(())

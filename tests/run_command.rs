@@ -78,11 +78,7 @@ async fn run_reconciles_with_the_configured_identity_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let security = ArmClient::new(&ts.cloud, ts.http.clone(), CONTOSO, ts.security_side());
-    let id = GuardId {
-        subscription: SECURITY_SUB.into(),
-        resource_group: "security-rg".into(),
-        name: "run-guard".into(),
-    };
+    let id = GuardId::new(SECURITY_SUB, "security-rg", "run-guard");
     assert!(
         guards::get(&security, &id).await.unwrap().is_some(),
         "the operator created the guard in Azure"

@@ -58,6 +58,9 @@ pub struct Call {
     pub api_version: String,
     pub body: Option<Value>,
     pub if_match: Option<String>,
+    /// The tenant whose token authenticates the call, when it is not the identity's home tenant (a
+    /// resource in another tenant, called directly).
+    pub tenant: Option<String>,
     /// Tenants whose tokens go in `x-ms-authorization-auxiliary` (a guard in another tenant).
     pub auxiliary_tenants: Vec<String>,
 }
@@ -70,8 +73,15 @@ impl Call {
             api_version: api_version.into(),
             body: None,
             if_match: None,
+            tenant: None,
             auxiliary_tenants: Vec::new(),
         }
+    }
+
+    /// Authenticates the call with a token from `tenant` (none: the identity's home tenant).
+    pub fn in_tenant(mut self, tenant: Option<&str>) -> Self {
+        self.tenant = tenant.map(str::to_string);
+        self
     }
 
     pub fn body(mut self, body: Value) -> Self {
@@ -167,20 +177,47 @@ impl ArmClient {
         Ok(token.token.secret().to_string())
     }
 
-    /// Auxiliary tokens for the call's other tenants (the home tenant needs none).
+    /// The identity's credential in `tenant` (none: the home tenant).
+    fn credential_in(
+        &self,
+        operation: &str,
+        tenant: Option<&str>,
+    ) -> Result<(String, &Arc<dyn TokenCredential>), AzureError> {
+        let tenant = tenant
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_else(|| self.tenant.clone());
+        if tenant == self.tenant {
+            return Ok((tenant, &self.credential));
+        }
+        match self.auxiliary.get(&tenant) {
+            Some(credential) => Ok((tenant, credential)),
+            None => Err(AzureError::TenantNotConfigured {
+                operation: operation.to_string(),
+                tenant,
+            }),
+        }
+    }
+
+    /// Whether this identity can sign in to `tenant`.
+    pub fn has_tenant(&self, tenant: &str) -> bool {
+        let tenant = tenant.to_ascii_lowercase();
+        tenant == self.tenant || self.auxiliary.contains_key(&tenant)
+    }
+
+    /// The identity's home tenant.
+    pub fn home_tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// Auxiliary tokens for the call's other tenants (the tenant that authenticates the call needs none).
     async fn auxiliary_header(&self, operation: &str, call: &Call) -> Result<Option<String>, AzureError> {
+        let primary = call.tenant.as_deref().unwrap_or(&self.tenant).to_ascii_lowercase();
         let mut tokens = Vec::new();
-        for tenant in call.auxiliary_tenants.iter().map(|t| t.to_ascii_lowercase()) {
-            if tenant == self.tenant {
+        for tenant in &call.auxiliary_tenants {
+            if tenant.eq_ignore_ascii_case(&primary) {
                 continue;
             }
-            let Some(credential) = self.auxiliary.get(&tenant) else {
-                return Err(AzureError::Credential {
-                    operation: operation.to_string(),
-                    tenant,
-                    message: "no credential is configured for this tenant".into(),
-                });
-            };
+            let (tenant, credential) = self.credential_in(operation, Some(tenant))?;
             tokens.push(format!("Bearer {}", self.token(operation, &tenant, credential).await?));
         }
         Ok((!tokens.is_empty()).then(|| tokens.join(", ")))
@@ -196,8 +233,9 @@ impl ArmClient {
             self.arm_url, call.path, call.api_version
         );
         let mut delays = self.retry.delays();
+        let (tenant, credential) = self.credential_in(&operation, call.tenant.as_deref())?;
         loop {
-            let token = self.token(&operation, &self.tenant, &self.credential).await?;
+            let token = self.token(&operation, &tenant, credential).await?;
             let mut request = self
                 .http
                 .request(call.method.clone(), &url)
@@ -229,8 +267,8 @@ impl ArmClient {
                         };
                         return Ok(Reply { status, headers, body });
                     }
-                    let retry_after = retry_after(&headers);
                     let error = arm_error(&operation, status, &headers, &text);
+                    let retry_after = error.retry_after();
                     let retryable =
                         status == 429 || (call.idempotent() && matches!(status, 408 | 500 | 502 | 503 | 504));
                     if !retryable {
@@ -335,5 +373,6 @@ fn arm_error(operation: &str, status: u16, headers: &HeaderMap, text: &str) -> A
             .get("x-ms-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        retry_after: retry_after(headers),
     }
 }

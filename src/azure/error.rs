@@ -11,6 +11,8 @@ pub enum AzureError {
         code: String,
         message: String,
         request_id: Option<String>,
+        /// How long ARM asked the caller to wait (`Retry-After`), on 429 and some 5xx.
+        retry_after: Option<std::time::Duration>,
     },
     /// No token could be had for a tenant.
     #[error("{operation}: getting a token for tenant {tenant} failed: {message}")]
@@ -19,6 +21,9 @@ pub enum AzureError {
         tenant: String,
         message: String,
     },
+    /// The call needs a token from a tenant this identity is not configured for.
+    #[error("{operation}: no credential is configured for tenant {tenant}")]
+    TenantNotConfigured { operation: String, tenant: String },
     /// The request never got an answer (connection refused or dropped, timeout).
     #[error("{operation}: {source}")]
     Transport {
@@ -54,6 +59,14 @@ impl AzureError {
         }
     }
 
+    /// How long ARM asked to wait before trying again.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            AzureError::Arm { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
     }
@@ -69,6 +82,7 @@ impl AzureError {
             AzureError::Arm { status, .. } if *status >= 500 => "server_error",
             AzureError::Arm { .. } => "bad_request",
             AzureError::Credential { .. } => "credential",
+            AzureError::TenantNotConfigured { .. } => "tenant_not_configured",
             AzureError::Transport { .. } => "transport",
             AzureError::Protocol { .. } => "protocol",
             AzureError::OperationFailed { .. } => "operation_failed",

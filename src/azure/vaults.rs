@@ -3,10 +3,12 @@
 //! and removing the link, which cite the guard's request objects.
 
 use reqwest::Method;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::client::{ArmClient, Call};
 use super::error::AzureError;
+use super::guards::GuardId;
 use crate::operations::{CriticalOperation, VaultKind};
 
 /// Recovery Services vaults.
@@ -80,10 +82,10 @@ impl VaultId {
 }
 
 /// Soft delete as this project names it, whatever the vault kind calls it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SoftDelete {
-    Enabled,
     Disabled,
+    Enabled,
     AlwaysOn,
 }
 
@@ -108,81 +110,227 @@ impl SoftDelete {
             _ => None,
         }
     }
+
+    /// The name Azure gives this state on `kind` (for status, as Azure reports it).
+    pub fn azure_name(self, kind: VaultKind) -> &'static str {
+        self.wire(kind).1
+    }
 }
 
-/// A vault as ARM returns it, with the settings the operator reads.
+/// A vault's soft-delete settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SoftDeleteSettings {
+    pub state: SoftDelete,
+    /// How many days deleted backup data is kept.
+    pub retention_days: Option<u32>,
+}
+
+/// A vault as ARM reports it, with the settings the operator reads.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Vault {
     pub id: String,
     pub location: String,
     pub etag: Option<String>,
-    pub soft_delete: Option<SoftDelete>,
-    /// `securitySettings.multiUserAuthorization` (Recovery Services vaults only).
-    pub multi_user_authorization: Option<String>,
-    pub raw: Value,
+    pub soft_delete: Option<SoftDeleteSettings>,
+    /// `securitySettings.multiUserAuthorization` (Recovery Services vaults report it; Backup vaults do not).
+    pub multi_user_authorization: Option<bool>,
 }
 
 /// A vault's link to a guard.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Link {
     pub id: String,
+    /// The linked guard's ARM ID.
     pub guard_id: String,
     /// The guard's description, echoed by the link: how to ask for access.
     pub description: Option<String>,
+    /// The operations the guard protects for this vault (`resourceGuardOperationDetails`).
+    pub protected_operations: Vec<String>,
 }
 
-/// Who elevates a critical call: the guard, and its tenant when that is not the caller's.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GuardAccess {
-    pub guard_id: String,
-    pub tenant: Option<String>,
+// The wire shapes, private: `id` and `location` are required because ARM always sends them, and a body
+// without them is an error rather than an empty string.
+#[derive(Deserialize)]
+struct VaultWire {
+    id: String,
+    location: String,
+    #[serde(default, alias = "eTag")]
+    etag: Option<String>,
+    #[serde(default)]
+    properties: VaultPropertiesWire,
 }
 
-impl GuardAccess {
-    fn citation(&self, op: CriticalOperation, kind: VaultKind) -> Value {
-        let request_type = op.on(kind).and_then(|a| a.request_type);
-        json!(
-            request_type
-                .map(|rt| vec![format!("{}/{rt}/default", self.guard_id)])
-                .unwrap_or_default()
-        )
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VaultPropertiesWire {
+    #[serde(default)]
+    security_settings: SecuritySettingsWire,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SecuritySettingsWire {
+    #[serde(default)]
+    soft_delete_settings: Option<SoftDeleteWire>,
+    #[serde(default)]
+    multi_user_authorization: Option<String>,
+}
+
+/// Both dialects: Recovery Services (`softDeleteState`, `softDeleteRetentionPeriodInDays`) and Backup
+/// vaults (`state`, `retentionDurationInDays`, a number that may carry a fraction).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SoftDeleteWire {
+    #[serde(default, alias = "state")]
+    soft_delete_state: Option<String>,
+    #[serde(default, alias = "retentionDurationInDays")]
+    soft_delete_retention_period_in_days: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct LinkListWire {
+    #[serde(default)]
+    value: Vec<LinkWire>,
+}
+
+#[derive(Deserialize)]
+struct LinkWire {
+    id: String,
+    properties: LinkPropertiesWire,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LinkPropertiesWire {
+    resource_guard_resource_id: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    resource_guard_operation_details: Vec<OperationDetailWire>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OperationDetailWire {
+    vault_critical_operation: String,
+}
+
+impl VaultWire {
+    fn into_vault(self, operation: &str) -> Result<Vault, AzureError> {
+        let security = self.properties.security_settings;
+        let soft_delete = match security.soft_delete_settings {
+            Some(wire) => wire.into_settings(operation)?,
+            None => None,
+        };
+        let multi_user_authorization = match security.multi_user_authorization.as_deref() {
+            None => None,
+            Some(v) if v.eq_ignore_ascii_case("enabled") => Some(true),
+            Some(v) if v.eq_ignore_ascii_case("disabled") => Some(false),
+            Some(other) => return Err(protocol(operation, format!("unknown multiUserAuthorization {other:?}"))),
+        };
+        Ok(Vault {
+            id: self.id,
+            location: self.location,
+            etag: self.etag,
+            soft_delete,
+            multi_user_authorization,
+        })
     }
 }
 
+impl SoftDeleteWire {
+    fn into_settings(self, operation: &str) -> Result<Option<SoftDeleteSettings>, AzureError> {
+        let Some(state) = self.soft_delete_state else {
+            return Ok(None);
+        };
+        let state = SoftDelete::from_wire(&state)
+            .ok_or_else(|| protocol(operation, format!("unknown soft-delete state {state:?}")))?;
+        // Whole days: Backup vaults send a float such as 14.0.
+        let retention_days = self
+            .soft_delete_retention_period_in_days
+            .map(|d| d.max(0.0).round() as u32);
+        Ok(Some(SoftDeleteSettings { state, retention_days }))
+    }
+}
+
+impl From<LinkWire> for Link {
+    fn from(wire: LinkWire) -> Link {
+        Link {
+            id: wire.id,
+            guard_id: wire.properties.resource_guard_resource_id,
+            description: wire.properties.description,
+            protected_operations: wire
+                .properties
+                .resource_guard_operation_details
+                .into_iter()
+                .map(|d| d.vault_critical_operation)
+                .collect(),
+        }
+    }
+}
+
+fn protocol(operation: &str, message: String) -> AzureError {
+    AzureError::Protocol {
+        operation: operation.to_string(),
+        message,
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(operation: &str, body: Value) -> Result<T, AzureError> {
+    serde_json::from_value(body).map_err(|err| protocol(operation, err.to_string()))
+}
+
+/// The resource IDs a critical call cites for `op`: the guard's request object, where Azure names one.
+fn citation(guard: &GuardId, op: CriticalOperation, kind: VaultKind) -> Value {
+    let request_type = op.on(kind).and_then(|a| a.request_type);
+    json!(
+        request_type
+            .map(|rt| vec![format!("{}/{rt}/default", guard.path())])
+            .unwrap_or_default()
+    )
+}
+
+/// The vault, or `None` when it does not exist.
 pub async fn get(client: &ArmClient, id: &VaultId) -> Result<Option<Vault>, AzureError> {
     let reply = match client.send(&Call::new(Method::GET, id.path(), id.api_version())).await {
         Ok(reply) => reply,
         Err(err) if err.is_not_found() => return Ok(None),
         Err(err) => return Err(err),
     };
-    let body = reply.body;
-    let security = &body["properties"]["securitySettings"];
-    let soft_delete = security["softDeleteSettings"]["softDeleteState"]
-        .as_str()
-        .or(security["softDeleteSettings"]["state"].as_str());
-    Ok(Some(Vault {
-        id: body["id"].as_str().unwrap_or_default().to_string(),
-        location: body["location"].as_str().unwrap_or_default().to_string(),
-        etag: body["etag"].as_str().or(body["eTag"].as_str()).map(str::to_string),
-        soft_delete: soft_delete.and_then(SoftDelete::from_wire),
-        multi_user_authorization: security["multiUserAuthorization"].as_str().map(str::to_string),
-        raw: body,
-    }))
+    let operation = format!("decoding the vault {}", id.path());
+    decode::<VaultWire>(&operation, reply.body)?
+        .into_vault(&operation)
+        .map(Some)
 }
 
-/// Sets the vault's soft-delete state. Weakening it is a critical operation: pass the guard to cite when
-/// the vault is linked.
+/// What a soft-delete change asks of the vault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SoftDeleteChange {
+    pub state: SoftDelete,
+    pub retention_days: Option<u32>,
+}
+
+/// Sets the vault's soft-delete settings. Weakening them is a critical operation: pass the guard to
+/// cite (with its tenant, for the auxiliary token) when the vault is linked.
 pub async fn set_soft_delete(
     client: &ArmClient,
     id: &VaultId,
-    state: SoftDelete,
-    guard: Option<&GuardAccess>,
+    change: SoftDeleteChange,
+    guard: Option<&GuardId>,
 ) -> Result<(), AzureError> {
-    let (field, value) = state.wire(id.kind);
-    let mut properties = json!({"securitySettings": {"softDeleteSettings": {field: value}}});
+    let (field, value) = change.state.wire(id.kind);
+    let mut settings = json!({field: value});
+    if let Some(days) = change.retention_days {
+        let retention = match id.kind {
+            VaultKind::RecoveryServicesVault => "softDeleteRetentionPeriodInDays",
+            VaultKind::BackupVault => "retentionDurationInDays",
+        };
+        settings[retention] = json!(days);
+    }
+    let mut properties = json!({"securitySettings": {"softDeleteSettings": settings}});
     let mut call = Call::new(Method::PATCH, id.path(), id.api_version());
     if let Some(guard) = guard {
-        properties["resourceGuardOperationRequests"] = guard.citation(CriticalOperation::DisableSoftDelete, id.kind);
+        properties["resourceGuardOperationRequests"] = citation(guard, CriticalOperation::DisableSoftDelete, id.kind);
         call = call.auxiliary(guard.tenant.as_deref());
     }
     let reply = client.send(&call.body(json!({"properties": properties}))).await?;
@@ -203,40 +351,29 @@ pub async fn get_link(client: &ArmClient, id: &VaultId) -> Result<Option<Link>, 
         id.link_api_version(),
     );
     let reply = client.send(&list).await?;
-    Ok(reply.body["value"]
-        .as_array()
-        .and_then(|links| links.first())
-        .map(|link| Link {
-            id: link["id"].as_str().unwrap_or_default().to_string(),
-            guard_id: link["properties"]["resourceGuardResourceId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            description: link["properties"]["description"].as_str().map(str::to_string),
-        }))
+    let operation = format!("decoding the links of {}", id.path());
+    let links: LinkListWire = decode(&operation, reply.body)?;
+    Ok(links.value.into_iter().next().map(Link::from))
 }
 
 /// Links the vault to the guard (needs Reader on the guard; a token from the guard's tenant when it is
 /// another tenant).
-pub async fn link(client: &ArmClient, id: &VaultId, guard: &GuardAccess) -> Result<Link, AzureError> {
-    let body = json!({"properties": {"resourceGuardResourceId": guard.guard_id}});
+pub async fn link(client: &ArmClient, id: &VaultId, guard: &GuardId) -> Result<Link, AzureError> {
+    let body = json!({"properties": {"resourceGuardResourceId": guard.path()}});
     let call = Call::new(Method::PUT, id.link_path(), id.link_api_version())
         .body(body)
         .auxiliary(guard.tenant.as_deref());
     let reply = client.send(&call).await?;
-    Ok(Link {
-        id: reply.body["id"].as_str().unwrap_or_default().to_string(),
-        guard_id: guard.guard_id.clone(),
-        description: reply.body["properties"]["description"].as_str().map(str::to_string),
-    })
+    let operation = format!("decoding the link of {}", id.path());
+    decode::<LinkWire>(&operation, reply.body).map(Link::from)
 }
 
 /// Removes the link: the mandatory critical operation. Unlocks it (citing the guard's
 /// `deleteResourceGuardProxyRequests`) and deletes it; both need elevation on the guard.
-pub async fn unlink(client: &ArmClient, id: &VaultId, guard: &GuardAccess) -> Result<(), AzureError> {
+pub async fn unlink(client: &ArmClient, id: &VaultId, guard: &GuardId) -> Result<(), AzureError> {
     let link = id.link_path();
     let unlock = json!({
-        "resourceGuardOperationRequests": guard.citation(CriticalOperation::DisableMultiUserAuthorization, id.kind),
+        "resourceGuardOperationRequests": citation(guard, CriticalOperation::DisableMultiUserAuthorization, id.kind),
         "resourceToBeDeleted": link,
     });
     let call = Call::new(Method::POST, format!("{link}/unlockDelete"), id.link_api_version())
@@ -281,5 +418,32 @@ mod tests {
         assert_eq!(SoftDelete::Disabled.wire(VaultKind::BackupVault), ("state", "Off"));
         assert_eq!(SoftDelete::from_wire("AlwaysON"), Some(SoftDelete::AlwaysOn));
         assert_eq!(SoftDelete::from_wire("On"), Some(SoftDelete::Enabled));
+    }
+
+    #[test]
+    fn vault_bodies_decode_both_dialects_and_refuse_missing_fields() {
+        let rs = json!({"id": "/v", "location": "westeurope", "etag": "e", "properties": {"securitySettings": {
+            "softDeleteSettings": {"softDeleteState": "AlwaysON", "softDeleteRetentionPeriodInDays": 30},
+            "multiUserAuthorization": "Enabled"}}});
+        let vault = decode::<VaultWire>("t", rs).unwrap().into_vault("t").unwrap();
+        assert_eq!(
+            vault.soft_delete,
+            Some(SoftDeleteSettings {
+                state: SoftDelete::AlwaysOn,
+                retention_days: Some(30)
+            })
+        );
+        assert_eq!(vault.multi_user_authorization, Some(true));
+        let bv = json!({"id": "/v", "location": "westeurope", "properties": {"securitySettings": {
+            "softDeleteSettings": {"state": "Off", "retentionDurationInDays": 14.0}}}});
+        let vault = decode::<VaultWire>("t", bv).unwrap().into_vault("t").unwrap();
+        assert_eq!(
+            vault.soft_delete.map(|s| (s.state, s.retention_days)),
+            Some((SoftDelete::Disabled, Some(14)))
+        );
+        assert_eq!(vault.multi_user_authorization, None);
+        assert!(decode::<VaultWire>("t", json!({"id": "/v"})).is_err(), "no location");
+        let odd = json!({"id": "/v", "location": "x", "properties": {"securitySettings": {"softDeleteSettings": {"softDeleteState": "Sometimes"}}}});
+        assert!(decode::<VaultWire>("t", odd).unwrap().into_vault("t").is_err());
     }
 }

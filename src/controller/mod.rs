@@ -1,34 +1,65 @@
-//! One reconciler per CRD and the context they share (clients, metrics, clock).
+//! One reconciler per CRD, all of the same shape — `observe` (reads only), `plan` (pure), `apply` (typed
+//! `azure::*` calls), `status` (pure) — and the pieces they share: the [`Context`], the one place
+//! results are reported ([`outcome`]), typed reasons, conditions, metrics and the clock.
 
+pub mod clock;
 pub mod conditions;
+pub mod context;
+pub mod metrics;
+pub mod outcome;
+pub mod reason;
 pub mod resource_guard;
+pub mod watch;
+// pub mod vault_protection;
 
-use crate::azure::{ArmClient, AzureError};
+pub use context::{Context, ControllerConfig};
+pub use outcome::{Health, Notice, Outcome, Requeue, Summary};
+pub use reason::Reason;
 
-/// What every reconcile needs.
-pub struct Context {
-    pub client: kube::Client,
-    /// The security side's ARM client: owns guards, grants and revokes elevation.
-    pub security: ArmClient,
-}
+use crate::azure::AzureError;
 
-/// Why a reconcile failed; each has a short label for metrics and logs.
+/// Why a reconcile failed (the expected, person-actionable situations are outcomes, not errors).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error(transparent)]
     Azure(#[from] AzureError),
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl Error {
-    pub fn metric_label(&self) -> &'static str {
+    /// The condition reason, metric label and Event reason of this failure.
+    pub fn reason(&self) -> Reason {
         match self {
-            Error::Kube(_) => "kubernetes",
-            Error::Azure(err) => err.metric_label(),
-            Error::Finalizer(_) => "finalizer",
+            Error::Kube(_) => Reason::KubernetesError,
+            Error::Azure(err) => match err {
+                AzureError::Arm { status: 429, .. } => Reason::AzureThrottled,
+                AzureError::Arm { status: 409 | 412, .. } => Reason::AzureConflict,
+                AzureError::Arm { status: 401 | 403, .. } | AzureError::Credential { .. } => Reason::AzureAccessDenied,
+                AzureError::Arm { status, .. } if *status >= 500 || *status == 408 => Reason::AzureUnavailable,
+                AzureError::Transport { .. } => Reason::AzureUnavailable,
+                AzureError::TenantNotConfigured { .. } => Reason::TenantCredentialMissing,
+                AzureError::Arm { .. } | AzureError::Protocol { .. } | AzureError::OperationFailed { .. } => {
+                    Reason::AzureRejected
+                }
+            },
+        }
+    }
+
+    /// Whether only a person can resolve it (credentials, permissions, a request Azure finds invalid):
+    /// the object is then `Stalled` and retried slowly.
+    pub fn needs_person(&self) -> bool {
+        matches!(
+            self.reason(),
+            Reason::AzureAccessDenied | Reason::TenantCredentialMissing | Reason::AzureRejected
+        )
+    }
+
+    /// How long ARM asked the operator to wait.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Azure(err) => err.retry_after(),
+            Error::Kube(_) => None,
         }
     }
 }

@@ -1,33 +1,50 @@
-//! The ResourceGuard reconciler (security side): fetch the Azure guard, plan against the spec, apply the
-//! plan (or only report it, under `Observe`), write status. No Azure write when nothing differs.
+//! The ResourceGuard reconciler (security side): observe the Azure guard, plan against the spec (pure),
+//! apply the plan (or only report it, under `Observe`), and compute the status (pure); the outcome is
+//! reported in one place (`outcome::report`). No Azure write when nothing differs.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
 use futures::StreamExt;
-use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::finalizer::{Event, finalizer};
-use kube::runtime::watcher;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
-use super::{Context, Error, conditions};
+use super::outcome::{self, Notice, Outcome, Reported, Requeue, Summary};
+use super::{Context, Error, Reason, conditions, watch};
 use crate::azure::guards::{self, DesiredGuard, Guard, GuardId};
 use crate::crd::resource_guard::{GuardDeletionPolicy, ProtectedOperation, ResourceGuardStatus};
-use crate::crd::shared::ManagementPolicy;
-use crate::crd::{ResourceGuard, ResourceGuardSpec};
+use crate::crd::shared::{Conditions, ManagementPolicy};
+use crate::crd::{ResourceGuard, ResourceGuardSpec, VaultProtection};
 use crate::operations::CriticalOperation;
 
 /// The Azure tag that marks a guard as managed by one ResourceGuard object (`namespace/name`).
 pub const OWNER_TAG: &str = "mua-operator-owner";
 const FINALIZER: &str = "mua.dev/resource-guard";
-const FIELD_MANAGER: &str = "mua-operator";
-/// Steady state: one Azure read per object per resync.
-const RESYNC: Duration = Duration::from_secs(300);
-/// After a conflict only a person can resolve, look again now and then.
-const STALLED_RETRY: Duration = Duration::from_secs(900);
+const CONTROLLER: &str = "resourceguard";
+
+impl Reported for ResourceGuard {
+    type Status = ResourceGuardStatus;
+    const CONTROLLER: &'static str = CONTROLLER;
+
+    fn status(&self) -> Option<&ResourceGuardStatus> {
+        self.status.as_ref()
+    }
+
+    fn conditions(status: &mut ResourceGuardStatus) -> &mut Conditions {
+        &mut status.conditions
+    }
+
+    fn set_observed_generation(status: &mut ResourceGuardStatus, generation: Option<i64>) {
+        status.observed_generation = generation;
+    }
+}
+
+/// The guard's ARM location, reached with a token from its own tenant.
+pub fn guard_id(spec: &ResourceGuardSpec) -> GuardId {
+    GuardId::new(&spec.subscription_id, &spec.resource_group, &spec.name).in_tenant(spec.tenant_id.as_deref())
+}
 
 /// What the spec asks Azure to hold.
 pub fn desired(spec: &ResourceGuardSpec, owner: &str) -> DesiredGuard {
@@ -52,8 +69,8 @@ pub enum Plan {
         etag: Option<String>,
         changes: Vec<String>,
     },
-    /// Something only a person can resolve (`reason` is the condition reason).
-    Conflict { reason: &'static str, message: String },
+    /// Something only a person can resolve.
+    Conflict { reason: Reason, message: String },
 }
 
 /// Compares the spec with what Azure holds. Pure: no I/O, so every case is a unit test.
@@ -69,13 +86,15 @@ pub fn plan(spec: &ResourceGuardSpec, owner: &str, observed: Option<&Guard>) -> 
     match observed.tags.get(OWNER_TAG) {
         Some(other) if other != owner => {
             return Plan::Conflict {
-                reason: "OwnedByAnother",
-                message: format!("the Azure guard is managed by the ResourceGuard {other}"),
+                reason: Reason::OwnedByAnother,
+                message: format!(
+                    "the Azure guard is managed by the ResourceGuard {other}; remove one of the two objects"
+                ),
             };
         }
         None if !spec.adopt_existing => {
             return Plan::Conflict {
-                reason: "AlreadyExists",
+                reason: Reason::AlreadyExists,
                 message: "a guard with this name already exists in Azure and was not created by this operator; set spec.adoptExisting to take it over".into(),
             };
         }
@@ -83,9 +102,9 @@ pub fn plan(spec: &ResourceGuardSpec, owner: &str, observed: Option<&Guard>) -> 
     }
     if !observed.location.eq_ignore_ascii_case(&desired.location) {
         return Plan::Conflict {
-            reason: "RegionMismatch",
+            reason: Reason::RegionMismatch,
             message: format!(
-                "the Azure guard is in {}, the spec says {}; a guard cannot move",
+                "the Azure guard is in {}, the spec says {}; a guard cannot move: fix spec.region or create a new ResourceGuard",
                 observed.location, desired.location
             ),
         };
@@ -95,10 +114,10 @@ pub fn plan(spec: &ResourceGuardSpec, owner: &str, observed: Option<&Guard>) -> 
         changes.push("tags".to_string());
     }
     let set = |list: &[String]| list.iter().map(|s| s.to_ascii_lowercase()).collect::<BTreeSet<_>>();
-    if set(&observed.properties.vault_critical_operation_exclusion_list) != set(&desired.excluded) {
+    if set(&observed.excluded) != set(&desired.excluded) {
         changes.push("excluded operations".to_string());
     }
-    if desired.description.is_some() && observed.properties.description != desired.description {
+    if desired.description.is_some() && observed.description != desired.description {
         changes.push("description".to_string());
     }
     if changes.is_empty() {
@@ -112,28 +131,88 @@ pub fn plan(spec: &ResourceGuardSpec, owner: &str, observed: Option<&Guard>) -> 
     }
 }
 
-/// The status that reports `observed` (what Azure holds now).
-fn observed_status(
+/// What applying the plan left: the guard as Azure now holds it, and how it compares with the spec.
+struct Applied {
+    guard: Option<Guard>,
+    synced: (bool, Reason, String),
+    summary: Summary,
+    notices: Vec<Notice>,
+}
+
+/// Carries the plan out (only under `Manage`).
+async fn apply(ctx: &Context, rg: &ResourceGuard, observed: Option<Guard>, plan: Plan) -> Result<Applied, Error> {
+    let spec = &rg.spec;
+    let in_sync = |guard| Applied {
+        guard,
+        synced: (true, Reason::InSync, "Azure matches the spec".into()),
+        summary: Summary::ready(Reason::InSync, "the guard is in Azure as declared"),
+        notices: Vec::new(),
+    };
+    Ok(match (plan, spec.management_policy) {
+        (Plan::InSync, _) => in_sync(observed),
+        (Plan::Conflict { reason, message }, _) => Applied {
+            guard: observed,
+            synced: (false, reason, message.clone()),
+            summary: Summary::stalled(reason, message),
+            notices: Vec::new(),
+        },
+        (Plan::Write { changes, .. }, ManagementPolicy::Observe) => {
+            let message = format!(
+                "Azure differs from the spec ({}); managementPolicy is Observe, so nothing was changed",
+                changes.join(", ")
+            );
+            let summary = match observed {
+                Some(_) => Summary::ready(Reason::Observed, message.clone()),
+                None => Summary::stalled(Reason::NotFound, message.clone()),
+            };
+            Applied {
+                guard: observed,
+                synced: (false, Reason::Drifted, message.clone()),
+                summary,
+                notices: vec![Notice::warning("Drifted", message)],
+            }
+        }
+        (Plan::Write { desired, etag, changes }, ManagementPolicy::Manage) => {
+            let id = guard_id(spec);
+            let written = guards::put(ctx.security(), &id, &desired, etag).await?;
+            let (reason, message) = match observed {
+                None => ("Created", format!("created the Resource Guard {}", written.id)),
+                Some(_) => (
+                    "Updated",
+                    format!("updated {} of the Resource Guard", changes.join(", ")),
+                ),
+            };
+            let mut applied = in_sync(Some(written));
+            applied.notices.push(Notice::normal(reason, message));
+            applied
+        }
+    })
+}
+
+/// The status that reports the guard as Azure holds it. Pure.
+pub fn status(
     spec: &ResourceGuardSpec,
-    observed: Option<&Guard>,
+    guard: Option<&Guard>,
     previous: &ResourceGuardStatus,
+    synced: (bool, Reason, &str),
+    generation: Option<i64>,
+    now: jiff::Timestamp,
 ) -> ResourceGuardStatus {
     let mut status = ResourceGuardStatus {
         conditions: previous.conditions.clone(),
+        description: spec
+            .description
+            .clone()
+            .or_else(|| guard.and_then(|g| g.description.clone())),
         ..Default::default()
     };
-    status.description = spec
-        .description
-        .clone()
-        .or_else(|| observed.and_then(|g| g.properties.description.clone()));
-    if let Some(guard) = observed {
+    if let Some(guard) = guard {
         status.resource_id = Some(guard.id.clone());
         status.etag = guard.etag.clone();
-        status.provisioning_state = guard.properties.provisioning_state.clone();
-        status.excluded_operations = guard.properties.vault_critical_operation_exclusion_list.clone();
+        status.provisioning_state = guard.provisioning_state.clone();
+        status.excluded_operations = guard.excluded.clone();
         status.protected_operations = guard
-            .properties
-            .resource_guard_operations
+            .operations
             .iter()
             .map(|o| ProtectedOperation {
                 operation: CriticalOperation::from_azure(&o.vault_critical_operation),
@@ -142,147 +221,122 @@ fn observed_status(
             })
             .collect();
     }
+    let (ok, reason, message) = synced;
+    conditions::set(&mut status.conditions, "Synced", ok, reason, message, generation, now);
     status
 }
 
-fn guard_id(spec: &ResourceGuardSpec) -> GuardId {
-    GuardId {
-        subscription: spec.subscription_id.clone(),
-        resource_group: spec.resource_group.clone(),
-        name: spec.name.clone(),
-    }
+/// observe → plan → apply → status.
+async fn converge(ctx: &Context, rg: &ResourceGuard) -> Result<Outcome<ResourceGuardStatus>, Error> {
+    let observed = guards::get(ctx.security(), &guard_id(&rg.spec)).await?;
+    let plan = plan(&rg.spec, &owner(rg), observed.as_ref());
+    let applied = apply(ctx, rg, observed, plan).await?;
+    let (ok, reason, message) = &applied.synced;
+    let status = status(
+        &rg.spec,
+        applied.guard.as_ref(),
+        &rg.status.clone().unwrap_or_default(),
+        (*ok, *reason, message),
+        rg.meta().generation,
+        ctx.clock.now(),
+    );
+    Ok(Outcome {
+        status,
+        summary: applied.summary,
+        requeue: Requeue::Resync,
+        notices: applied.notices,
+    })
 }
 
 fn owner(rg: &ResourceGuard) -> String {
-    format!("{}/{}", rg.namespace().unwrap_or_default(), rg.name_any())
+    outcome::key(rg)
 }
 
-async fn apply(rg: Arc<ResourceGuard>, ctx: &Context) -> Result<Action, Error> {
-    let spec = &rg.spec;
-    let id = guard_id(spec);
-    let generation = rg.meta().generation;
-    let previous = rg.status.clone().unwrap_or_default();
-    let observed = guards::get(&ctx.security, &id).await?;
-    let plan = plan(spec, &owner(&rg), observed.as_ref());
-    let (status, action) = match (plan, spec.management_policy) {
-        (Plan::Conflict { reason, message }, _) => {
-            let mut status = observed_status(spec, observed.as_ref(), &previous);
-            conditions::set(&mut status.conditions, "Synced", false, reason, &message, generation);
-            conditions::summarize(&mut status.conditions, false, true, reason, &message, generation);
-            (status, Action::requeue(STALLED_RETRY))
-        }
-        (Plan::InSync, _) => {
-            let mut status = observed_status(spec, observed.as_ref(), &previous);
-            conditions::set(
-                &mut status.conditions,
-                "Synced",
-                true,
-                "InSync",
-                "Azure matches the spec",
-                generation,
-            );
-            conditions::summarize(
-                &mut status.conditions,
-                true,
-                false,
-                "InSync",
-                "the guard is in Azure as declared",
-                generation,
-            );
-            (status, Action::requeue(RESYNC))
-        }
-        (Plan::Write { changes, .. }, ManagementPolicy::Observe) => {
-            let mut status = observed_status(spec, observed.as_ref(), &previous);
-            let message = format!(
-                "Azure differs from the spec ({}); managementPolicy is Observe, so nothing was changed",
-                changes.join(", ")
-            );
-            conditions::set(&mut status.conditions, "Synced", false, "Drifted", &message, generation);
-            let exists = observed.is_some();
-            let reason = if exists { "Observed" } else { "NotFound" };
-            conditions::summarize(&mut status.conditions, exists, !exists, reason, &message, generation);
-            (status, Action::requeue(RESYNC))
-        }
-        (Plan::Write { desired, etag, changes }, ManagementPolicy::Manage) => {
-            let written = guards::put(&ctx.security, &id, &desired, etag).await?;
-            tracing::info!(guard = %id.path(), changes = %changes.join(", "), "wrote the Resource Guard");
-            let mut status = observed_status(spec, Some(&written), &previous);
-            conditions::set(
-                &mut status.conditions,
-                "Synced",
-                true,
-                "Updated",
-                &format!("updated {}", changes.join(", ")),
-                generation,
-            );
-            conditions::summarize(
-                &mut status.conditions,
-                true,
-                false,
-                "Updated",
-                "the guard is in Azure as declared",
-                generation,
-            );
-            (status, Action::requeue(RESYNC))
-        }
-    };
-    write_status(ctx, &rg, status, generation).await?;
-    Ok(action)
+/// Whether deleting the object must do something in Azure first (and so needs a finalizer).
+fn deletes_in_azure(spec: &ResourceGuardSpec) -> bool {
+    spec.deletion_policy == GuardDeletionPolicy::Delete && spec.management_policy == ManagementPolicy::Manage
 }
 
-async fn write_status(
-    ctx: &Context,
-    rg: &ResourceGuard,
-    mut status: ResourceGuardStatus,
-    generation: Option<i64>,
-) -> Result<(), Error> {
-    status.observed_generation = generation;
-    if rg.status.as_ref() == Some(&status) {
-        return Ok(());
+/// The VaultProtections that report a vault linked to this guard.
+async fn linked_vaults(ctx: &Context, id: &GuardId) -> Result<Vec<String>, Error> {
+    let all: Api<VaultProtection> = Api::all(ctx.client.clone());
+    let linked = all
+        .list(&ListParams::default())
+        .await?
+        .into_iter()
+        .filter(|vp| {
+            vp.status.as_ref().is_some_and(|s| {
+                s.guard_id.as_deref().is_some_and(|g| id.is(g))
+                    && s.conditions.get("Linked").is_some_and(|c| c.status == "True")
+            })
+        })
+        .map(|vp| outcome::key(&vp))
+        .collect();
+    Ok(linked)
+}
+
+/// On delete under `Delete`: removes the Azure guard this object manages, unless vaults are still
+/// linked to it. `None` when the deletion may finish.
+async fn cleanup(ctx: &Context, rg: &ResourceGuard) -> Result<Option<Outcome<ResourceGuardStatus>>, Error> {
+    let id = guard_id(&rg.spec);
+    let linked = linked_vaults(ctx, &id).await?;
+    if !linked.is_empty() {
+        let message = format!(
+            "the guard is not deleted while vaults are linked to it: {}; unlink them first (a DisableMultiUserAuthorization request) or set deletionPolicy: Orphan",
+            linked.join(", ")
+        );
+        return Ok(Some(Outcome {
+            status: rg.status.clone().unwrap_or_default(),
+            summary: Summary::stalled(Reason::VaultsLinked, message.clone()),
+            requeue: Requeue::After(ctx.config.waiting_retry),
+            notices: vec![Notice::warning("DeletionBlocked", message)],
+        }));
     }
-    let api: Api<ResourceGuard> = Api::namespaced(ctx.client.clone(), &rg.namespace().unwrap_or_default());
-    let patch = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "ResourceGuard", "status": status});
-    api.patch_status(
-        &rg.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
-}
-
-/// On delete: `Delete` removes the Azure guard when this object manages it; `Orphan` and `Observe` leave
-/// Azure alone. A guard managed by something else is never deleted.
-async fn cleanup(rg: Arc<ResourceGuard>, ctx: &Context) -> Result<Action, Error> {
-    let spec = &rg.spec;
-    if spec.deletion_policy == GuardDeletionPolicy::Orphan || spec.management_policy == ManagementPolicy::Observe {
-        return Ok(Action::await_change());
-    }
-    let id = guard_id(spec);
-    if let Some(guard) = guards::get(&ctx.security, &id).await?
-        && guard.tags.get(OWNER_TAG).map(String::as_str) == Some(owner(&rg).as_str())
+    if let Some(guard) = guards::get(ctx.security(), &id).await?
+        && guard.tags.get(OWNER_TAG).map(String::as_str) == Some(owner(rg).as_str())
     {
-        guards::delete(&ctx.security, &id).await?;
+        guards::delete(ctx.security(), &id).await?;
         tracing::info!(guard = %id.path(), "deleted the Resource Guard");
     }
-    Ok(Action::await_change())
+    Ok(None)
 }
 
 async fn reconcile(rg: Arc<ResourceGuard>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
     let api: Api<ResourceGuard> = Api::namespaced(ctx.client.clone(), &rg.namespace().unwrap_or_default());
-    finalizer(&api, FINALIZER, rg, |event| async {
-        match event {
-            Event::Apply(rg) => apply(rg, &ctx).await,
-            Event::Cleanup(rg) => cleanup(rg, &ctx).await,
+    if rg.meta().deletion_timestamp.is_some() {
+        if !rg.finalizers().iter().any(|f| f == FINALIZER) {
+            return Ok(Action::await_change());
         }
-    })
-    .await
-    .map_err(|err| Error::Finalizer(Box::new(err)))
+        let result = match deletes_in_azure(&rg.spec) {
+            true => cleanup(&ctx, &rg).await,
+            false => Ok(None),
+        };
+        return match result {
+            Ok(None) => {
+                watch::remove_finalizer(&api, &*rg, FINALIZER).await?;
+                ctx.metrics.forget(CONTROLLER, &outcome::key(&*rg));
+                Ok(Action::await_change())
+            }
+            Ok(Some(waiting)) => outcome::report(&ctx, &*rg, started, Ok(waiting)).await,
+            Err(err) => outcome::report(&ctx, &*rg, started, Err(err)).await,
+        };
+    }
+    // A finalizer only where deleting the object deletes something in Azure.
+    if deletes_in_azure(&rg.spec) {
+        watch::add_finalizer(&api, &*rg, FINALIZER).await?;
+    } else {
+        watch::remove_finalizer(&api, &*rg, FINALIZER).await?;
+    }
+    let result = converge(&ctx, &rg).await;
+    outcome::report(&ctx, &*rg, started, result).await
 }
 
-fn error_policy(rg: Arc<ResourceGuard>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(resource_guard = %owner(&rg), reason = error.metric_label(), %error, "reconcile failed");
-    Action::requeue(Duration::from_secs(10))
+/// Only failures of the report itself (writing status) get here; Azure failures are outcomes.
+fn error_policy(rg: Arc<ResourceGuard>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = outcome::key(&*rg);
+    tracing::warn!(controller = CONTROLLER, object = %key, reason = %error.reason(), %error, "reconcile failed");
+    Action::requeue(ctx.backoff.failed(&key))
 }
 
 /// Runs the ResourceGuard controller over `api` (one namespace, or all) until `shutdown` resolves.
@@ -291,7 +345,7 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    Controller::new(api, watcher::Config::default())
+    watch::controller(api, &ctx)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
@@ -301,7 +355,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::azure::guards::GuardProperties;
+    use serde_json::json;
 
     fn spec() -> ResourceGuardSpec {
         serde_json::from_value(json!({
@@ -321,11 +375,9 @@ mod tests {
             location: d.location,
             tags: d.tags,
             etag: Some("\"e1\"".into()),
-            properties: GuardProperties {
-                description: d.description,
-                vault_critical_operation_exclusion_list: d.excluded,
-                ..Default::default()
-            },
+            description: d.description,
+            excluded: d.excluded,
+            ..Default::default()
         }
     }
 
@@ -355,7 +407,7 @@ mod tests {
     fn drift_is_named_and_written_with_the_etag() {
         let s = spec();
         let mut observed = azure(&s, Some("ns/g"));
-        observed.properties.vault_critical_operation_exclusion_list.clear();
+        observed.excluded.clear();
         observed.tags.insert("extra".into(), "x".into());
         match plan(&s, "ns/g", Some(&observed)) {
             Plan::Write { etag, changes, .. } => {
@@ -373,7 +425,7 @@ mod tests {
         assert!(matches!(
             plan(&s, "ns/g", Some(&unowned)),
             Plan::Conflict {
-                reason: "AlreadyExists",
+                reason: Reason::AlreadyExists,
                 ..
             }
         ));
@@ -383,7 +435,7 @@ mod tests {
         assert!(matches!(
             plan(&s, "ns/g", Some(&other)),
             Plan::Conflict {
-                reason: "OwnedByAnother",
+                reason: Reason::OwnedByAnother,
                 ..
             }
         ));
@@ -392,7 +444,7 @@ mod tests {
         assert!(matches!(
             plan(&s, "ns/g", Some(&moved)),
             Plan::Conflict {
-                reason: "RegionMismatch",
+                reason: Reason::RegionMismatch,
                 ..
             }
         ));
@@ -403,7 +455,7 @@ mod tests {
         let mut s = spec();
         s.description = None;
         let mut observed = azure(&s, Some("ns/g"));
-        observed.properties.description = Some("Please take JIT access".into());
+        observed.description = Some("Please take JIT access".into());
         assert_eq!(plan(&s, "ns/g", Some(&observed)), Plan::InSync);
     }
 }

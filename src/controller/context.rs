@@ -1,0 +1,168 @@
+//! What every reconcile shares: the Kubernetes client, the ARM clients of the sides this process runs,
+//! the clock, metrics, the Event recorder, and per-object failure backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::runtime::events::{Recorder, Reporter};
+
+use super::clock::{Clock, SystemClock};
+use super::metrics::Metrics;
+use crate::azure::ArmClient;
+
+/// Tunables shared by the controllers.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// How often an object in steady state is compared with Azure (one read), before jitter.
+    pub resync: Duration,
+    /// How often an object only a person can fix is looked at again.
+    pub stalled_retry: Duration,
+    /// How soon an object waiting on another one (a guard becoming Ready) is looked at again.
+    pub waiting_retry: Duration,
+    /// Reconciles in flight per controller: bounds Azure calls and API-server connections.
+    pub concurrency: u16,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(600),
+            stalled_retry: Duration::from_secs(300),
+            waiting_retry: Duration::from_secs(30),
+            concurrency: 16,
+        }
+    }
+}
+
+impl ControllerConfig {
+    /// The resync period ±10%, so objects created together do not all resync together.
+    pub fn resync_with_jitter(&self) -> Duration {
+        let spread = self.resync.as_millis() as u64 / 10;
+        let offset = fastrand::u64(0..=spread.saturating_mul(2));
+        (self.resync + Duration::from_millis(offset)).saturating_sub(Duration::from_millis(spread))
+    }
+}
+
+/// Per-object exponential backoff after failures, forgotten after a success.
+#[derive(Default)]
+pub struct Backoff(Mutex<HashMap<String, u32>>);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_secs(2);
+    const MAX: Duration = Duration::from_secs(300);
+
+    /// Records a failure of `key` and returns how long to wait: 2 s, 4 s, 8 s ... up to 5 minutes, with
+    /// jitter.
+    pub fn failed(&self, key: &str) -> Duration {
+        let mut failures = self.0.lock().expect("backoff lock");
+        let count = failures.entry(key.to_string()).or_default();
+        *count = count.saturating_add(1);
+        let wait = Self::FIRST.saturating_mul(1 << (*count - 1).min(16)).min(Self::MAX);
+        wait.mul_f64(0.8 + fastrand::f64() * 0.4)
+    }
+
+    pub fn succeeded(&self, key: &str) {
+        self.0.lock().expect("backoff lock").remove(key);
+    }
+}
+
+pub struct Context {
+    pub client: kube::Client,
+    /// The security side's ARM identity: owns guards, grants and revokes elevation.
+    pub security: Option<ArmClient>,
+    /// The backup side's ARM identity: links vaults and performs approved operations.
+    pub backup: Option<ArmClient>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub config: ControllerConfig,
+    pub backoff: Backoff,
+}
+
+impl Context {
+    /// A context with the system clock, fresh metrics and default tunables; add the sides' clients.
+    pub fn new(client: kube::Client) -> Self {
+        let reporter = Reporter {
+            controller: "mua-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            security: None,
+            backup: None,
+            clock: Arc::new(SystemClock),
+            metrics: Arc::new(Metrics::default()),
+            config: ControllerConfig::default(),
+            backoff: Backoff::default(),
+        }
+    }
+
+    pub fn with_security(mut self, arm: ArmClient) -> Self {
+        self.security = Some(arm);
+        self
+    }
+
+    pub fn with_backup(mut self, arm: ArmClient) -> Self {
+        self.backup = Some(arm);
+        self
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn with_config(mut self, config: ControllerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The security side's client; the controllers of that side only run when it is configured.
+    pub fn security(&self) -> &ArmClient {
+        self.security
+            .as_ref()
+            .expect("the security-side controllers run only with a security-side ARM client")
+    }
+
+    /// The backup side's client; the controllers of that side only run when it is configured.
+    pub fn backup(&self) -> &ArmClient {
+        self.backup
+            .as_ref()
+            .expect("the backup-side controllers run only with a backup-side ARM client")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_resets_on_success() {
+        let backoff = Backoff::default();
+        let first = backoff.failed("ns/a");
+        assert!(first >= Duration::from_millis(1600) && first <= Duration::from_millis(2400));
+        let second = backoff.failed("ns/a");
+        assert!(second >= Duration::from_millis(3200), "{second:?}");
+        for _ in 0..20 {
+            assert!(backoff.failed("ns/a") <= Backoff::MAX.mul_f64(1.2));
+        }
+        backoff.succeeded("ns/a");
+        assert!(backoff.failed("ns/a") <= Duration::from_millis(2400));
+    }
+
+    #[test]
+    fn resync_jitter_stays_within_ten_percent() {
+        let config = ControllerConfig::default();
+        for _ in 0..100 {
+            let d = config.resync_with_jitter();
+            assert!(d >= Duration::from_secs(540) && d <= Duration::from_secs(660), "{d:?}");
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The one place a reconcile's result becomes visible: status (summary conditions, `observedGeneration`,
+//! written only when it changed), a log line, metrics and Events, and the next requeue. Reconcilers
+//! return an [`Outcome`] or an [`Error`]; they never write status, log results or count them themselves.
+
+use std::fmt::Debug;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::metrics;
+use super::reason::Reason;
+use super::{Context, Error, conditions};
+use crate::crd::shared::Conditions;
+
+/// The field manager of every status the operator writes.
+pub const FIELD_MANAGER: &str = "mua-operator";
+
+/// Where an object stands after a reconcile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Azure matches the spec (or, under `Observe`, has been read).
+    Ready,
+    /// Working towards the spec; something will move it on without anyone fixing anything.
+    Waiting,
+    /// Only a person can move it on: the reason says what to do.
+    Stalled,
+}
+
+/// The summary conditions' state, reason and message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub health: Health,
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Summary {
+    pub fn ready(reason: Reason, message: impl Into<String>) -> Self {
+        Self::new(Health::Ready, reason, message)
+    }
+
+    pub fn waiting(reason: Reason, message: impl Into<String>) -> Self {
+        Self::new(Health::Waiting, reason, message)
+    }
+
+    pub fn stalled(reason: Reason, message: impl Into<String>) -> Self {
+        Self::new(Health::Stalled, reason, message)
+    }
+
+    fn new(health: Health, reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            health,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// When to look at the object again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requeue {
+    /// At the next periodic resync (with jitter).
+    Resync,
+    /// Sooner: waiting on something that is expected soon.
+    After(Duration),
+    /// Only when the object (or something it watches) changes.
+    OnChange,
+}
+
+/// An Event to publish about the object: what the operator did or found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notice {
+    pub warning: bool,
+    /// PascalCase, e.g. `Linked`, `DriftCorrected`.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Notice {
+    pub fn normal(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            warning: false,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn warning(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            warning: true,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// What one reconcile observed and did.
+#[derive(Clone, Debug)]
+pub struct Outcome<S> {
+    /// The status the controller's pure status step computed (specific conditions included; the summary
+    /// conditions and `observedGeneration` are added here).
+    pub status: S,
+    pub summary: Summary,
+    pub requeue: Requeue,
+    pub notices: Vec<Notice>,
+}
+
+/// A custom resource a controller reports on.
+pub trait Reported:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    type Status: Clone + Debug + Default + PartialEq + Serialize + Send + Sync;
+    /// The controller's name in logs and metrics.
+    const CONTROLLER: &'static str;
+
+    fn status(&self) -> Option<&Self::Status>;
+    fn conditions(status: &mut Self::Status) -> &mut Conditions;
+    fn set_observed_generation(status: &mut Self::Status, generation: Option<i64>);
+}
+
+/// `namespace/name`, for logs and metrics.
+pub fn key<K: Resource>(object: &K) -> String {
+    format!(
+        "{}/{}",
+        object.meta().namespace.as_deref().unwrap_or_default(),
+        object.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Reports a reconcile of `object` that started at `started`, and says when to look again.
+pub async fn report<K: Reported>(
+    ctx: &Context,
+    object: &K,
+    started: Instant,
+    result: Result<Outcome<K::Status>, Error>,
+) -> Result<Action, Error> {
+    let key = key(object);
+    let generation = object.meta().generation;
+    let failed = result.as_ref().err().map(|err| (err.reason(), err.to_string()));
+    let outcome = match result {
+        Ok(outcome) => {
+            ctx.backoff.succeeded(&key);
+            outcome
+        }
+        Err(err) => failure(ctx, object, &key, &err),
+    };
+    let Outcome {
+        mut status,
+        summary,
+        requeue,
+        notices,
+    } = outcome;
+    conditions::summarize(K::conditions(&mut status), &summary, generation, ctx.clock.now());
+    K::set_observed_generation(&mut status, generation);
+    let changed = object.status() != Some(&status);
+    if changed {
+        write_status(ctx, object, &status).await?;
+    }
+
+    let result = match (&failed, summary.health) {
+        (Some(_), _) => metrics::Result::Failed,
+        (None, Health::Ready) => metrics::Result::Ready,
+        (None, Health::Waiting) => metrics::Result::Waiting,
+        (None, Health::Stalled) => metrics::Result::Stalled,
+    };
+    let took = started.elapsed();
+    ctx.metrics
+        .reconciled(K::CONTROLLER, &key, result, summary.reason, took);
+    let took_ms = took.as_millis() as u64;
+    match &failed {
+        Some((reason, error)) => {
+            tracing::warn!(controller = K::CONTROLLER, object = %key, %reason, %error, took_ms, "reconcile failed")
+        }
+        None if changed || !notices.is_empty() => tracing::info!(
+            controller = K::CONTROLLER, object = %key, result = ?result, reason = %summary.reason,
+            message = %summary.message, took_ms, "reconciled"
+        ),
+        None => {
+            tracing::debug!(controller = K::CONTROLLER, object = %key, reason = %summary.reason, took_ms, "no change")
+        }
+    }
+    for notice in &notices {
+        publish(ctx, object, notice).await;
+    }
+    Ok(match requeue {
+        Requeue::Resync => Action::requeue(ctx.config.resync_with_jitter()),
+        Requeue::After(after) => Action::requeue(after),
+        Requeue::OnChange => Action::await_change(),
+    })
+}
+
+/// A failed reconcile: the last status with the failure as its summary, a Warning Event, and a requeue
+/// that follows the error (ARM's `Retry-After`, else exponential backoff; slowly when a person must act).
+fn failure<K: Reported>(ctx: &Context, object: &K, key: &str, err: &Error) -> Outcome<K::Status> {
+    let reason = err.reason();
+    let message = err.to_string();
+    let backoff = ctx.backoff.failed(key);
+    let (health, after) = if err.needs_person() {
+        (Health::Stalled, ctx.config.stalled_retry)
+    } else {
+        (
+            Health::Waiting,
+            err.retry_after().map_or(backoff, |wait| wait.max(backoff)),
+        )
+    };
+    Outcome {
+        status: object.status().cloned().unwrap_or_default(),
+        summary: Summary::new(health, reason, message.clone()),
+        requeue: Requeue::After(after),
+        notices: vec![Notice::warning(reason.as_str(), message)],
+    }
+}
+
+/// Writes the status by server-side apply (the operator owns every status field it sets).
+async fn write_status<K: Reported>(ctx: &Context, object: &K, status: &K::Status) -> Result<(), Error> {
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Publishes an Event; a failure to publish is logged, never fails the reconcile.
+pub async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, object: &K, notice: &Notice) {
+    let event = Event {
+        type_: if notice.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: notice.reason.to_string(),
+        note: Some(notice.message.chars().take(1000).collect()),
+        action: "Reconcile".to_string(),
+        secondary: None,
+    };
+    if let Err(err) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+        tracing::warn!(object = %key(object), %err, "publishing an Event failed");
+    }
+}

@@ -1,0 +1,93 @@
+//! The reasons conditions, Events, logs and metrics give: one typed list, so a reason a person reads in
+//! `kubectl get` is the same word the metrics count, and a misspelt reason does not compile.
+
+use prometheus_client::encoding::EncodeLabelValue;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, EncodeLabelValue)]
+pub enum Reason {
+    // Ready.
+    /// Azure matches the spec.
+    InSync,
+    /// `Observe`: Azure was read and matches, or only reported.
+    Observed,
+
+    // Waiting for something that happens without anyone fixing anything.
+    /// The named ResourceGuard exists but is not Ready yet.
+    GuardNotReady,
+    /// A critical operation waits for an approved, active CriticalOperationRequest.
+    ElevationRequired,
+    /// Azure answered 429: the operator waits as long as ARM asks.
+    AzureThrottled,
+    /// Azure failed (5xx) or could not be reached; retried with backoff.
+    AzureUnavailable,
+    /// Azure refused a write because the resource changed meanwhile (409, 412); retried.
+    AzureConflict,
+    /// The Kubernetes API failed; retried with backoff.
+    KubernetesError,
+
+    // A person must act (Stalled).
+    /// The ResourceGuard named by `guard.name` does not exist in the namespace.
+    GuardNotFound,
+    /// The vault does not exist in Azure (or the backup identity cannot see it).
+    VaultNotFound,
+    /// The guard and the vault (or the spec and Azure) are in different regions.
+    RegionMismatch,
+    /// The backup identity cannot read the guard, so it cannot link a vault to it.
+    ReaderRoleMissing,
+    /// The vault is linked to a guard this object does not name.
+    LinkedToOtherGuard,
+    /// The operator has no credential for the tenant the guard lives in.
+    TenantCredentialMissing,
+    /// A guard with this name exists in Azure and was not created by this operator.
+    AlreadyExists,
+    /// The Azure guard is managed by another ResourceGuard object.
+    OwnedByAnother,
+    /// The guard cannot be deleted while vaults are linked to it.
+    VaultsLinked,
+    /// The spec asks to weaken soft delete that Azure keeps `AlwaysOn`.
+    AlwaysOnCannotBeWeakened,
+    /// Under `Observe`, the Azure object does not exist.
+    NotFound,
+    /// Under `Observe`, Azure differs from the spec.
+    Drifted,
+    /// Azure refused the identity (401/403) or its credential failed.
+    AzureAccessDenied,
+    /// Azure refused the request as invalid (4xx), or answered something that does not fit its API.
+    AzureRejected,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        use Reason::*;
+        match self {
+            InSync => "InSync",
+            Observed => "Observed",
+            GuardNotReady => "GuardNotReady",
+            ElevationRequired => "ElevationRequired",
+            AzureThrottled => "AzureThrottled",
+            AzureUnavailable => "AzureUnavailable",
+            AzureConflict => "AzureConflict",
+            KubernetesError => "KubernetesError",
+            GuardNotFound => "GuardNotFound",
+            VaultNotFound => "VaultNotFound",
+            RegionMismatch => "RegionMismatch",
+            ReaderRoleMissing => "ReaderRoleMissing",
+            LinkedToOtherGuard => "LinkedToOtherGuard",
+            TenantCredentialMissing => "TenantCredentialMissing",
+            AlreadyExists => "AlreadyExists",
+            OwnedByAnother => "OwnedByAnother",
+            VaultsLinked => "VaultsLinked",
+            AlwaysOnCannotBeWeakened => "AlwaysOnCannotBeWeakened",
+            NotFound => "NotFound",
+            Drifted => "Drifted",
+            AzureAccessDenied => "AzureAccessDenied",
+            AzureRejected => "AzureRejected",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
