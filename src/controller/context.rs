@@ -69,6 +69,8 @@ impl Backoff {
 
 pub struct Context {
     pub client: kube::Client,
+    /// The namespace the controllers watch (`None`: all), also the scope of their lists.
+    pub namespace: Option<String>,
     /// The security side's ARM identity: owns guards, grants and revokes elevation.
     pub security: Option<ArmClient>,
     /// The backup side's ARM identity: links vaults and performs approved operations.
@@ -78,6 +80,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub config: ControllerConfig,
     pub backoff: Backoff,
+    /// When each VaultProtection's link was last read from Azure (see `vault_protection::known_link`).
+    pub link_reads: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl Context {
@@ -90,12 +94,31 @@ impl Context {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            namespace: None,
             security: None,
             backup: None,
             clock: Arc::new(SystemClock),
             metrics: Arc::new(Metrics::default()),
             config: ControllerConfig::default(),
             backoff: Backoff::default(),
+            link_reads: Mutex::default(),
+        }
+    }
+
+    pub fn with_namespace(mut self, namespace: Option<String>) -> Self {
+        self.namespace = namespace;
+        self
+    }
+
+    /// An API for `K` in the watched scope (one namespace, or all).
+    pub fn api<K>(&self) -> kube::Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        match &self.namespace {
+            Some(ns) => kube::Api::namespaced(self.client.clone(), ns),
+            None => kube::Api::all(self.client.clone()),
         }
     }
 

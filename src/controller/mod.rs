@@ -9,8 +9,8 @@ pub mod metrics;
 pub mod outcome;
 pub mod reason;
 pub mod resource_guard;
+pub mod vault_protection;
 pub mod watch;
-// pub mod vault_protection;
 
 pub use context::{Context, ControllerConfig};
 pub use outcome::{Health, Notice, Outcome, Requeue, Summary};

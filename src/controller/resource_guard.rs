@@ -259,8 +259,8 @@ fn deletes_in_azure(spec: &ResourceGuardSpec) -> bool {
 
 /// The VaultProtections that report a vault linked to this guard.
 async fn linked_vaults(ctx: &Context, id: &GuardId) -> Result<Vec<String>, Error> {
-    let all: Api<VaultProtection> = Api::all(ctx.client.clone());
-    let linked = all
+    let linked = ctx
+        .api::<VaultProtection>()
         .list(&ListParams::default())
         .await?
         .into_iter()

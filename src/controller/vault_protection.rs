@@ -1,0 +1,1012 @@
+//! The VaultProtection reconciler (backup side, its own ARM identity): keeps a vault linked to its
+//! guard and its soft-delete settings as declared, restores drift, and never weakens protection —
+//! unlinking, disabling soft delete, shortening retention — without an approved, active
+//! CriticalOperationRequest. Same shape as every reconciler: observe (reads only) → plan (pure) →
+//! apply (typed `azure::*` calls, checks before each write) → status (pure), reported in one place.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+use super::outcome::{self, Notice, Outcome, Reported, Requeue, Summary};
+use super::{Context, Error, Reason, conditions, resource_guard, watch};
+use crate::azure::guards::{self, GuardId};
+use crate::azure::vaults::{self, Link, SoftDelete, SoftDeleteChange, Vault, VaultId};
+use crate::crd::critical_operation_request::RequestPhase;
+use crate::crd::resource_guard::ProtectedOperation;
+use crate::crd::shared::{Conditions, ManagementPolicy};
+use crate::crd::vault_protection::{
+    MultiUserAuthorization, SoftDeleteState, VaultDeletionPolicy, VaultProtectionSpec, VaultProtectionStatus,
+    VaultReference,
+};
+use crate::crd::{CriticalOperationRequest, ResourceGuard, VaultProtection};
+use crate::operations::{CriticalOperation, VaultKind};
+
+const FINALIZER: &str = "mua.dev/vault-protection";
+const CONTROLLER: &str = "vaultprotection";
+/// How long a link read stays good enough to skip while the vault reports MUA on (a link re-pointed by
+/// an elevated admin within this window is seen at the next full read).
+const LINK_RECHECK: Duration = Duration::from_secs(3600);
+
+impl Reported for VaultProtection {
+    type Status = VaultProtectionStatus;
+    const CONTROLLER: &'static str = CONTROLLER;
+
+    fn status(&self) -> Option<&VaultProtectionStatus> {
+        self.status.as_ref()
+    }
+
+    fn conditions(status: &mut VaultProtectionStatus) -> &mut Conditions {
+        &mut status.conditions
+    }
+
+    fn set_observed_generation(status: &mut VaultProtectionStatus, generation: Option<i64>) {
+        status.observed_generation = generation;
+    }
+}
+
+/// The vault the spec names.
+pub fn vault_id(reference: &VaultReference) -> Option<VaultId> {
+    match (
+        &reference.id,
+        reference.kind,
+        &reference.subscription_id,
+        &reference.resource_group,
+        &reference.name,
+    ) {
+        (Some(id), ..) => VaultId::parse(id),
+        (None, Some(kind), Some(subscription), Some(resource_group), Some(name)) => Some(VaultId {
+            kind,
+            subscription: subscription.clone(),
+            resource_group: resource_group.clone(),
+            name: name.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// The guard the spec names, as far as it could be resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    pub id: GuardId,
+    /// The guard's region when the cluster knows it (a ResourceGuard's spec); otherwise read from Azure
+    /// before linking.
+    pub region: Option<String>,
+    /// How to ask for access (the ResourceGuard's status, else what the link echoes).
+    pub description: Option<String>,
+}
+
+/// A weakening the operator may perform now: an approved request that is active.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Elevation {
+    pub request: String,
+    pub operation: CriticalOperation,
+}
+
+/// What the operator saw.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub vault: Vault,
+    pub link: Option<Link>,
+    /// Active, approved requests for this object, by operation.
+    pub elevations: Vec<Elevation>,
+}
+
+/// Why the object cannot be converged until something happens.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Blocker {
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Blocker {
+    fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// One write the plan calls for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Link the vault to the guard (after checking Reader and region).
+    Link { restore: bool },
+    /// Make soft delete stronger (no elevation needed).
+    StrengthenSoftDelete { change: SoftDeleteChange, restore: bool },
+    /// Make soft delete weaker: under an active elevation (`request`), citing the guard's request object,
+    /// or without one on a vault that is not under MUA.
+    WeakenSoftDelete {
+        change: SoftDeleteChange,
+        request: Option<String>,
+    },
+    /// Remove the link under an active elevation.
+    Unlink { request: String },
+}
+
+/// The plan: writes to make, and what keeps the rest from converging.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// Waiting for an elevation (the operation to request).
+    pub elevation_required: Vec<CriticalOperation>,
+    pub blockers: Vec<Blocker>,
+    /// Differences found (for `Observe`, and for drift Events).
+    pub drift: Vec<String>,
+}
+
+fn elevation_for(observed: &Observed, operation: CriticalOperation) -> Option<String> {
+    observed
+        .elevations
+        .iter()
+        .find(|e| e.operation == operation)
+        .map(|e| e.request.clone())
+}
+
+/// What the vault's soft delete should become, when the spec manages it.
+fn wanted_soft_delete(spec: &VaultProtectionSpec) -> Option<SoftDeleteChange> {
+    let soft_delete = spec.soft_delete.as_ref()?;
+    let state = match soft_delete.state {
+        SoftDeleteState::Enabled => SoftDelete::Enabled,
+        SoftDeleteState::AlwaysOn => SoftDelete::AlwaysOn,
+        SoftDeleteState::Disabled => SoftDelete::Disabled,
+    };
+    Some(SoftDeleteChange {
+        state,
+        retention_days: soft_delete.retention_days.map(|d| d.max(0) as u32),
+    })
+}
+
+/// Compares the spec with Azure. Pure: every case is a unit test. `was_linked` and
+/// `soft_delete_was_synced` come from the previous status, to tell drift from a first convergence.
+pub fn plan(
+    spec: &VaultProtectionSpec,
+    target: &GuardId,
+    observed: &Observed,
+    was_linked: bool,
+    soft_delete_was_synced: bool,
+    deleting: bool,
+) -> Plan {
+    let mut plan = Plan::default();
+    let want_linked = spec.multi_user_authorization == MultiUserAuthorization::Enabled && !deleting;
+    let unlink_on_delete = deleting && spec.deletion_policy == VaultDeletionPolicy::Unlink;
+    let linked_to_target = observed.link.as_ref().is_some_and(|l| target.is(&l.guard_id));
+
+    match &observed.link {
+        Some(link) if !linked_to_target => plan.blockers.push(Blocker::new(
+            Reason::LinkedToOtherGuard,
+            format!(
+                "the vault is linked to the guard {}, not to {}; nothing is re-pointed without an approved DisableMultiUserAuthorization on that guard: the backup admin either names that guard here or asks its security admin to unlink it",
+                link.guard_id,
+                target.path()
+            ),
+        )),
+        Some(_) if !want_linked && (!deleting || unlink_on_delete) => {
+            match elevation_for(observed, CriticalOperation::DisableMultiUserAuthorization) {
+                Some(request) => plan.steps.push(Step::Unlink { request }),
+                None => plan
+                    .elevation_required
+                    .push(CriticalOperation::DisableMultiUserAuthorization),
+            }
+            plan.drift.push("the vault is linked".into());
+        }
+        None if want_linked => {
+            plan.steps.push(Step::Link { restore: was_linked });
+            plan.drift.push("the vault is not linked to the guard".into());
+        }
+        _ => {}
+    }
+
+    if let Some(wanted) = wanted_soft_delete(spec).filter(|_| !deleting) {
+        let current = observed.vault.soft_delete;
+        let state = current.map(|s| s.state);
+        let retention = current.and_then(|s| s.retention_days);
+        let state_differs = state != Some(wanted.state);
+        let retention_differs = wanted.retention_days.is_some() && retention != wanted.retention_days;
+        if state == Some(SoftDelete::AlwaysOn) && wanted.state != SoftDelete::AlwaysOn {
+            plan.blockers.push(Blocker::new(
+                Reason::AlwaysOnCannotBeWeakened,
+                "soft delete is AlwaysOn in Azure and can never be turned off or back to Enabled; set softDelete.state: AlwaysOn",
+            ));
+        } else if state_differs || retention_differs {
+            plan.drift.push(format!(
+                "soft delete is {} with {} days of retention",
+                state.map_or("unknown".to_string(), |s| format!("{s:?}")),
+                retention.map_or("unknown".to_string(), |d| d.to_string())
+            ));
+            let weaker_state = state.is_some_and(|s| wanted.state < s);
+            let shorter = matches!((wanted.retention_days, retention), (Some(w), Some(r)) if w < r);
+            let protected = observed.link.is_some() || want_linked;
+            if (weaker_state || shorter) && protected {
+                match elevation_for(observed, CriticalOperation::DisableSoftDelete) {
+                    Some(request) => plan.steps.push(Step::WeakenSoftDelete {
+                        change: wanted,
+                        request: Some(request),
+                    }),
+                    None => plan.elevation_required.push(CriticalOperation::DisableSoftDelete),
+                }
+            } else if weaker_state || shorter {
+                // An unlinked vault is not under MUA: Azure lets its owner weaken it.
+                plan.steps.push(Step::WeakenSoftDelete {
+                    change: wanted,
+                    request: None,
+                });
+            } else {
+                plan.steps.push(Step::StrengthenSoftDelete {
+                    change: wanted,
+                    restore: soft_delete_was_synced,
+                });
+            }
+        }
+    }
+    plan
+}
+
+/// How a check before a write, or a write, came out.
+#[derive(Default)]
+struct Applied {
+    /// The link as it is after the writes.
+    link: Option<Link>,
+    /// The soft-delete state as it is after the writes.
+    soft_delete: Option<vaults::SoftDeleteSettings>,
+    /// The guard's description, when the pre-link read found one.
+    description: Option<String>,
+    blockers: Vec<Blocker>,
+    notices: Vec<Notice>,
+}
+
+/// Checks what linking needs (the guard exists, the backup identity can read it, same region); returns
+/// the guard's description, or why the link cannot be made. Reads only.
+async fn check_guard(ctx: &Context, target: &Target, vault: &Vault) -> Result<Result<Option<String>, Blocker>, Error> {
+    let guard = match guards::get(ctx.backup(), &target.id).await {
+        Ok(Some(guard)) => guard,
+        Ok(None) => {
+            return Ok(Err(Blocker::new(
+                Reason::GuardNotFound,
+                format!(
+                    "the Resource Guard {} does not exist in Azure; its security admin must create it, or fix the guard reference",
+                    target.id.path()
+                ),
+            )));
+        }
+        Err(err) if err.status() == Some(403) => return Ok(Err(reader_missing(ctx, target))),
+        Err(err) => return Err(err.into()),
+    };
+    if !guard.location.eq_ignore_ascii_case(&vault.location) {
+        return Ok(Err(region_mismatch(&guard.location, &vault.location)));
+    }
+    Ok(Ok(guard.description))
+}
+
+fn reader_missing(ctx: &Context, target: &Target) -> Blocker {
+    let tenant = target.id.tenant.as_deref().unwrap_or(ctx.backup().home_tenant());
+    Blocker::new(
+        Reason::ReaderRoleMissing,
+        format!(
+            "the backup side's Azure identity cannot read the Resource Guard {} (tenant {tenant}); the guard's security admin must grant it the Reader role on the guard",
+            target.id.path()
+        ),
+    )
+}
+
+fn region_mismatch(guard: &str, vault: &str) -> Blocker {
+    Blocker::new(
+        Reason::RegionMismatch,
+        format!(
+            "the guard is in {guard} and the vault in {vault}: a vault can only link to a guard in its own region; name a guard in {vault}"
+        ),
+    )
+}
+
+/// Carries the plan's steps out, checking before each write; stops at the first step that cannot be
+/// made.
+async fn apply(
+    ctx: &Context,
+    id: &VaultId,
+    target: &Target,
+    observed: &Observed,
+    plan: &Plan,
+) -> Result<Applied, Error> {
+    let backup = ctx.backup();
+    let mut applied = Applied {
+        link: observed.link.clone(),
+        soft_delete: observed.vault.soft_delete,
+        ..Default::default()
+    };
+    for step in &plan.steps {
+        match step {
+            Step::Link { restore } => {
+                match check_guard(ctx, target, &observed.vault).await? {
+                    Ok(description) => applied.description = description,
+                    Err(blocker) => {
+                        applied.blockers.push(blocker);
+                        break;
+                    }
+                }
+                let link = match vaults::link(backup, id, &target.id).await {
+                    Ok(link) => link,
+                    Err(err) if err.status() == Some(403) => {
+                        applied.blockers.push(reader_missing(ctx, target));
+                        break;
+                    }
+                    Err(err) => return Err(err.into()),
+                };
+                applied.notices.push(if *restore {
+                    Notice::warning(
+                        "LinkRestored",
+                        format!(
+                            "the vault's link to the guard {} was removed outside the operator; restored it",
+                            target.id.path()
+                        ),
+                    )
+                } else {
+                    Notice::normal("Linked", format!("linked the vault to the guard {}", target.id.path()))
+                });
+                applied.link = Some(link);
+            }
+            Step::StrengthenSoftDelete { change, restore } => {
+                vaults::set_soft_delete(backup, id, *change, None).await?;
+                let before = describe_soft_delete(observed.vault.soft_delete);
+                applied.notices.push(if *restore {
+                    Notice::warning(
+                        "SoftDeleteRestored",
+                        format!(
+                            "soft delete was changed outside the operator ({before}); restored it to {}",
+                            describe_change(change)
+                        ),
+                    )
+                } else {
+                    Notice::normal(
+                        "SoftDeleteUpdated",
+                        format!("set soft delete to {}", describe_change(change)),
+                    )
+                });
+                applied.soft_delete = Some(settings(change, observed.vault.soft_delete));
+            }
+            Step::WeakenSoftDelete { change, request } => {
+                let guard = request.as_ref().map(|_| &target.id);
+                vaults::set_soft_delete(backup, id, *change, guard).await?;
+                let note = match request {
+                    Some(request) => format!(
+                        "set soft delete to {} under the CriticalOperationRequest {request} (DisableSoftDelete)",
+                        describe_change(change)
+                    ),
+                    None => format!(
+                        "set soft delete to {} (the vault is not under MUA)",
+                        describe_change(change)
+                    ),
+                };
+                applied.notices.push(Notice::normal("CriticalOperationPerformed", note));
+                applied.soft_delete = Some(settings(change, observed.vault.soft_delete));
+            }
+            Step::Unlink { request } => {
+                vaults::unlink(backup, id, &target.id).await?;
+                applied.notices.push(Notice::normal(
+                    "CriticalOperationPerformed",
+                    format!(
+                        "removed the vault's link to the guard {} under the CriticalOperationRequest {request} (DisableMultiUserAuthorization)",
+                        target.id.path()
+                    ),
+                ));
+                applied.link = None;
+            }
+        }
+    }
+    Ok(applied)
+}
+
+fn settings(change: &SoftDeleteChange, before: Option<vaults::SoftDeleteSettings>) -> vaults::SoftDeleteSettings {
+    vaults::SoftDeleteSettings {
+        state: change.state,
+        retention_days: change.retention_days.or(before.and_then(|b| b.retention_days)),
+    }
+}
+
+fn describe_change(change: &SoftDeleteChange) -> String {
+    match change.retention_days {
+        Some(days) => format!("{:?} with {days} days of retention", change.state),
+        None => format!("{:?}", change.state),
+    }
+}
+
+fn describe_soft_delete(settings: Option<vaults::SoftDeleteSettings>) -> String {
+    match settings {
+        Some(s) => describe_change(&SoftDeleteChange {
+            state: s.state,
+            retention_days: s.retention_days,
+        }),
+        None => "unknown".into(),
+    }
+}
+
+/// Everything the status reports, gathered from the observation and the writes.
+pub struct View<'a> {
+    pub spec: &'a VaultProtectionSpec,
+    pub vault_id: &'a VaultId,
+    pub target: Option<&'a Target>,
+    pub guard_name: Option<&'a str>,
+    pub vault: Option<&'a Vault>,
+    pub link: Option<&'a Link>,
+    pub soft_delete: Option<vaults::SoftDeleteSettings>,
+    pub linked: (bool, Reason, String),
+    pub soft_delete_synced: (bool, Reason, String),
+    pub synced: (bool, Reason, String),
+}
+
+/// The status that reports `view`. Pure.
+pub fn status(
+    view: &View,
+    previous: &VaultProtectionStatus,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> VaultProtectionStatus {
+    let kind = view.vault_id.kind;
+    let mut status = VaultProtectionStatus {
+        conditions: previous.conditions.clone(),
+        vault_id: Some(view.vault.map_or_else(|| view.vault_id.path(), |v| v.id.clone())),
+        vault_name: Some(view.vault_id.name.clone()),
+        region: view.vault.map(|v| v.location.clone()),
+        guard_id: view.target.map(|t| t.id.path()),
+        guard_name: view
+            .guard_name
+            .map(str::to_string)
+            .or_else(|| view.target.map(|t| t.id.name.clone())),
+        guard_description: view
+            .target
+            .and_then(|t| t.description.clone())
+            .or_else(|| view.link.and_then(|l| l.description.clone())),
+        multi_user_authorization: view.vault.map(|v| {
+            let linked = v.multi_user_authorization.unwrap_or(view.link.is_some());
+            if linked { "Enabled" } else { "Disabled" }.to_string()
+        }),
+        soft_delete_state: view.soft_delete.map(|s| s.state.azure_name(kind).to_string()),
+        protected_operations: view.link.map(|l| protected_operations(kind, l)).unwrap_or_default(),
+        ..Default::default()
+    };
+    for (type_, (ok, reason, message)) in [
+        ("Linked", &view.linked),
+        ("SoftDeleteSynced", &view.soft_delete_synced),
+        ("Synced", &view.synced),
+    ] {
+        conditions::set(&mut status.conditions, type_, *ok, *reason, message, generation, now);
+    }
+    status
+}
+
+/// The operations a link says the guard protects: Recovery Services links name the guard's request
+/// type, Backup-vault links the vault operation.
+fn protected_operations(kind: VaultKind, link: &Link) -> Vec<ProtectedOperation> {
+    link.protected_operations
+        .iter()
+        .map(|name| {
+            let request_type = name.rsplit('/').next().unwrap_or_default();
+            let operation = CriticalOperation::from_azure(name).or_else(|| {
+                CriticalOperation::all().find(|op| {
+                    op.on(kind)
+                        .and_then(|a| a.request_type)
+                        .is_some_and(|rt| rt.eq_ignore_ascii_case(request_type))
+                })
+            });
+            ProtectedOperation {
+                operation,
+                vault_critical_operation: name.clone(),
+                request_resource_type: None,
+            }
+        })
+        .collect()
+}
+
+/// Resolves the guard reference: a Ready ResourceGuard in the namespace, or an ARM ID. `Err` carries the
+/// summary of an object that cannot go on yet. On deletion, a guard that is gone from the cluster is
+/// taken from the last status.
+async fn resolve(
+    ctx: &Context,
+    vp: &VaultProtection,
+    deleting: bool,
+) -> Result<Result<(Target, Option<String>), Summary>, Error> {
+    let reference = &vp.spec.guard;
+    if let Some(id) = &reference.id {
+        let Some(id) = GuardId::parse(id) else {
+            return Ok(Err(Summary::stalled(
+                Reason::GuardNotFound,
+                format!("guard.id {id} is not a Resource Guard's ARM ID"),
+            )));
+        };
+        let target = Target {
+            id: id.in_tenant(reference.tenant_id.as_deref()),
+            region: None,
+            description: None,
+        };
+        return Ok(Ok((target, None)));
+    }
+    let name = reference.name.clone().unwrap_or_default();
+    let namespace = vp.namespace().unwrap_or_default();
+    let guards: Api<ResourceGuard> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(rg) = guards.get_opt(&name).await? else {
+        let previous = vp
+            .status
+            .as_ref()
+            .and_then(|s| s.guard_id.as_deref())
+            .and_then(GuardId::parse);
+        if let (true, Some(id)) = (deleting, previous) {
+            return Ok(Ok((
+                Target {
+                    id,
+                    region: None,
+                    description: None,
+                },
+                Some(name),
+            )));
+        }
+        return Ok(Err(Summary::stalled(
+            Reason::GuardNotFound,
+            format!(
+                "there is no ResourceGuard {name} in namespace {namespace}: the security admin must create it, or fix guard.name"
+            ),
+        )));
+    };
+    let ready = rg.status.as_ref().and_then(|s| s.conditions.get("Ready"));
+    let is_ready = ready.is_some_and(|c| c.status == "True" && c.observed_generation == rg.metadata.generation);
+    if !is_ready {
+        let why = ready
+            .map(|c| format!(" ({}: {})", c.reason, c.message))
+            .unwrap_or_default();
+        return Ok(Err(Summary::waiting(
+            Reason::GuardNotReady,
+            format!("waiting for the ResourceGuard {name} to be Ready{why}"),
+        )));
+    }
+    let target = Target {
+        id: resource_guard::guard_id(&rg.spec),
+        region: Some(rg.spec.region.clone()),
+        description: rg.status.as_ref().and_then(|s| s.description.clone()),
+    };
+    Ok(Ok((target, Some(name))))
+}
+
+/// The approved requests for this object that are active now.
+async fn active_elevations(ctx: &Context, vp: &VaultProtection) -> Result<Vec<Elevation>, Error> {
+    let requests: Api<CriticalOperationRequest> =
+        Api::namespaced(ctx.client.clone(), &vp.namespace().unwrap_or_default());
+    let now = ctx.clock.now();
+    let name = vp.name_any();
+    Ok(requests
+        .list(&ListParams::default())
+        .await?
+        .into_iter()
+        .filter(|r| r.spec.vault_protection == name)
+        .filter(|r| {
+            r.status.as_ref().is_some_and(|s| {
+                s.phase == Some(RequestPhase::Active) && s.expires_at.as_ref().is_some_and(|t| t.0 > now)
+            })
+        })
+        .map(|r| Elevation {
+            request: r.name_any(),
+            operation: r.spec.operation,
+        })
+        .collect())
+}
+
+/// The link as the last status recorded it, when reading it again would tell nothing new: the vault
+/// still reports MUA on (Recovery Services vaults do), the spec has not changed since, and the link was
+/// read within [`LINK_RECHECK`]. This keeps a steady-state resync at one ARM read (the vault).
+fn known_link(
+    ctx: &Context,
+    vp: &VaultProtection,
+    key: &str,
+    vault: &Vault,
+    previous: &VaultProtectionStatus,
+    was_linked: bool,
+) -> Option<Link> {
+    let fresh = ctx
+        .link_reads
+        .lock()
+        .expect("link reads lock")
+        .get(key)
+        .is_some_and(|read| read.elapsed() < LINK_RECHECK);
+    let unchanged = previous.observed_generation == vp.meta().generation;
+    if !(fresh && unchanged && was_linked && vault.multi_user_authorization == Some(true)) {
+        return None;
+    }
+    Some(Link {
+        id: String::new(),
+        guard_id: previous.guard_id.clone()?,
+        description: previous.guard_description.clone(),
+        protected_operations: previous
+            .protected_operations
+            .iter()
+            .map(|o| o.vault_critical_operation.clone())
+            .collect(),
+    })
+}
+
+fn condition_is_true(status: &VaultProtectionStatus, type_: &str) -> bool {
+    status.conditions.get(type_).is_some_and(|c| c.status == "True")
+}
+
+/// A status for an object that stopped before reading the vault (or found none).
+fn early(
+    vp: &VaultProtection,
+    id: &VaultId,
+    target: Option<&Target>,
+    guard_name: Option<&str>,
+    summary: Summary,
+    now: Timestamp,
+) -> Outcome<VaultProtectionStatus> {
+    let previous = vp.status.clone().unwrap_or_default();
+    let not_yet = (false, summary.reason, summary.message.clone());
+    let view = View {
+        spec: &vp.spec,
+        vault_id: id,
+        target,
+        guard_name,
+        vault: None,
+        link: None,
+        soft_delete: None,
+        linked: not_yet.clone(),
+        soft_delete_synced: not_yet.clone(),
+        synced: not_yet,
+    };
+    let requeue = match summary.health {
+        super::Health::Waiting => Requeue::After(Duration::from_secs(30)),
+        _ => Requeue::Resync,
+    };
+    Outcome {
+        status: status(&view, &previous, vp.meta().generation, now),
+        summary,
+        requeue,
+        notices: Vec::new(),
+    }
+}
+
+/// observe → plan → apply → status. The flag says whether the object's link is gone (a deletion may
+/// finish).
+async fn converge(
+    ctx: &Context,
+    vp: &VaultProtection,
+    deleting: bool,
+) -> Result<(Outcome<VaultProtectionStatus>, bool), Error> {
+    let now = ctx.clock.now();
+    let spec = &vp.spec;
+    let Some(id) = vault_id(&spec.vault) else {
+        let summary = Summary::stalled(Reason::VaultNotFound, "spec.vault does not name a vault");
+        return Ok((
+            Outcome {
+                status: vp.status.clone().unwrap_or_default(),
+                summary,
+                requeue: Requeue::OnChange,
+                notices: Vec::new(),
+            },
+            true,
+        ));
+    };
+    // Observe: the guard reference, the tenant, the vault and its link.
+    let (target, guard_name) = match resolve(ctx, vp, deleting).await? {
+        Ok(resolved) => resolved,
+        Err(summary) => return Ok((early(vp, &id, None, None, summary, now), false)),
+    };
+    let guard_name = guard_name.as_deref();
+    if let Some(tenant) = target.id.tenant.as_deref()
+        && !ctx.backup().has_tenant(tenant)
+    {
+        let summary = Summary::stalled(
+            Reason::TenantCredentialMissing,
+            format!(
+                "the guard is in tenant {tenant} and the backup side has no credential there: the operator's admin must register its application in that tenant and add it to --additional-tenants"
+            ),
+        );
+        return Ok((early(vp, &id, Some(&target), guard_name, summary, now), false));
+    }
+    let backup = ctx.backup();
+    let Some(vault) = vaults::get(backup, &id).await? else {
+        let summary = Summary::stalled(
+            Reason::VaultNotFound,
+            format!(
+                "the vault {} does not exist, or the backup side's identity cannot see it: create the vault or grant the identity Backup Contributor on it",
+                id.path()
+            ),
+        );
+        return Ok((early(vp, &id, Some(&target), guard_name, summary, now), deleting));
+    };
+    if let Some(region) = &target.region
+        && !region.eq_ignore_ascii_case(&vault.location)
+        && !deleting
+    {
+        let blocker = region_mismatch(region, &vault.location);
+        let summary = Summary::stalled(blocker.reason, blocker.message);
+        return Ok((early(vp, &id, Some(&target), guard_name, summary, now), false));
+    }
+    let previous = vp.status.clone().unwrap_or_default();
+    let same_guard = previous.guard_id.as_deref().is_some_and(|g| target.id.is(g));
+    let was_linked = same_guard && condition_is_true(&previous, "Linked");
+    let key = outcome::key(vp);
+    let link = match known_link(ctx, vp, &key, &vault, &previous, was_linked && !deleting) {
+        Some(link) => Some(link),
+        None => {
+            let link = vaults::get_link(backup, &id).await?;
+            ctx.link_reads
+                .lock()
+                .expect("link reads lock")
+                .insert(key, Instant::now());
+            link
+        }
+    };
+    let mut observed = Observed {
+        vault,
+        link,
+        elevations: Vec::new(),
+    };
+
+    // Plan; elevations are looked up only when a weakening is wanted.
+    let soft_delete_was_synced = condition_is_true(&previous, "SoftDeleteSynced");
+    let manage = spec.management_policy == ManagementPolicy::Manage;
+    let mut plan = plan(
+        spec,
+        &target.id,
+        &observed,
+        was_linked,
+        soft_delete_was_synced,
+        deleting,
+    );
+    if manage && !plan.elevation_required.is_empty() {
+        observed.elevations = active_elevations(ctx, vp).await?;
+        plan = self::plan(
+            spec,
+            &target.id,
+            &observed,
+            was_linked,
+            soft_delete_was_synced,
+            deleting,
+        );
+    }
+
+    // Apply (only under Manage).
+    let mut applied = if manage {
+        apply(ctx, &id, &target, &observed, &plan).await?
+    } else {
+        Applied {
+            link: observed.link.clone(),
+            soft_delete: observed.vault.soft_delete,
+            ..Default::default()
+        }
+    };
+    let mut blockers = plan.blockers.clone();
+    blockers.append(&mut applied.blockers);
+    let mut target = target;
+    if target.description.is_none() {
+        target.description = applied.description.clone();
+    }
+
+    // Status.
+    let linked_now = applied.link.as_ref().is_some_and(|l| target.id.is(&l.guard_id));
+    let wants_link = spec.multi_user_authorization == MultiUserAuthorization::Enabled;
+    let drifted = |what: &str| {
+        (
+            false,
+            Reason::Drifted,
+            format!("{what}; managementPolicy is Observe, so nothing was changed"),
+        )
+    };
+    let elevation = |op: CriticalOperation| {
+        (
+            Reason::ElevationRequired,
+            format!(
+                "{op} is a critical operation: it waits for an approved, active CriticalOperationRequest for {op} on this VaultProtection"
+            ),
+        )
+    };
+    let blocker = blockers.first();
+    let linked = if plan
+        .elevation_required
+        .contains(&CriticalOperation::DisableMultiUserAuthorization)
+        && linked_now
+    {
+        let (reason, message) = elevation(CriticalOperation::DisableMultiUserAuthorization);
+        (true, reason, message)
+    } else if linked_now {
+        (
+            true,
+            Reason::InSync,
+            format!("the vault is linked to the guard {}", target.id.path()),
+        )
+    } else if !wants_link && applied.link.is_none() {
+        (
+            false,
+            Reason::InSync,
+            "multi-user authorization is disabled, as declared".to_string(),
+        )
+    } else if let Some(b) = blocker {
+        (false, b.reason, b.message.clone())
+    } else {
+        drifted("the vault is not linked to the guard")
+    };
+    let wanted = wanted_soft_delete(spec);
+    let soft_delete_synced = match wanted {
+        None => (
+            true,
+            Reason::InSync,
+            "soft delete is not managed by this object".to_string(),
+        ),
+        Some(_) if blockers.iter().any(|b| b.reason == Reason::AlwaysOnCannotBeWeakened) => {
+            let b = blockers
+                .iter()
+                .find(|b| b.reason == Reason::AlwaysOnCannotBeWeakened)
+                .expect("found above");
+            (false, b.reason, b.message.clone())
+        }
+        Some(_) if plan.elevation_required.contains(&CriticalOperation::DisableSoftDelete) => {
+            let (reason, message) = elevation(CriticalOperation::DisableSoftDelete);
+            (false, reason, message)
+        }
+        Some(w)
+            if applied.soft_delete.is_some_and(|s| {
+                s.state == w.state && w.retention_days.is_none_or(|d| s.retention_days == Some(d))
+            }) =>
+        {
+            (true, Reason::InSync, format!("soft delete is {}", describe_change(&w)))
+        }
+        Some(_) => drifted(&format!("soft delete is {}", describe_soft_delete(applied.soft_delete))),
+    };
+    let synced = if !manage && !plan.drift.is_empty() {
+        drifted(&format!("Azure differs from the spec ({})", plan.drift.join("; ")))
+    } else if let Some(b) = blocker {
+        (false, b.reason, b.message.clone())
+    } else if let Some(op) = plan.elevation_required.first() {
+        let (reason, message) = elevation(*op);
+        (false, reason, message)
+    } else {
+        (true, Reason::InSync, "Azure matches the spec".to_string())
+    };
+
+    let summary = if let Some(b) = blocker {
+        let message = blockers
+            .iter()
+            .map(|b| b.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        Summary::stalled(b.reason, message)
+    } else if !plan.elevation_required.is_empty() {
+        let operations = plan
+            .elevation_required
+            .iter()
+            .map(|op| op.name())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let how = target
+            .description
+            .as_deref()
+            .map(|d| format!(" How to ask: {d}"))
+            .unwrap_or_default();
+        let what = if deleting { "the deletion waits: " } else { "" };
+        Summary::waiting(
+            Reason::ElevationRequired,
+            format!(
+                "{what}weakening protection is a critical operation: create a CriticalOperationRequest for {operations} on this VaultProtection and have it approved.{how}"
+            ),
+        )
+    } else if !manage && !plan.drift.is_empty() {
+        Summary::ready(Reason::Observed, synced.2.clone())
+    } else {
+        Summary::ready(Reason::InSync, "the vault's protection is as declared")
+    };
+    let mut notices = std::mem::take(&mut applied.notices);
+    if !manage && !plan.drift.is_empty() {
+        notices.push(Notice::warning("Drifted", synced.2.clone()));
+    }
+    let view = View {
+        spec,
+        vault_id: &id,
+        target: Some(&target),
+        guard_name,
+        vault: Some(&observed.vault),
+        link: applied.link.as_ref(),
+        soft_delete: applied.soft_delete,
+        linked,
+        soft_delete_synced,
+        synced,
+    };
+    let unlinked = !linked_now;
+    let outcome = Outcome {
+        status: status(&view, &previous, vp.meta().generation, now),
+        summary,
+        requeue: Requeue::Resync,
+        notices,
+    };
+    Ok((outcome, unlinked))
+}
+
+/// Whether deleting the object must do something in Azure first (and so needs a finalizer).
+fn unlinks_on_delete(spec: &VaultProtectionSpec) -> bool {
+    spec.deletion_policy == VaultDeletionPolicy::Unlink && spec.management_policy == ManagementPolicy::Manage
+}
+
+async fn reconcile(vp: Arc<VaultProtection>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let api: Api<VaultProtection> = Api::namespaced(ctx.client.clone(), &vp.namespace().unwrap_or_default());
+    if vp.meta().deletion_timestamp.is_some() {
+        if !vp.finalizers().iter().any(|f| f == FINALIZER) {
+            return Ok(Action::await_change());
+        }
+        // Orphan (or Observe): nothing to do in Azure.
+        let result = match unlinks_on_delete(&vp.spec) {
+            true => converge(&ctx, &vp, true)
+                .await
+                .map(|(outcome, done)| (Some(outcome), done)),
+            false => Ok((None, true)),
+        };
+        return match result {
+            Ok((_, true)) => {
+                watch::remove_finalizer(&api, &*vp, FINALIZER).await?;
+                ctx.metrics.forget(CONTROLLER, &outcome::key(&*vp));
+                Ok(Action::await_change())
+            }
+            Ok((waiting, _)) => {
+                outcome::report(
+                    &ctx,
+                    &*vp,
+                    started,
+                    Ok(waiting.expect("an outcome while the link stays")),
+                )
+                .await
+            }
+            Err(err) => outcome::report(&ctx, &*vp, started, Err(err)).await,
+        };
+    }
+    if unlinks_on_delete(&vp.spec) {
+        watch::add_finalizer(&api, &*vp, FINALIZER).await?;
+    } else {
+        watch::remove_finalizer(&api, &*vp, FINALIZER).await?;
+    }
+    let result = converge(&ctx, &vp, false).await.map(|(outcome, _)| outcome);
+    outcome::report(&ctx, &*vp, started, result).await
+}
+
+/// Only failures of the report itself (writing status) get here; Azure failures are outcomes.
+fn error_policy(vp: Arc<VaultProtection>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = outcome::key(&*vp);
+    tracing::warn!(controller = CONTROLLER, object = %key, reason = %error.reason(), %error, "reconcile failed");
+    Action::requeue(ctx.backoff.failed(&key))
+}
+
+/// The VaultProtections that name `rg` by `guard.name`.
+fn naming_guard(store: &Store<VaultProtection>, rg: &ResourceGuard) -> Vec<ObjectRef<VaultProtection>> {
+    let (namespace, name) = (rg.namespace(), rg.name_any());
+    store
+        .state()
+        .iter()
+        .filter(|vp| vp.namespace() == namespace && vp.spec.guard.name.as_deref() == Some(name.as_str()))
+        .map(|vp| ObjectRef::from_obj(&**vp))
+        .collect()
+}
+
+/// Runs the VaultProtection controller until `shutdown` resolves. It also wakes when a ResourceGuard a
+/// VaultProtection names changes (becomes Ready), and when a CriticalOperationRequest for one changes
+/// (becomes Active).
+pub async fn run(
+    api: Api<VaultProtection>,
+    guards: Api<ResourceGuard>,
+    requests: Api<CriticalOperationRequest>,
+    ctx: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let controller = watch::controller(api, &ctx);
+    let store = controller.store();
+    controller
+        .watches(guards, watcher::Config::default(), move |rg| naming_guard(&store, &rg))
+        .watches(requests, watcher::Config::default(), |request| {
+            let namespace = request.namespace().unwrap_or_default();
+            Some(ObjectRef::new(&request.spec.vault_protection).within(&namespace))
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+}
