@@ -1,7 +1,8 @@
 //! One way to call ARM: bearer tokens from the configured credentials (plus auxiliary tokens for
 //! resources in other tenants), a correlation ID per logical call, retries with jittered exponential
 //! backoff where ARM says retrying is safe (429 after `Retry-After`, 5xx and dropped connections for
-//! idempotent methods), and polling of long-running operations.
+//! idempotent methods), and polling of long-running operations. Every attempt first takes a token from
+//! the identity's client-side buckets ([`Throttle`]), and is counted in [`ArmMetrics`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +16,8 @@ use serde_json::Value;
 
 use super::credentials::{ARM_SCOPE, AzureCloud};
 use super::error::AzureError;
+use super::metrics::{self, ArmMetrics};
+use super::throttle::{Throttle, ThrottleKey, ThrottlePolicy};
 
 /// When and how often to try again.
 #[derive(Clone, Debug)]
@@ -135,6 +138,9 @@ pub struct ArmClient {
     /// The same identity in other tenants, by lowercase tenant ID.
     auxiliary: BTreeMap<String, Arc<dyn TokenCredential>>,
     retry: RetryPolicy,
+    /// The identity's buckets, shared by clones: ARM counts per principal, not per client value.
+    throttle: Arc<Throttle>,
+    metrics: ArmMetrics,
 }
 
 impl ArmClient {
@@ -146,6 +152,9 @@ impl ArmClient {
             credential,
             auxiliary: BTreeMap::new(),
             retry: RetryPolicy::default(),
+            throttle: Arc::new(Throttle::new(ThrottlePolicy::default())),
+            // Counted but never scraped unless the caller passes its own with `with_metrics`.
+            metrics: ArmMetrics::new(),
         }
     }
 
@@ -158,6 +167,23 @@ impl ArmClient {
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
+    }
+
+    /// New buckets with `policy` (ARM's published figures by default).
+    pub fn with_throttle(mut self, policy: ThrottlePolicy) -> Self {
+        self.throttle = Arc::new(Throttle::new(policy));
+        self
+    }
+
+    /// Counts this client's calls in `metrics` (register them once with [`ArmMetrics::register`]).
+    pub fn with_metrics(mut self, metrics: ArmMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The identity's client-side buckets.
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
     }
 
     async fn token(
@@ -232,9 +258,13 @@ impl ArmClient {
             "{}{}{separator}api-version={}",
             self.arm_url, call.path, call.api_version
         );
-        let mut delays = self.retry.delays();
         let (tenant, credential) = self.credential_in(&operation, call.tenant.as_deref())?;
+        let key = ThrottleKey::for_call(&call.method, &call.path, &tenant);
+        let route = metrics::route(&call.path);
+        let mut delays = self.retry.delays();
+        let mut attempts = 0;
         loop {
+            attempts += 1;
             let token = self.token(&operation, &tenant, credential).await?;
             let mut request = self
                 .http
@@ -251,10 +281,17 @@ impl ArmClient {
             if let Some(body) = &call.body {
                 request = request.json(body);
             }
+            // Taken last, just before sending, so ARM sees the request as soon after as possible.
+            let acquired = self.throttle.acquire(&key).await;
+            self.metrics.throttle_wait(key.kind, acquired.waited);
+            let sent = tokio::time::Instant::now();
             let (error, wait) = match request.send().await {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let headers = response.headers().clone();
+                    self.throttle.observe(&key, &acquired, status, &headers);
+                    self.metrics
+                        .request(&call.method, &route, &status.to_string(), sent.elapsed());
                     let text = response.text().await.map_err(|source| AzureError::Transport {
                         operation: operation.clone(),
                         source,
@@ -276,24 +313,31 @@ impl ArmClient {
                     }
                     (error, retry_after)
                 }
-                Err(source) if call.idempotent() => (
-                    AzureError::Transport {
+                Err(source) => {
+                    self.metrics
+                        .request(&call.method, &route, "transport_error", sent.elapsed());
+                    let error = AzureError::Transport {
                         operation: operation.clone(),
                         source,
-                    },
-                    None,
-                ),
-                Err(source) => return Err(AzureError::Transport { operation, source }),
+                    };
+                    if !call.idempotent() {
+                        return Err(error);
+                    }
+                    (error, None)
+                }
             };
-            let Some(delay) = delays.next() else {
-                return Err(error);
+            let wait = match (delays.next(), wait) {
+                (Some(delay), None) => delay,
+                (Some(delay), Some(wait)) if wait <= self.retry.max_retry_after => wait.max(delay),
+                _ => {
+                    // One line per failed call; the retries before it are at DEBUG.
+                    let status = error.status().map_or("transport_error".to_string(), |s| s.to_string());
+                    tracing::warn!(%operation, %correlation, attempts, %status, error = %error, "an Azure call failed after retries");
+                    return Err(error);
+                }
             };
-            let wait = match wait {
-                Some(wait) if wait > self.retry.max_retry_after => return Err(error),
-                Some(wait) => wait.max(delay),
-                None => delay,
-            };
-            tracing::warn!(%operation, %correlation, error = %error, wait_ms = wait.as_millis() as u64, "retrying an Azure call");
+            self.metrics.retry(&call.method, &route, error.metric_label());
+            tracing::debug!(%operation, %correlation, attempts, error = %error, wait_ms = wait.as_millis() as u64, "retrying an Azure call");
             tokio::time::sleep(wait).await;
         }
     }

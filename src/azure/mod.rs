@@ -6,9 +6,13 @@ pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod guards;
+pub mod metrics;
+pub mod throttle;
 pub mod vaults;
 
 pub use client::{ArmClient, Call, Reply, RetryPolicy};
+pub use metrics::ArmMetrics;
+pub use throttle::{Bucket, OperationKind, ThrottlePolicy};
 
 /// A shared Azure credential.
 pub type TokenCredentialRef = std::sync::Arc<dyn azure_core::credentials::TokenCredential>;
