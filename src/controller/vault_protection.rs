@@ -463,10 +463,10 @@ pub fn status(
             .target
             .and_then(|t| t.description.clone())
             .or_else(|| view.link.and_then(|l| l.description.clone())),
-        multi_user_authorization: view.vault.map(|v| {
-            let linked = v.multi_user_authorization.unwrap_or(view.link.is_some());
-            if linked { "Enabled" } else { "Disabled" }.to_string()
-        }),
+        // What Azure reports once the writes are done: a vault is under MUA while it has a link.
+        multi_user_authorization: view
+            .vault
+            .map(|_| if view.link.is_some() { "Enabled" } else { "Disabled" }.to_string()),
         soft_delete_state: view.soft_delete.map(|s| s.state.azure_name(kind).to_string()),
         protected_operations: view.link.map(|l| protected_operations(kind, l)).unwrap_or_default(),
         ..Default::default()
