@@ -257,18 +257,26 @@ fn deletes_in_azure(spec: &ResourceGuardSpec) -> bool {
     spec.deletion_policy == GuardDeletionPolicy::Delete && spec.management_policy == ManagementPolicy::Manage
 }
 
-/// The VaultProtections that report a vault linked to this guard.
-async fn linked_vaults(ctx: &Context, id: &GuardId) -> Result<Vec<String>, Error> {
+/// The VaultProtections that name this guard (by `guard.name` in its namespace, or by ARM ID) or
+/// last saw their vault linked to it. ARM cannot list the vaults linked to a guard, so the cluster's
+/// own declarations are the evidence; a VaultProtection that names the guard counts even when its
+/// status says otherwise, since its status may be stale or written by someone else.
+async fn linked_vaults(ctx: &Context, rg: &ResourceGuard, id: &GuardId) -> Result<Vec<String>, Error> {
+    let (namespace, name) = (rg.namespace(), rg.name_any());
     let linked = ctx
         .api::<VaultProtection>()
         .list(&ListParams::default())
         .await?
         .into_iter()
         .filter(|vp| {
-            vp.status.as_ref().is_some_and(|s| {
+            let guard = &vp.spec.guard;
+            let names = vp.namespace() == namespace && guard.name.as_deref() == Some(name.as_str());
+            let by_id = guard.id.as_deref().is_some_and(|g| id.is(g));
+            let reported = vp.status.as_ref().is_some_and(|s| {
                 s.guard_id.as_deref().is_some_and(|g| id.is(g))
                     && s.conditions.get("Linked").is_some_and(|c| c.status == "True")
-            })
+            });
+            names || by_id || reported
         })
         .map(|vp| outcome::key(&vp))
         .collect();
@@ -279,10 +287,10 @@ async fn linked_vaults(ctx: &Context, id: &GuardId) -> Result<Vec<String>, Error
 /// linked to it. `None` when the deletion may finish.
 async fn cleanup(ctx: &Context, rg: &ResourceGuard) -> Result<Option<Outcome<ResourceGuardStatus>>, Error> {
     let id = guard_id(&rg.spec);
-    let linked = linked_vaults(ctx, &id).await?;
+    let linked = linked_vaults(ctx, rg, &id).await?;
     if !linked.is_empty() {
         let message = format!(
-            "the guard is not deleted while vaults are linked to it: {}; unlink them first (a DisableMultiUserAuthorization request) or set deletionPolicy: Orphan",
+            "the guard is not deleted while VaultProtections name it or report a vault linked to it: {}; unlink and delete them first (unlinking needs a DisableMultiUserAuthorization request), or set deletionPolicy: Orphan",
             linked.join(", ")
         );
         return Ok(Some(Outcome {

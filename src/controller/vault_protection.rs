@@ -632,35 +632,43 @@ fn condition_is_true(status: &VaultProtectionStatus, type_: &str) -> bool {
     status.conditions.get(type_).is_some_and(|c| c.status == "True")
 }
 
-/// A status for an object that stopped before reading the vault (or found none).
-fn early(
-    vp: &VaultProtection,
-    id: &VaultId,
-    target: Option<&Target>,
-    guard_name: Option<&str>,
-    summary: Summary,
-    now: Timestamp,
-) -> Outcome<VaultProtectionStatus> {
-    let previous = vp.status.clone().unwrap_or_default();
-    let not_yet = (false, summary.reason, summary.message.clone());
-    let view = View {
-        spec: &vp.spec,
-        vault_id: id,
-        target,
-        guard_name,
-        vault: None,
-        link: None,
-        soft_delete: None,
-        linked: not_yet.clone(),
-        soft_delete_synced: not_yet.clone(),
-        synced: not_yet,
-    };
+/// A status for an object that stopped before it could compare Azure with the spec. What it last saw
+/// of Azure (`Linked`, `SoftDeleteSynced`, the vault and guard fields) stays as it was: not having
+/// looked is no evidence that anything changed, and the security side relies on `Linked`.
+fn early(ctx: &Context, vp: &VaultProtection, id: &VaultId, summary: Summary) -> Outcome<VaultProtectionStatus> {
+    let now = ctx.clock.now();
+    let mut status = vp.status.clone().unwrap_or_default();
+    status.vault_id.get_or_insert_with(|| id.path());
+    status.vault_name.get_or_insert_with(|| id.name.clone());
+    let generation = vp.meta().generation;
+    for type_ in ["Linked", "SoftDeleteSynced"] {
+        if status.conditions.get(type_).is_none() {
+            conditions::set(
+                &mut status.conditions,
+                type_,
+                false,
+                summary.reason,
+                &summary.message,
+                generation,
+                now,
+            );
+        }
+    }
+    conditions::set(
+        &mut status.conditions,
+        "Synced",
+        false,
+        summary.reason,
+        &summary.message,
+        generation,
+        now,
+    );
     let requeue = match summary.health {
-        super::Health::Waiting => Requeue::After(Duration::from_secs(30)),
+        super::Health::Waiting => Requeue::After(ctx.config.waiting_retry),
         _ => Requeue::Resync,
     };
     Outcome {
-        status: status(&view, &previous, vp.meta().generation, now),
+        status,
         summary,
         requeue,
         notices: Vec::new(),
@@ -691,7 +699,7 @@ async fn converge(
     // Observe: the guard reference, the tenant, the vault and its link.
     let (target, guard_name) = match resolve(ctx, vp, deleting).await? {
         Ok(resolved) => resolved,
-        Err(summary) => return Ok((early(vp, &id, None, None, summary, now), false)),
+        Err(summary) => return Ok((early(ctx, vp, &id, summary), false)),
     };
     let guard_name = guard_name.as_deref();
     if let Some(tenant) = target.id.tenant.as_deref()
@@ -703,7 +711,7 @@ async fn converge(
                 "the guard is in tenant {tenant} and the backup side has no credential there: the operator's admin must register its application in that tenant and add it to --additional-tenants"
             ),
         );
-        return Ok((early(vp, &id, Some(&target), guard_name, summary, now), false));
+        return Ok((early(ctx, vp, &id, summary), false));
     }
     let backup = ctx.backup();
     let Some(vault) = vaults::get(backup, &id).await? else {
@@ -714,7 +722,7 @@ async fn converge(
                 id.path()
             ),
         );
-        return Ok((early(vp, &id, Some(&target), guard_name, summary, now), deleting));
+        return Ok((early(ctx, vp, &id, summary), deleting));
     };
     if let Some(region) = &target.region
         && !region.eq_ignore_ascii_case(&vault.location)
@@ -722,7 +730,7 @@ async fn converge(
     {
         let blocker = region_mismatch(region, &vault.location);
         let summary = Summary::stalled(blocker.reason, blocker.message);
-        return Ok((early(vp, &id, Some(&target), guard_name, summary, now), false));
+        return Ok((early(ctx, vp, &id, summary), false));
     }
     let previous = vp.status.clone().unwrap_or_default();
     let same_guard = previous.guard_id.as_deref().is_some_and(|g| target.id.is(g));
