@@ -21,8 +21,17 @@ use crate::simulator::*;
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Polls `check` until it returns `Some`, for at most [`DEADLINE`].
-pub async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
+pub async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, check: impl FnMut() -> F) -> T {
+    eventually_within(what, DEADLINE, check).await
+}
+
+/// Polls `check` until it returns `Some`, for at most `within`.
+pub async fn eventually_within<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    within: Duration,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         if let Some(value) = check().await {
             return value;
@@ -39,6 +48,8 @@ pub struct Options {
     /// Tenants beyond the home tenant the security side has credentials for.
     pub security_tenants: Vec<&'static str>,
     pub config: ControllerConfig,
+    /// A seed for the simulator instead of `examples/sim-seed.yaml`.
+    pub seed: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -52,6 +63,7 @@ impl Default for Options {
                 stalled_retry: Duration::from_secs(2),
                 ..ControllerConfig::default()
             },
+            seed: None,
         }
     }
 }
@@ -93,7 +105,13 @@ impl Operator {
             .try_init();
         let cp = ControlPlane::shared();
         let ns = cp.namespace(prefix).await;
-        let ts = TestSim::start().await;
+        let seed = options.seed.clone();
+        let ts = TestSim::start_with(|o| {
+            if seed.is_some() {
+                o.seed = seed;
+            }
+        })
+        .await;
         let arm_metrics = ArmMetrics::new();
         let security = arm_client(
             &ts,
