@@ -211,10 +211,12 @@ pub fn plan(
         let retention = current.and_then(|s| s.retention_days);
         let state_differs = state != Some(wanted.state);
         let retention_differs = wanted.retention_days.is_some() && retention != wanted.retention_days;
-        if state == Some(SoftDelete::AlwaysOn) && wanted.state != SoftDelete::AlwaysOn {
+        let shorter = matches!((wanted.retention_days, retention), (Some(w), Some(r)) if w < r);
+        if state == Some(SoftDelete::AlwaysOn) && (wanted.state != SoftDelete::AlwaysOn || shorter) {
+            // Treated as locked in full: neither the state nor the retention is ever reduced.
             plan.blockers.push(Blocker::new(
                 Reason::AlwaysOnCannotBeWeakened,
-                "soft delete is AlwaysOn in Azure and can never be turned off or back to Enabled; set softDelete.state: AlwaysOn",
+                "soft delete is AlwaysOn in Azure: it can never be turned off, set back to Enabled or given a shorter retention; set softDelete.state: AlwaysOn and a retention at least as long as the vault's",
             ));
         } else if state_differs || retention_differs {
             plan.drift.push(format!(
@@ -223,7 +225,6 @@ pub fn plan(
                 retention.map_or("unknown".to_string(), |d| d.to_string())
             ));
             let weaker_state = state.is_some_and(|s| wanted.state < s);
-            let shorter = matches!((wanted.retention_days, retention), (Some(w), Some(r)) if w < r);
             let protected = observed.link.is_some() || want_linked;
             if (weaker_state || shorter) && protected {
                 match elevation_for(observed, CriticalOperation::DisableSoftDelete) {
@@ -1017,4 +1018,259 @@ pub async fn run(
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const GUARD: &str = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/resourceGuards/g";
+    const OTHER: &str = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataProtection/resourceGuards/other";
+
+    fn spec(extra: serde_json::Value) -> VaultProtectionSpec {
+        let mut spec = json!({"vault": {"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v"}, "guard": {"id": GUARD}});
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        serde_json::from_value(spec).unwrap()
+    }
+
+    fn observed(
+        link: Option<&str>,
+        soft_delete: SoftDelete,
+        retention: u32,
+        elevations: &[CriticalOperation],
+    ) -> Observed {
+        Observed {
+            vault: Vault {
+                id: "/v".into(),
+                location: "westeurope".into(),
+                etag: None,
+                soft_delete: Some(vaults::SoftDeleteSettings {
+                    state: soft_delete,
+                    retention_days: Some(retention),
+                }),
+                multi_user_authorization: Some(link.is_some()),
+            },
+            link: link.map(|g| Link {
+                id: "/link".into(),
+                guard_id: g.into(),
+                description: None,
+                protected_operations: Vec::new(),
+            }),
+            elevations: elevations
+                .iter()
+                .map(|op| Elevation {
+                    request: format!("req-{op}"),
+                    operation: *op,
+                })
+                .collect(),
+        }
+    }
+
+    fn target() -> GuardId {
+        GuardId::parse(GUARD).unwrap()
+    }
+
+    #[test]
+    fn a_vault_without_a_link_is_linked_and_a_lost_link_is_a_restore() {
+        let o = observed(None, SoftDelete::Enabled, 14, &[]);
+        assert_eq!(
+            plan(&spec(json!({})), &target(), &o, false, false, false).steps,
+            [Step::Link { restore: false }]
+        );
+        assert_eq!(
+            plan(&spec(json!({})), &target(), &o, true, false, false).steps,
+            [Step::Link { restore: true }]
+        );
+    }
+
+    #[test]
+    fn a_vault_linked_to_another_guard_is_left_alone() {
+        let p = plan(
+            &spec(json!({})),
+            &target(),
+            &observed(Some(OTHER), SoftDelete::Enabled, 14, &[]),
+            false,
+            false,
+            false,
+        );
+        assert!(p.steps.is_empty());
+        assert_eq!(p.blockers[0].reason, Reason::LinkedToOtherGuard);
+    }
+
+    #[test]
+    fn unlinking_needs_an_active_request_for_it() {
+        let s = spec(json!({"multiUserAuthorization": "Disabled"}));
+        let without = plan(
+            &s,
+            &target(),
+            &observed(
+                Some(GUARD),
+                SoftDelete::Enabled,
+                14,
+                &[CriticalOperation::DisableSoftDelete],
+            ),
+            true,
+            true,
+            false,
+        );
+        assert!(without.steps.is_empty());
+        assert_eq!(
+            without.elevation_required,
+            [CriticalOperation::DisableMultiUserAuthorization]
+        );
+        let with = plan(
+            &s,
+            &target(),
+            &observed(
+                Some(GUARD),
+                SoftDelete::Enabled,
+                14,
+                &[CriticalOperation::DisableMultiUserAuthorization],
+            ),
+            true,
+            true,
+            false,
+        );
+        assert_eq!(
+            with.steps,
+            [Step::Unlink {
+                request: "req-DisableMultiUserAuthorization".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn soft_delete_is_strengthened_at_once_and_weakened_only_under_a_request() {
+        let on = spec(json!({"softDelete": {"state": "AlwaysOn"}}));
+        let p = plan(
+            &on,
+            &target(),
+            &observed(Some(GUARD), SoftDelete::Disabled, 14, &[]),
+            true,
+            true,
+            false,
+        );
+        assert!(matches!(
+            p.steps[..],
+            [Step::StrengthenSoftDelete { restore: true, .. }]
+        ));
+
+        let off = spec(json!({"softDelete": {"state": "Disabled"}}));
+        let p = plan(
+            &off,
+            &target(),
+            &observed(Some(GUARD), SoftDelete::Enabled, 14, &[]),
+            true,
+            true,
+            false,
+        );
+        assert!(p.steps.is_empty());
+        assert_eq!(p.elevation_required, [CriticalOperation::DisableSoftDelete]);
+
+        let shorter = spec(json!({"softDelete": {"state": "Enabled", "retentionDays": 14}}));
+        let p = plan(
+            &shorter,
+            &target(),
+            &observed(Some(GUARD), SoftDelete::Enabled, 30, &[]),
+            true,
+            true,
+            false,
+        );
+        assert_eq!(
+            p.elevation_required,
+            [CriticalOperation::DisableSoftDelete],
+            "shorter retention is a weakening"
+        );
+
+        let longer = spec(json!({"softDelete": {"state": "Enabled", "retentionDays": 60}}));
+        let p = plan(
+            &longer,
+            &target(),
+            &observed(Some(GUARD), SoftDelete::Enabled, 30, &[]),
+            true,
+            true,
+            false,
+        );
+        assert!(matches!(p.steps[..], [Step::StrengthenSoftDelete { .. }]));
+    }
+
+    #[test]
+    fn always_on_is_never_weakened() {
+        let s = spec(json!({"softDelete": {"state": "Enabled"}}));
+        let p = plan(
+            &s,
+            &target(),
+            &observed(
+                Some(GUARD),
+                SoftDelete::AlwaysOn,
+                14,
+                &[CriticalOperation::DisableSoftDelete],
+            ),
+            true,
+            true,
+            false,
+        );
+        assert!(p.steps.is_empty());
+        assert_eq!(p.blockers[0].reason, Reason::AlwaysOnCannotBeWeakened);
+    }
+
+    fn any_state() -> impl Strategy<Value = SoftDelete> {
+        prop_oneof![
+            Just(SoftDelete::Disabled),
+            Just(SoftDelete::Enabled),
+            Just(SoftDelete::AlwaysOn)
+        ]
+    }
+
+    proptest! {
+        /// Whatever the spec and Azure hold, no step weakens protection without an active request for
+        /// exactly that operation, unless the vault is and stays outside MUA.
+        #[test]
+        fn nothing_weakens_without_the_matching_request(
+            wanted in prop_oneof![Just("Enabled"), Just("AlwaysOn"), Just("Disabled")],
+            retention in proptest::option::of(14i32..=180),
+            mua in prop_oneof![Just("Enabled"), Just("Disabled")],
+            deletion in prop_oneof![Just("Orphan"), Just("Unlink")],
+            link in prop_oneof![Just(None), Just(Some(GUARD)), Just(Some(OTHER))],
+            current in any_state(),
+            current_retention in 14u32..=180,
+            elevations in proptest::sample::subsequence(vec![CriticalOperation::DisableSoftDelete, CriticalOperation::DisableMultiUserAuthorization], 0..=2),
+            deleting: bool,
+            was_linked: bool,
+        ) {
+            let mut sd = json!({"state": wanted});
+            if let Some(days) = retention {
+                sd["retentionDays"] = json!(days);
+            }
+            let s = spec(json!({"softDelete": sd, "multiUserAuthorization": mua, "deletionPolicy": deletion}));
+            let o = observed(link, current, current_retention, &elevations);
+            let p = plan(&s, &target(), &o, was_linked, true, deleting);
+            for step in &p.steps {
+                match step {
+                    Step::Unlink { .. } => {
+                        prop_assert!(elevations.contains(&CriticalOperation::DisableMultiUserAuthorization));
+                        prop_assert_eq!(link, Some(GUARD), "only our own link is removed");
+                    }
+                    Step::WeakenSoftDelete { request: Some(_), .. } => {
+                        prop_assert!(elevations.contains(&CriticalOperation::DisableSoftDelete));
+                    }
+                    Step::WeakenSoftDelete { request: None, .. } => {
+                        prop_assert!(link.is_none() && mua == "Disabled");
+                    }
+                    Step::StrengthenSoftDelete { change, .. } => {
+                        prop_assert!(change.state >= current);
+                        prop_assert!(change.retention_days.is_none_or(|d| d >= current_retention));
+                    }
+                    Step::Link { .. } => prop_assert!(link.is_none() && mua == "Enabled" && !deleting),
+                }
+                if current == SoftDelete::AlwaysOn {
+                    prop_assert!(!matches!(step, Step::WeakenSoftDelete { .. }), "AlwaysOn is never weakened");
+                }
+            }
+        }
+    }
 }
