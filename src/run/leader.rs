@@ -52,51 +52,43 @@ impl Election {
 
     /// A candidate for the lease `name`, which is created when missing.
     pub async fn candidate(&self, name: &str) -> anyhow::Result<Candidate> {
-        let mut candidate = Candidate {
-            api: Api::namespaced(self.client.clone(), &self.namespace),
-            name: name.into(),
-            namespace: self.namespace.clone(),
-            // Renew after a third of the duration: two thirds of slack for a slow API server or clock skew.
-            params: LeaseParams::new(&self.identity, self.duration, (self.duration * 2 / 3).max(1)),
-            manager: None,
-        };
-        candidate.manager = Some(
-            candidate
-                .new_manager()
-                .await
-                .map_err(|err| anyhow::anyhow!("preparing the lease {}/{name}: {err}", self.namespace))?,
-        );
+        let api = Api::namespaced(self.client.clone(), &self.namespace);
+        // Renew after a third of the duration: two thirds of slack for a slow API server or clock skew.
+        let params = LeaseParams::new(&self.identity, self.duration, (self.duration * 2 / 3).max(1));
+        let manager = lease_manager(&api, name, &params)
+            .await
+            .map_err(|err| anyhow::anyhow!("preparing the lease {}/{name}: {err}", self.namespace))?;
         tracing::info!(lease = name, namespace = %self.namespace, identity = %self.identity, "lease candidate");
-        Ok(candidate)
+        Ok(Candidate {
+            api,
+            name: name.into(),
+            params,
+            manager,
+        })
     }
+}
+
+/// A manager for the lease `name` in `api`'s namespace; a fresh one reads the Lease at once.
+async fn lease_manager(api: &Api<Lease>, name: &str, params: &LeaseParams) -> Result<LeaseManager, LeaseManagerError> {
+    LeaseManagerBuilder::new(api.clone().into_client(), name)
+        .with_namespace(api.namespace().expect("a namespaced Api"))
+        .with_parameters(params.clone())
+        .build()
+        .await
 }
 
 pub struct Candidate {
     api: Api<Lease>,
     name: String,
-    namespace: String,
     params: LeaseParams,
-    /// Always set after `Election::candidate`; an Option only so that it can be rebuilt in place.
-    manager: Option<LeaseManager>,
+    manager: LeaseManager,
 }
 
 impl Candidate {
-    async fn new_manager(&self) -> Result<LeaseManager, LeaseManagerError> {
-        LeaseManagerBuilder::new(self.api.clone().into_client(), &self.name)
-            .with_namespace(&self.namespace)
-            .with_parameters(self.params.clone())
-            .build()
-            .await
-    }
-
-    fn manager(&self) -> &LeaseManager {
-        self.manager.as_ref().expect("set by Election::candidate")
-    }
-
-    /// A fresh manager re-reads the Lease at once (the old one would wait for the lease to expire).
-    async fn renew_manager(&mut self) {
-        match self.new_manager().await {
-            Ok(manager) => self.manager = Some(manager),
+    /// Replaces the manager, which re-reads the Lease at once (the old one waits for the holder's expiry).
+    async fn reread(&mut self) {
+        match lease_manager(&self.api, &self.name, &self.params).await {
+            Ok(manager) => self.manager = manager,
             Err(err) => tracing::warn!(lease = %self.name, %err, "re-reading the lease failed"),
         }
     }
@@ -112,13 +104,13 @@ impl Candidate {
             }
             let step = tokio::select! {
                 () = shutdown.clone() => Step::Shutdown,
-                changed = self.manager().changed() => Step::Changed(changed),
+                changed = self.manager.changed() => Step::Changed(changed),
                 () = self.released() => Step::Released,
             };
             match step {
                 Step::Shutdown => {
                     // `changed()` may have been stopped just after taking the lease: give it back.
-                    if let Err(err) = self.manager().release().await {
+                    if let Err(err) = self.manager.release().await {
                         tracing::warn!(lease = %self.name, %err, "releasing the lease on shutdown failed");
                     }
                     return false;
@@ -128,9 +120,9 @@ impl Candidate {
                 Step::Changed(Err(err)) => {
                     tracing::warn!(lease = %self.name, %err, "leader election failed; retrying");
                     tokio::time::sleep(RETRY_AFTER).await;
-                    self.renew_manager().await;
+                    self.reread().await;
                 }
-                Step::Released => self.renew_manager().await,
+                Step::Released => self.reread().await,
             }
         }
     }
@@ -152,13 +144,13 @@ impl Candidate {
     /// failure to renew counts as lost: the side must never act without knowing it holds the lease.
     pub async fn hold(&self) -> anyhow::Error {
         loop {
-            match self.manager().changed().await {
+            match self.manager.changed().await {
                 Ok(true) => {}
                 Ok(false) => {
-                    return anyhow::anyhow!("another replica holds the lease {}/{}", self.namespace, self.name);
+                    return anyhow::anyhow!("another replica holds the lease {}", self.name);
                 }
                 Err(err) => {
-                    return anyhow::anyhow!("renewing the lease {}/{} failed: {err}", self.namespace, self.name);
+                    return anyhow::anyhow!("renewing the lease {} failed: {err}", self.name);
                 }
             }
         }
@@ -166,7 +158,7 @@ impl Candidate {
 
     /// Gives the lease up, so that a standby takes over without waiting for it to expire.
     pub async fn release(&self) {
-        match self.manager().release().await {
+        match self.manager.release().await {
             Ok(()) => tracing::info!(lease = %self.name, "released the lease"),
             Err(err) => tracing::warn!(lease = %self.name, %err, "releasing the lease failed; it expires on its own"),
         }

@@ -21,7 +21,7 @@ use prometheus_client::registry::Registry;
 use crate::azure::ArmClient;
 use crate::controller::{Context, resource_guard};
 use crate::crd::ResourceGuard;
-pub use leader::LeaderGauge;
+use leader::LeaderGauge;
 
 /// Which controllers to run: the security side (guards, granting elevation) and the backup side (vault
 /// links, performing approved operations) can run as separate Deployments with separate identities.
@@ -121,8 +121,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     let shutdown: Shutdown = shutdown_signal().boxed().shared();
-    let mut sides = args.controllers.clone();
-    sides.dedup();
+    let mut sides: Vec<Side> = Vec::new();
+    for side in &args.controllers {
+        if !sides.contains(side) {
+            sides.push(*side);
+        }
+    }
 
     let cloud = args.azure.cloud()?;
     let http = cloud.http_client()?;
@@ -131,7 +135,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .map(|side| args.azure.arm_client(*side, &cloud, &http).map(|arm| (*side, arm)))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-    // Every metric is registered here, before the registry is shared read-only with the endpoint.
+    // Every metric is registered here, before the registry is shared read-only with `/metrics`: a
+    // module's metrics struct registers its families (full names, e.g. `mua_reconcile_total`) and is
+    // then handed to whatever updates it, e.g. `context()`.
     let mut registry = Registry::default();
     let leader = LeaderGauge::register(&mut registry);
     let registry = Arc::new(registry);
