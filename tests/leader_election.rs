@@ -124,6 +124,8 @@ async fn sigterm_releases_the_lease_so_the_standby_takes_over_at_once() {
     // A long lease: the leader renews every 10 s, so at SIGTERM it is valid for 20 s more at least.
     let (mut leader, mut standby) = two_replicas(cp, &ns, &ts, "--lease-duration=30s").await;
     let standby_id = standby.identity().await;
+    create_guard(&ns, "before-stop").await;
+    wait_ready(&ns, "before-stop", CONVERGE).await;
 
     leader.signal(libc::SIGTERM);
     let stopped = Instant::now();
@@ -135,6 +137,25 @@ async fn sigterm_releases_the_lease_so_the_standby_takes_over_at_once() {
         (standby.security_leader_gauge().await == Some(1)).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn sigterm_while_the_controllers_start_still_releases_the_lease() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("stops-starting").await;
+    let ts = TestSim::start().await;
+    let flags = [SHORT_LEASE, "--graceful-shutdown-timeout=2s"];
+    let mut leader = Operator::start(cp, &ns, &ts, &flags).await;
+    eventually(CONVERGE, "the replica leads", || async {
+        (leader.security_leader_gauge().await == Some(1)).then_some(())
+    })
+    .await;
+
+    // At once: the controller may not have filled its cache yet (kube-runtime then never ends on its own).
+    leader.signal(libc::SIGTERM);
+    let status = leader.wait_exit(Duration::from_secs(15)).await;
+    assert!(status.success(), "{status}");
+    assert_eq!(security_lease_holder(&ns).await, None, "the lease was released");
 }
 
 #[tokio::test]

@@ -58,7 +58,9 @@ async fn endpoints_report_liveness_readiness_and_leadership() {
     let cp = ControlPlane::shared();
     let ns = cp.namespace("endpoints").await;
     let ts = TestSim::start().await;
-    let mut op = Operator::start(cp, &ns, &ts, &["--lease-duration=4s"]).await;
+    // A SIGTERM before the controller's cache is filled waits for the whole timeout (see `run::Stop`).
+    let flags = ["--lease-duration=4s", "--graceful-shutdown-timeout=2s"];
+    let mut op = Operator::start(cp, &ns, &ts, &flags).await;
 
     let (status, _, body) = op.get("/healthz").await;
     assert_eq!((status, body.as_str()), (200, "ok"));

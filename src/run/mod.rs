@@ -11,6 +11,7 @@ mod serve;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use futures::FutureExt;
@@ -94,17 +95,33 @@ pub struct RunArgs {
     )]
     pub lease_duration: u64,
 
+    /// After SIGTERM, how long in-flight reconciles may take before the controllers are stopped anyway and
+    /// the leases released; keep it below the pod's `terminationGracePeriodSeconds`.
+    #[arg(
+        long,
+        env = "MUA_GRACEFUL_SHUTDOWN_TIMEOUT",
+        default_value = "20s",
+        value_parser = parse_duration
+    )]
+    pub graceful_shutdown_timeout: Duration,
+
     #[command(flatten)]
     pub azure: Box<azure::AzureArgs>,
 }
 
-/// Lease durations are whole seconds on the Lease; the renewal needs at least two.
-fn parse_lease_duration(text: &str) -> Result<u64, String> {
+/// A duration like `15s`, `1m30s` or `500ms`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration: jiff::SignedDuration = text
         .parse()
         .map_err(|err| format!("not a duration like `15s`: {err}"))?;
-    match u64::try_from(duration.as_secs()) {
-        Ok(secs) if secs >= 2 && duration.subsec_nanos() == 0 => Ok(secs),
+    Duration::try_from(duration).map_err(|_| "a duration cannot be negative".into())
+}
+
+/// Lease durations are whole seconds on the Lease; the renewal needs at least two.
+fn parse_lease_duration(text: &str) -> Result<u64, String> {
+    let duration = parse_duration(text)?;
+    match duration.as_secs() {
+        secs if secs >= 2 && duration.subsec_nanos() == 0 => Ok(secs),
         _ => Err("a whole number of seconds, at least 2s".into()),
     }
 }
@@ -175,7 +192,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             namespace: args.namespace.clone(),
             arm,
         };
-        running.push(run_side(setup, lease, leader.clone(), shutdown.clone()));
+        let stop = Stop {
+            shutdown: shutdown.clone(),
+            timeout: args.graceful_shutdown_timeout,
+        };
+        running.push(run_side(setup, lease, leader.clone(), stop));
     }
     ready.store(true, Ordering::Relaxed);
     tracing::info!(controllers = ?sides, namespace = ?args.namespace, arm = %cloud.arm_url, leader_election = args.leader_election, "ready");
@@ -192,29 +213,51 @@ struct SideSetup {
     arm: ArmClient,
 }
 
+/// When a side stops: on `shutdown`, with at most `timeout` for in-flight reconciles.
+#[derive(Clone)]
+struct Stop {
+    shutdown: Shutdown,
+    timeout: Duration,
+}
+
+impl Stop {
+    /// Runs the controllers until shutdown and their in-flight reconciles end, or the timeout after
+    /// shutdown passes. (The timeout also ends a controller stopped before its cache was filled, which
+    /// kube-runtime would otherwise wait for forever.)
+    async fn run(&self, mut controllers: BoxFuture<'static, ()>) {
+        tokio::select! {
+            () = &mut controllers => return,
+            () = self.shutdown.clone() => {}
+        }
+        if tokio::time::timeout(self.timeout, controllers).await.is_err() {
+            tracing::warn!(timeout = ?self.timeout, "reconciles still running after the graceful shutdown timeout: stopped");
+        }
+    }
+}
+
 /// Runs one side: waits for its lease, runs its controllers while holding it, and on shutdown lets
 /// in-flight reconciles finish before releasing the lease so that a standby takes over at once.
 async fn run_side(
     setup: SideSetup,
     lease: Option<leader::Candidate>,
     leader: LeaderGauge,
-    shutdown: Shutdown,
+    stop: Stop,
 ) -> anyhow::Result<()> {
     let side = setup.side;
     let Some(mut lease) = lease else {
         leader.set(side, true);
-        start(setup, shutdown).await;
+        stop.run(start(setup, stop.shutdown.clone())).await;
         leader.set(side, false);
         return Ok(());
     };
-    if !lease.acquire(shutdown.clone()).await {
+    if !lease.acquire(stop.shutdown.clone()).await {
         tracing::info!(side = side.name(), "stopped while standing by");
         return Ok(());
     }
     leader.set(side, true);
     tracing::info!(side = side.name(), "holding the lease: starting the controllers");
     let result = tokio::select! {
-        () = start(setup, shutdown) => Ok(()),
+        () = stop.run(start(setup, stop.shutdown.clone())) => Ok(()),
         // Dropping the controllers stops them at once, mid-reconcile: the new leader redoes that work.
         lost = lease.hold() => Err(lost),
     };
@@ -273,6 +316,14 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("-1s").is_err());
+    }
 
     #[test]
     fn lease_durations_are_whole_seconds_of_at_least_two() {
