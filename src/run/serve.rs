@@ -1,5 +1,6 @@
-//! The process's HTTP endpoints: `/metrics` (OpenMetrics text), `/healthz` (alive) and `/readyz`
-//! (initialised: see `run`).
+//! The process's HTTP endpoints: `/metrics` (OpenMetrics text), `/healthz` (200 while the process runs)
+//! and `/readyz` (200 once `run` has constructed the Azure credentials, reached the API server and
+//! prepared each side's Lease: a standby is Ready too, and `mua_leader` tells it apart).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

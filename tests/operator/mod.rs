@@ -1,5 +1,6 @@
 //! `mua-operator run` as a child process, configured for the test's simulator and namespace: its JSON
 //! logs (kept, and echoed for failed tests), its HTTP endpoints, its lease identity, and signals.
+//! `MUA_OPERATOR_LOG` sets the child's `RUST_LOG` (default `info`; e.g. `info,kube_lease_manager=debug`).
 
 #![allow(dead_code)] // each test binary uses a different part of the helper
 
