@@ -1,113 +1,174 @@
 //! `mua-operator run` as a process: configured for the simulator through flags, it reconciles a
-//! ResourceGuard in the real API server and stops cleanly on SIGTERM.
+//! ResourceGuard in the real API server, serves `/healthz`, `/readyz` and `/metrics`, and stops cleanly on
+//! SIGTERM; wrong configurations fail clearly.
 
 mod cluster;
+mod process;
 mod simulator;
 
 use std::time::Duration;
 
-use cluster::{ControlPlane, User};
-use kube::api::{Api, PostParams};
+use cluster::ControlPlane;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, ListParams};
 use mua_operator::azure::ArmClient;
 use mua_operator::azure::guards::{self, GuardId};
-use mua_operator::crd::ResourceGuard;
-use serde_json::json;
+use process::*;
 use simulator::*;
+
+const CONVERGE: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn run_reconciles_with_the_configured_identity_and_stops_on_sigterm() {
     let cp = ControlPlane::shared();
     let ns = cp.namespace("run-command").await;
     let ts = TestSim::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, SECURITY_SECRET).unwrap();
-    let ca = dir.path().join("ca.crt");
-    std::fs::write(&ca, &ts.sim.ca_pem).unwrap();
+    let mut op = Operator::start(cp, &ns, &ts, &["--leader-election=false"]).await;
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mua-operator"))
-        .args([
-            "run",
-            "--controllers",
-            "security",
-            "--namespace",
-            &ns.name,
-            "--arm-url",
-            &ts.sim.arm_url,
-        ])
-        .args([
-            "--authority-host",
-            &ts.sim.authority_host,
-            "--tenant-id",
-            CONTOSO,
-            "--client-id",
-            SECURITY_APP,
-        ])
-        .arg("--ca-file")
-        .arg(&ca)
-        .arg("--client-secret-file")
-        .arg(&secret)
-        .env("KUBECONFIG", cp.kubeconfig_path(User::Admin))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-
-    let rg: ResourceGuard = serde_json::from_value(json!({
-        "apiVersion": "mua.dev/v1alpha1", "kind": "ResourceGuard", "metadata": {"name": "from-run"},
-        "spec": {"subscriptionId": SECURITY_SUB, "resourceGroup": "security-rg", "name": "run-guard", "region": "westeurope"},
-    }))
-    .unwrap();
-    let api: Api<ResourceGuard> = ns.admin_api();
-    api.create(&PostParams::default(), &rg).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = api
-            .get("from-run")
-            .await
-            .unwrap()
-            .status
-            .and_then(|s| s.conditions.get("Ready").map(|c| c.status == "True"));
-        if ready == Some(true) {
-            break;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "mua-operator run exited early");
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the ResourceGuard did not become Ready"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    create_guard(&ns, "run-guard").await;
+    wait_ready(&ns, "run-guard", CONVERGE).await;
     let security = ArmClient::new(&ts.cloud, ts.http.clone(), CONTOSO, ts.security_side());
     let id = GuardId::new(SECURITY_SUB, "security-rg", "run-guard");
     assert!(
         guards::get(&security, &id).await.unwrap().is_some(),
         "the operator created the guard in Azure"
     );
+    assert_eq!(
+        op.security_leader_gauge().await,
+        Some(1),
+        "without election it acts at once"
+    );
+    let leases: Api<Lease> = ns.admin_api();
+    assert!(
+        leases.list(&ListParams::default()).await.unwrap().items.is_empty(),
+        "--leader-election=false takes no lease"
+    );
 
-    // SAFETY: signals our own child process.
-    assert_eq!(unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) }, 0);
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("stops after SIGTERM")
-        .unwrap();
+    op.signal(libc::SIGTERM);
+    let status = op.wait_exit(Duration::from_secs(30)).await;
     assert!(status.success(), "{status}");
 }
 
-#[test]
-fn asking_for_controllers_that_are_not_built_fails_clearly() {
+#[tokio::test]
+async fn endpoints_report_liveness_readiness_and_leadership() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("endpoints").await;
+    let ts = TestSim::start().await;
+    // A SIGTERM before the controller's cache is filled waits for the whole timeout (see `run::Stop`).
+    let flags = ["--lease-duration=4s", "--graceful-shutdown-timeout=2s"];
+    let mut op = Operator::start(cp, &ns, &ts, &flags).await;
+
+    let (status, _, body) = op.get("/healthz").await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    eventually(CONVERGE, "/readyz 200", || async {
+        (op.get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    let id = op.identity().await;
+    eventually(CONVERGE, "mua_leader 1 once the lease is held", || async {
+        (op.security_leader_gauge().await == Some(1)).then_some(())
+    })
+    .await;
+    assert_eq!(security_lease_holder(&ns).await, Some(id));
+
+    let (status, content_type, body) = op.get("/metrics").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(body.contains("# TYPE mua_leader gauge"), "{body}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
+
+    op.signal(libc::SIGTERM);
+    let status = op.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "{status}");
+}
+
+/// `mua-operator run` with the given arguments and no Azure environment: exit code and stderr.
+fn run_fails(args: &[&str]) -> (Option<i32>, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_mua-operator"))
-        .args([
-            "run",
-            "--controllers",
-            "backup",
-            "--tenant-id",
-            CONTOSO,
-            "--client-id",
-            BACKUP_APP,
-        ])
+        .arg("run")
+        .args(args)
+        .env_remove("AZURE_TENANT_ID")
+        .env_remove("AZURE_CLIENT_ID")
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("backup-side controllers"), "{stderr}");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn both_sides_run_with_their_own_identities_and_metrics_count_their_work() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("run-both").await;
+    let ts = TestSim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let backup_secret = dir.path().join("backup-secret");
+    std::fs::write(&backup_secret, BACKUP_SECRET).unwrap();
+    let backup_secret = backup_secret.to_str().unwrap();
+    let flags = [
+        "--controllers=security,backup",
+        "--leader-election=false",
+        "--backup-client-id",
+        BACKUP_APP,
+        "--backup-client-secret-file",
+        backup_secret,
+    ];
+    let op = Operator::start(cp, &ns, &ts, &flags).await;
+
+    create_guard(&ns, "both-guard").await;
+    let vault_id = vault("prod-vault");
+    let protection = serde_json::json!({"apiVersion": "mua.dev/v1alpha1", "kind": "VaultProtection",
+        "metadata": {"name": "prod"}, "spec": {"vault": {"id": vault_id}, "guard": {"name": "both-guard"}}});
+    let protections: Api<mua_operator::crd::VaultProtection> = ns.admin_api();
+    protections
+        .create(&Default::default(), &serde_json::from_value(protection).unwrap())
+        .await
+        .unwrap();
+    eventually(CONVERGE, "the VaultProtection Ready", || async {
+        let vp = protections.get("prod").await.ok()?;
+        let ready = vp.status?.conditions.get("Ready")?.status == "True";
+        ready.then_some(())
+    })
+    .await;
+    let backup = ArmClient::new(&ts.cloud, ts.http.clone(), CONTOSO, ts.backup_side());
+    let link = mua_operator::azure::vaults::get_link(
+        &backup,
+        &mua_operator::azure::vaults::VaultId::parse(&vault_id).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        link.is_some_and(|l| l.guard_id.ends_with("/resourceGuards/both-guard")),
+        "the backup side linked the vault"
+    );
+
+    let (_, _, metrics) = op.get("/metrics").await;
+    let value = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    for series in [
+        r#"mua_reconciles_total{controller="resourceguard",result="Ready""#,
+        r#"mua_reconciles_total{controller="vaultprotection",result="Ready""#,
+        r#"mua_reconcile_duration_seconds_count{controller="vaultprotection"}"#,
+        r#"mua_objects{controller="vaultprotection",ready="True""#,
+        r#"mua_arm_requests_total{method="PUT",route="microsoft.recoveryservices/vaults/backupresourceguardproxies",status="200"}"#,
+        r#"mua_arm_request_duration_seconds_count{method="GET""#,
+    ] {
+        assert!(value(series) > 0.0, "{series} counts work:\n{metrics}");
+    }
+}
+
+#[test]
+fn a_side_without_an_azure_identity_fails_clearly() {
+    let (code, stderr) = run_fails(&["--controllers=security", "--tenant-id", CONTOSO]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("no Azure client ID for the security side"), "{stderr}");
 }

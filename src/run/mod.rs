@@ -1,0 +1,337 @@
+//! `mua-operator run`: the controllers of one or both sides, each side behind its own leader-election
+//! Lease, plus `/metrics`, `/healthz` and `/readyz`, until SIGTERM/SIGINT.
+//!
+//! Start-up order: flags → Azure credentials → HTTP endpoints → Kubernetes → Leases (Ready from here) →
+//! per side: wait for its lease, then start its controllers.
+
+mod azure;
+mod leader;
+mod serve;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use prometheus_client::registry::Registry;
+
+use crate::azure::ArmMetrics;
+use crate::controller::metrics::Metrics;
+use crate::controller::{Context, ControllerConfig, resource_guard, vault_protection};
+use leader::LeaderGauge;
+
+/// Which controllers to run: the security side (guards, granting elevation) and the backup side (vault
+/// links, performing approved operations) can run as separate Deployments with separate identities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Side {
+    Security,
+    Backup,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Security => "security",
+            Side::Backup => "backup",
+        }
+    }
+
+    /// The side's leader-election Lease.
+    fn lease_name(self) -> String {
+        format!("mua-operator-{}", self.name())
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The controllers to run: `security`, `backup`, or both (`security,backup`).
+    #[arg(long, value_delimiter = ',', env = "MUA_CONTROLLERS", default_value = "security")]
+    pub controllers: Vec<Side>,
+    /// Watch one namespace instead of all.
+    #[arg(long, env = "MUA_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Serve /metrics, /healthz and /readyz here (port 0 picks a free port; the bound address is logged).
+    #[arg(
+        long,
+        env = "MUA_METRICS_BIND_ADDRESS",
+        default_value = "0.0.0.0:8080",
+        help_heading = "Endpoints"
+    )]
+    pub metrics_bind_address: SocketAddr,
+
+    /// Act for a side only while holding its Lease (`mua-operator-security`, `mua-operator-backup`), so
+    /// that of several replicas one acts; `--leader-election=false` for a single replica or development.
+    #[arg(
+        long,
+        env = "MUA_LEADER_ELECTION",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        help_heading = "Leader election"
+    )]
+    pub leader_election: bool,
+    /// The namespace of the Leases (the pod's own).
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "default",
+        help_heading = "Leader election"
+    )]
+    pub lease_namespace: String,
+    /// How long a Lease stays valid without renewal, in whole seconds (e.g. `15s`, `1m`): a standby takes
+    /// over at most this long after the leader dies. The leader renews after a third of it.
+    #[arg(
+        long,
+        env = "MUA_LEASE_DURATION",
+        default_value = "15s",
+        value_parser = parse_lease_duration,
+        help_heading = "Leader election"
+    )]
+    pub lease_duration: u64,
+
+    /// After SIGTERM, how long in-flight reconciles may take before the controllers are stopped anyway and
+    /// the leases released; keep it below the pod's `terminationGracePeriodSeconds`.
+    #[arg(
+        long,
+        env = "MUA_GRACEFUL_SHUTDOWN_TIMEOUT",
+        default_value = "20s",
+        value_parser = parse_duration
+    )]
+    pub graceful_shutdown_timeout: Duration,
+
+    /// How often an object in steady state is compared with Azure (one ARM read each), ±10% jitter.
+    #[arg(long, env = "MUA_RESYNC", default_value = "10m", value_parser = parse_duration, help_heading = "Controllers")]
+    pub resync: Duration,
+    /// Reconciles in flight per controller: bounds concurrent Azure calls and API-server connections.
+    #[arg(long, env = "MUA_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256), help_heading = "Controllers")]
+    pub concurrency: u16,
+
+    #[command(flatten)]
+    pub azure: Box<azure::AzureArgs>,
+}
+
+/// A duration like `15s`, `1m30s` or `500ms`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration: jiff::SignedDuration = text
+        .parse()
+        .map_err(|err| format!("not a duration like `15s`: {err}"))?;
+    Duration::try_from(duration).map_err(|_| "a duration cannot be negative".into())
+}
+
+/// Lease durations are whole seconds on the Lease; the renewal needs at least two.
+fn parse_lease_duration(text: &str) -> Result<u64, String> {
+    let duration = parse_duration(text)?;
+    match duration.as_secs() {
+        secs if secs >= 2 && duration.subsec_nanos() == 0 => Ok(secs),
+        _ => Err("a whole number of seconds, at least 2s".into()),
+    }
+}
+
+/// Resolves on SIGTERM/SIGINT; shared by every side's controllers and lease.
+pub type Shutdown = Shared<BoxFuture<'static, ()>>;
+
+/// Runs until SIGTERM or SIGINT, or fails when a side loses its lease.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let shutdown: Shutdown = shutdown_signal().boxed().shared();
+    let mut sides: Vec<Side> = Vec::new();
+    for side in &args.controllers {
+        if !sides.contains(side) {
+            sides.push(*side);
+        }
+    }
+
+    // Every metric is registered here, before the registry is shared read-only with `/metrics`: a
+    // module's metrics struct registers its families and is then handed to whatever updates it.
+    let mut registry = Registry::default();
+    let leader = LeaderGauge::register(&mut registry);
+    let metrics = Arc::new(Metrics::default());
+    metrics.register(&mut registry);
+    let arm_metrics = ArmMetrics::new();
+    arm_metrics.register(&mut registry);
+    let registry = Arc::new(registry);
+
+    let cloud = args.azure.cloud()?;
+    let http = cloud.http_client()?;
+    let arms = sides
+        .iter()
+        .map(|side| {
+            let arm = args.azure.arm_client(*side, &cloud, &http)?;
+            Ok((*side, arm.with_metrics(arm_metrics.clone())))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let config = ControllerConfig {
+        resync: args.resync,
+        concurrency: args.concurrency,
+        ..ControllerConfig::default()
+    };
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = serve::bind(args.metrics_bind_address).await?;
+    tokio::spawn(serve::serve(listener, registry, ready.clone()));
+
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to Kubernetes (in-cluster or KUBECONFIG)")?;
+    client
+        .apiserver_version()
+        .await
+        .context("reaching the Kubernetes API server")?;
+
+    let election = args.leader_election.then(|| {
+        leader::Election::new(
+            client.clone(),
+            &args.lease_namespace,
+            leader::identity(),
+            args.lease_duration,
+        )
+    });
+    let mut running = Vec::new();
+    for (side, arm) in arms {
+        let lease = match &election {
+            Some(election) => Some(election.candidate(&side.lease_name()).await?),
+            None => None,
+        };
+        leader.set(side, false);
+        let base = Context::new(client.clone())
+            .with_namespace(args.namespace.clone())
+            .with_metrics(metrics.clone())
+            .with_config(config.clone());
+        let setup = SideSetup {
+            side,
+            ctx: Arc::new(match side {
+                Side::Security => base.with_security(arm),
+                Side::Backup => base.with_backup(arm),
+            }),
+        };
+        let stop = Stop {
+            shutdown: shutdown.clone(),
+            timeout: args.graceful_shutdown_timeout,
+        };
+        running.push(run_side(setup, lease, leader.clone(), stop));
+    }
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(controllers = ?sides, namespace = ?args.namespace, arm = %cloud.arm_url, leader_election = args.leader_election, "ready");
+    futures::future::try_join_all(running).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// What a side needs to start its controllers: its context holds that side's ARM client only.
+struct SideSetup {
+    side: Side,
+    ctx: Arc<Context>,
+}
+
+/// When a side stops: on `shutdown`, with at most `timeout` for in-flight reconciles.
+#[derive(Clone)]
+struct Stop {
+    shutdown: Shutdown,
+    timeout: Duration,
+}
+
+impl Stop {
+    /// Runs the controllers until shutdown and their in-flight reconciles end, or the timeout after
+    /// shutdown passes. (The timeout also ends a controller stopped before its cache was filled, which
+    /// kube-runtime would otherwise wait for forever.)
+    async fn run(&self, mut controllers: BoxFuture<'static, ()>) {
+        tokio::select! {
+            () = &mut controllers => return,
+            () = self.shutdown.clone() => {}
+        }
+        if tokio::time::timeout(self.timeout, controllers).await.is_err() {
+            tracing::warn!(timeout = ?self.timeout, "reconciles still running after the graceful shutdown timeout: stopped");
+        }
+    }
+}
+
+/// Runs one side: waits for its lease, runs its controllers while holding it, and on shutdown lets
+/// in-flight reconciles finish before releasing the lease so that a standby takes over at once.
+async fn run_side(
+    setup: SideSetup,
+    lease: Option<leader::Candidate>,
+    leader: LeaderGauge,
+    stop: Stop,
+) -> anyhow::Result<()> {
+    let side = setup.side;
+    let Some(mut lease) = lease else {
+        leader.set(side, true);
+        stop.run(start(setup, stop.shutdown.clone())).await;
+        leader.set(side, false);
+        return Ok(());
+    };
+    if !lease.acquire(stop.shutdown.clone()).await {
+        tracing::info!(side = side.name(), "stopped while standing by");
+        return Ok(());
+    }
+    leader.set(side, true);
+    tracing::info!(side = side.name(), "holding the lease: starting the controllers");
+    let result = tokio::select! {
+        () = stop.run(start(setup, stop.shutdown.clone())) => Ok(()),
+        // Dropping the controllers stops them at once, mid-reconcile: the new leader redoes that work.
+        lost = lease.hold() => Err(lost),
+    };
+    leader.set(side, false);
+    match result {
+        Ok(()) => {
+            lease.release().await;
+            Ok(())
+        }
+        Err(lost) => Err(lost.context(format!(
+            "the {} side lost its lease and stopped; exiting so that this pod restarts as a standby",
+            side.name()
+        ))),
+    }
+}
+
+/// Starts one side's controllers; the future ends once `shutdown` has fired and in-flight reconciles
+/// have finished.
+fn start(setup: SideSetup, shutdown: Shutdown) -> BoxFuture<'static, ()> {
+    let ctx = setup.ctx;
+    match setup.side {
+        // The security side: the ResourceGuard controller.
+        Side::Security => resource_guard::run(ctx.api(), ctx, shutdown).boxed(),
+        // The backup side: the VaultProtection controller, woken by the guards and requests it names.
+        Side::Backup => vault_protection::run(ctx.api(), ctx.api(), ctx.api(), ctx, shutdown).boxed(),
+    }
+}
+
+/// Resolves on SIGTERM (Kubernetes stopping the pod) or SIGINT. The handlers are installed at the call,
+/// so a signal that comes before the first poll is not lost (nor kills the process).
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn lease_durations_are_whole_seconds_of_at_least_two() {
+        assert_eq!(parse_lease_duration("15s"), Ok(15));
+        assert_eq!(parse_lease_duration("1m"), Ok(60));
+        assert!(parse_lease_duration("1s").is_err());
+        assert!(parse_lease_duration("2.5s").is_err());
+        assert!(parse_lease_duration("soon").is_err());
+    }
+}
