@@ -361,7 +361,7 @@ async fn role_assignments_and_pim_requests_through_the_typed_calls() {
         ticket: Some(("ServiceNow".into(), "CHG0012345".into())),
     };
     let pending = authorization::request_schedule(&backup, &activation).await.unwrap();
-    assert_eq!(pending.status, "PendingApproval");
+    assert_eq!(pending.status, authorization::ScheduleStatus::PendingApproval);
     assert!(pending.approval_id.is_some());
     authorization::cancel_schedule_request(&backup, &pending.id)
         .await
@@ -371,7 +371,7 @@ async fn role_assignments_and_pim_requests_through_the_typed_calls() {
             .await
             .unwrap()
             .status,
-        "Canceled"
+        authorization::ScheduleStatus::Canceled
     );
 
     // An admin assignment with an end time, then its removal.
@@ -385,7 +385,7 @@ async fn role_assignments_and_pim_requests_through_the_typed_calls() {
             .await
             .unwrap()
             .status,
-        "Provisioned"
+        authorization::ScheduleStatus::Provisioned
     );
     let remove = ScheduleRequestSpec {
         request_type: RequestType::AdminRemove,
@@ -396,7 +396,7 @@ async fn role_assignments_and_pim_requests_through_the_typed_calls() {
             .await
             .unwrap()
             .status,
-        "Revoked"
+        authorization::ScheduleStatus::Revoked
     );
     let too_long = ScheduleRequestSpec {
         duration: Duration::from_secs(9 * 3600),

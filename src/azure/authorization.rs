@@ -2,6 +2,7 @@
 //! security side grants time-boxed Contributor on a guard and takes it back.
 
 use reqwest::Method;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::client::{ArmClient, Call};
@@ -33,22 +34,45 @@ pub struct RoleAssignment {
     pub principal_id: String,
 }
 
-impl RoleAssignment {
-    fn from_arm(body: &Value) -> RoleAssignment {
-        let p = &body["properties"];
+// The wire shapes, private: the fields the operator relies on are required, so a body without them
+// is a protocol error rather than an empty string.
+#[derive(Deserialize)]
+struct RoleAssignmentWire {
+    id: String,
+    properties: RoleAssignmentPropertiesWire,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RoleAssignmentPropertiesWire {
+    scope: String,
+    role_definition_id: String,
+    principal_id: String,
+}
+
+#[derive(Deserialize)]
+struct RoleAssignmentListWire {
+    #[serde(default)]
+    value: Vec<RoleAssignmentWire>,
+}
+
+impl From<RoleAssignmentWire> for RoleAssignment {
+    fn from(wire: RoleAssignmentWire) -> RoleAssignment {
+        let p = wire.properties;
         RoleAssignment {
-            id: body["id"].as_str().unwrap_or_default().to_string(),
-            scope: p["scope"].as_str().unwrap_or_default().to_string(),
-            role: p["roleDefinitionId"]
-                .as_str()
-                .unwrap_or_default()
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-            principal_id: p["principalId"].as_str().unwrap_or_default().to_string(),
+            id: wire.id,
+            scope: p.scope,
+            role: p.role_definition_id.rsplit('/').next().unwrap_or_default().to_string(),
+            principal_id: p.principal_id,
         }
     }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, body: Value) -> Result<T, AzureError> {
+    serde_json::from_value(body).map_err(|err| AzureError::Protocol {
+        operation: format!("decoding {what}"),
+        message: err.to_string(),
+    })
 }
 
 /// Assigns `role` to `principal` at `scope`. An identical assignment that already exists is returned.
@@ -67,7 +91,7 @@ pub async fn assign(
         .send(&Call::new(Method::PUT, path, ROLE_ASSIGNMENTS_API).body(body))
         .await
     {
-        Ok(reply) => Ok(RoleAssignment::from_arm(&reply.body)),
+        Ok(reply) => decode::<RoleAssignmentWire>("a role assignment", reply.body).map(RoleAssignment::from),
         Err(err) if err.code() == Some("RoleAssignmentExists") => {
             let existing = list_for_principal(client, scope, principal).await?;
             existing
@@ -96,10 +120,8 @@ pub async fn list_for_principal(
     let path =
         format!("{scope}/providers/Microsoft.Authorization/roleAssignments?$filter=principalId%20eq%20'{principal}'");
     let reply = client.send(&Call::new(Method::GET, path, ROLE_ASSIGNMENTS_API)).await?;
-    Ok(reply.body["value"]
-        .as_array()
-        .map(|v| v.iter().map(RoleAssignment::from_arm).collect())
-        .unwrap_or_default())
+    let list: RoleAssignmentListWire = decode("role assignments", reply.body)?;
+    Ok(list.value.into_iter().map(RoleAssignment::from).collect())
 }
 
 /// PIM request types the operator uses.
@@ -136,22 +158,64 @@ pub struct ScheduleRequestSpec {
     pub ticket: Option<(String, String)>,
 }
 
+/// A PIM request's status, as PIM names it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub enum ScheduleStatus {
+    Accepted,
+    PendingEvaluation,
+    Granted,
+    Denied,
+    PendingProvisioning,
+    Provisioned,
+    PendingRevocation,
+    Revoked,
+    Canceled,
+    Failed,
+    PendingApprovalProvisioning,
+    PendingApproval,
+    FailedAsResourceIsLocked,
+    PendingAdminDecision,
+    AdminApproved,
+    AdminDenied,
+    TimedOut,
+    ProvisioningStarted,
+    Invalid,
+    PendingScheduleCreation,
+    ScheduleCreated,
+    PendingExternalProvisioning,
+    /// A status this operator does not know (kept, not guessed at).
+    #[serde(untagged)]
+    Other(String),
+}
+
 /// A PIM request as ARM reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScheduleRequest {
     pub id: String,
-    /// PIM's status: `Provisioned`, `PendingApproval`, `Denied`, `Revoked`, `TimedOut`, ...
-    pub status: String,
+    pub status: ScheduleStatus,
     pub approval_id: Option<String>,
 }
 
-impl ScheduleRequest {
-    fn from_arm(body: &Value) -> ScheduleRequest {
-        let p = &body["properties"];
+#[derive(Deserialize)]
+struct ScheduleRequestWire {
+    id: String,
+    properties: ScheduleRequestPropertiesWire,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ScheduleRequestPropertiesWire {
+    status: ScheduleStatus,
+    #[serde(default)]
+    approval_id: Option<String>,
+}
+
+impl From<ScheduleRequestWire> for ScheduleRequest {
+    fn from(wire: ScheduleRequestWire) -> ScheduleRequest {
         ScheduleRequest {
-            id: body["id"].as_str().unwrap_or_default().to_string(),
-            status: p["status"].as_str().unwrap_or_default().to_string(),
-            approval_id: p["approvalId"].as_str().map(str::to_string),
+            id: wire.id,
+            status: wire.properties.status,
+            approval_id: wire.properties.approval_id,
         }
     }
 }
@@ -189,12 +253,12 @@ pub async fn request_schedule(client: &ArmClient, spec: &ScheduleRequestSpec) ->
     let reply = client
         .send(&Call::new(Method::PUT, path, PIM_API).body(json!({"properties": properties})))
         .await?;
-    Ok(ScheduleRequest::from_arm(&reply.body))
+    decode::<ScheduleRequestWire>("a PIM schedule request", reply.body).map(ScheduleRequest::from)
 }
 
 pub async fn get_schedule_request(client: &ArmClient, id: &str) -> Result<ScheduleRequest, AzureError> {
     let reply = client.send(&Call::new(Method::GET, id, PIM_API)).await?;
-    Ok(ScheduleRequest::from_arm(&reply.body))
+    decode::<ScheduleRequestWire>("a PIM schedule request", reply.body).map(ScheduleRequest::from)
 }
 
 /// Cancels a request that is still waiting for approval.
@@ -215,6 +279,24 @@ mod tests {
         assert_eq!(iso_duration(std::time::Duration::from_secs(8 * 3600)), "PT8H");
         assert_eq!(iso_duration(std::time::Duration::from_secs(61)), "PT1M1S");
         assert_eq!(iso_duration(std::time::Duration::ZERO), "PT0S");
+    }
+
+    #[test]
+    fn pim_statuses_decode_to_the_enum_and_unknown_ones_are_kept() {
+        let known = json!({"id": "/r", "properties": {"status": "PendingApproval", "approvalId": "a1"}});
+        let request = ScheduleRequest::from(decode::<ScheduleRequestWire>("t", known).unwrap());
+        assert_eq!(
+            (request.status, request.approval_id.as_deref()),
+            (ScheduleStatus::PendingApproval, Some("a1"))
+        );
+        let novel = json!({"id": "/r", "properties": {"status": "SomethingNew"}});
+        let request = ScheduleRequest::from(decode::<ScheduleRequestWire>("t", novel).unwrap());
+        assert_eq!(request.status, ScheduleStatus::Other("SomethingNew".into()));
+        assert!(
+            decode::<ScheduleRequestWire>("t", json!({"id": "/r", "properties": {}})).is_err(),
+            "no status"
+        );
+        assert!(decode::<RoleAssignmentWire>("t", json!({"id": "/a", "properties": {"scope": "/s"}})).is_err());
     }
 
     #[test]
