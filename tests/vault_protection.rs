@@ -470,6 +470,11 @@ async fn an_orphaned_vault_protection_is_deleted_at_once_and_leaves_the_link() {
     })
     .await;
     assert_eq!(linked_guard_in_azure(&op, &vault("prod-vault")).await, Some(guard_id));
+    eventually("the object no longer counted", || async {
+        let gone = r#"mua_objects{controller="vaultprotection",ready="True",reason="InSync"} 0"#;
+        op.metrics().contains(gone).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

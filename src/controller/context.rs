@@ -54,16 +54,19 @@ impl Backoff {
 
     /// Records a failure of `key` and returns how long to wait: 2 s, 4 s, 8 s ... up to 5 minutes, with
     /// jitter.
-    pub fn failed(&self, key: &str) -> Duration {
+    pub fn failed(&self, controller: &str, key: &str) -> Duration {
         let mut failures = self.0.lock().expect("backoff lock");
-        let count = failures.entry(key.to_string()).or_default();
+        let count = failures.entry(format!("{controller}:{key}")).or_default();
         *count = count.saturating_add(1);
         let wait = Self::FIRST.saturating_mul(1 << (*count - 1).min(16)).min(Self::MAX);
         wait.mul_f64(0.8 + fastrand::f64() * 0.4)
     }
 
-    pub fn succeeded(&self, key: &str) {
-        self.0.lock().expect("backoff lock").remove(key);
+    pub fn succeeded(&self, controller: &str, key: &str) {
+        self.0
+            .lock()
+            .expect("backoff lock")
+            .remove(&format!("{controller}:{key}"));
     }
 }
 
@@ -147,6 +150,15 @@ impl Context {
         self
     }
 
+    /// Drops what was kept about an object that is gone.
+    pub fn forget(&self, controller: &'static str, key: &str) {
+        self.metrics.forget(controller, key);
+        self.backoff.succeeded(controller, key);
+        if controller == super::vault_protection::CONTROLLER {
+            self.link_reads.lock().expect("link reads lock").remove(key);
+        }
+    }
+
     /// The security side's client; the controllers of that side only run when it is configured.
     pub fn security(&self) -> &ArmClient {
         self.security
@@ -169,15 +181,15 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_its_cap_and_resets_on_success() {
         let backoff = Backoff::default();
-        let first = backoff.failed("ns/a");
+        let first = backoff.failed("c", "ns/a");
         assert!(first >= Duration::from_millis(1600) && first <= Duration::from_millis(2400));
-        let second = backoff.failed("ns/a");
+        let second = backoff.failed("c", "ns/a");
         assert!(second >= Duration::from_millis(3200), "{second:?}");
         for _ in 0..20 {
-            assert!(backoff.failed("ns/a") <= Backoff::MAX.mul_f64(1.2));
+            assert!(backoff.failed("c", "ns/a") <= Backoff::MAX.mul_f64(1.2));
         }
-        backoff.succeeded("ns/a");
-        assert!(backoff.failed("ns/a") <= Duration::from_millis(2400));
+        backoff.succeeded("c", "ns/a");
+        assert!(backoff.failed("c", "ns/a") <= Duration::from_millis(2400));
     }
 
     #[test]

@@ -152,7 +152,7 @@ pub async fn report<K: Reported>(
     let failed = result.as_ref().err().map(|err| (err.reason(), err.to_string()));
     let outcome = match result {
         Ok(outcome) => {
-            ctx.backoff.succeeded(&key);
+            ctx.backoff.succeeded(K::CONTROLLER, &key);
             outcome
         }
         Err(err) => failure(ctx, object, &key, &err),
@@ -207,7 +207,7 @@ pub async fn report<K: Reported>(
 fn failure<K: Reported>(ctx: &Context, object: &K, key: &str, err: &Error) -> Outcome<K::Status> {
     let reason = err.reason();
     let message = err.to_string();
-    let backoff = ctx.backoff.failed(key);
+    let backoff = ctx.backoff.failed(K::CONTROLLER, key);
     let (health, after) = if err.needs_person() {
         (Health::Stalled, ctx.config.stalled_retry)
     } else {

@@ -323,7 +323,7 @@ async fn reconcile(rg: Arc<ResourceGuard>, ctx: Arc<Context>) -> Result<Action, 
         return match result {
             Ok(None) => {
                 watch::remove_finalizer(&api, &*rg, FINALIZER).await?;
-                ctx.metrics.forget(CONTROLLER, &outcome::key(&*rg));
+                ctx.forget(CONTROLLER, &outcome::key(&*rg));
                 Ok(Action::await_change())
             }
             Ok(Some(waiting)) => outcome::report(&ctx, &*rg, started, Ok(waiting)).await,
@@ -344,7 +344,7 @@ async fn reconcile(rg: Arc<ResourceGuard>, ctx: Arc<Context>) -> Result<Action, 
 fn error_policy(rg: Arc<ResourceGuard>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = outcome::key(&*rg);
     tracing::warn!(controller = CONTROLLER, object = %key, reason = %error.reason(), %error, "reconcile failed");
-    Action::requeue(ctx.backoff.failed(&key))
+    Action::requeue(ctx.backoff.failed(CONTROLLER, &key))
 }
 
 /// Runs the ResourceGuard controller over `api` (one namespace, or all) until `shutdown` resolves.
@@ -353,7 +353,7 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    watch::controller(api, &ctx)
+    watch::controller(api, &ctx, CONTROLLER)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})

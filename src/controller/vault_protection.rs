@@ -30,7 +30,7 @@ use crate::crd::{CriticalOperationRequest, ResourceGuard, VaultProtection};
 use crate::operations::{CriticalOperation, VaultKind};
 
 const FINALIZER: &str = "mua.dev/vault-protection";
-const CONTROLLER: &str = "vaultprotection";
+pub const CONTROLLER: &str = "vaultprotection";
 /// How long a link read stays good enough to skip while the vault reports MUA on (a link re-pointed by
 /// an elevated admin within this window is seen at the next full read).
 const LINK_RECHECK: Duration = Duration::from_secs(3600);
@@ -954,7 +954,7 @@ async fn reconcile(vp: Arc<VaultProtection>, ctx: Arc<Context>) -> Result<Action
         return match result {
             Ok((_, true)) => {
                 watch::remove_finalizer(&api, &*vp, FINALIZER).await?;
-                ctx.metrics.forget(CONTROLLER, &outcome::key(&*vp));
+                ctx.forget(CONTROLLER, &outcome::key(&*vp));
                 Ok(Action::await_change())
             }
             Ok((waiting, _)) => {
@@ -982,7 +982,7 @@ async fn reconcile(vp: Arc<VaultProtection>, ctx: Arc<Context>) -> Result<Action
 fn error_policy(vp: Arc<VaultProtection>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = outcome::key(&*vp);
     tracing::warn!(controller = CONTROLLER, object = %key, reason = %error.reason(), %error, "reconcile failed");
-    Action::requeue(ctx.backoff.failed(&key))
+    Action::requeue(ctx.backoff.failed(CONTROLLER, &key))
 }
 
 /// The VaultProtections that name `rg` by `guard.name`.
@@ -1006,7 +1006,7 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let controller = watch::controller(api, &ctx);
+    let controller = watch::controller(api, &ctx, CONTROLLER);
     let store = controller.store();
     controller
         .watches(guards, watcher::Config::default(), move |rg| naming_guard(&store, &rg))

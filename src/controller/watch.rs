@@ -5,7 +5,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use futures::Stream;
+use futures::{Stream, TryStreamExt};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Config, Controller};
 use kube::runtime::reflector::{self, Store};
@@ -38,8 +38,12 @@ fn trigger_hash<K: Resource>(object: &K) -> Option<u64> {
     Some(hasher.finish())
 }
 
-/// The objects of `api`, cached lean, as a trigger stream and the store behind it.
-pub fn objects<K>(api: Api<K>) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+/// The objects of `api`, cached lean, as a trigger stream and the store behind it; `deleted` hears of
+/// every object that goes away (no reconcile follows a deletion without a finalizer).
+pub fn objects<K>(
+    api: Api<K>,
+    deleted: impl Fn(&K) + Send + 'static,
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
 {
@@ -48,17 +52,26 @@ where
         .default_backoff()
         .modify(slim::<K>)
         .reflect(writer)
+        .inspect_ok(move |event| {
+            if let watcher::Event::Delete(object) = event {
+                deleted(object);
+            }
+        })
         .applied_objects()
         .predicate_filter(trigger_hash::<K>, Default::default());
     (reader, stream)
 }
 
-/// A controller over `api` with the shared tunables (bounded concurrency).
-pub fn controller<K>(api: Api<K>, ctx: &Arc<Context>) -> Controller<K>
+/// A controller over `api` with the shared tunables (bounded concurrency) that forgets what it kept
+/// about each object (metrics, memos) once the object is gone.
+pub fn controller<K>(api: Api<K>, ctx: &Arc<Context>, controller: &'static str) -> Controller<K>
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
 {
-    let (reader, stream) = objects(api);
+    let forget = Arc::clone(ctx);
+    let (reader, stream) = objects(api, move |object: &K| {
+        forget.forget(controller, &super::outcome::key(object))
+    });
     Controller::for_stream(stream, reader).with_config(Config::default().concurrency(ctx.config.concurrency))
 }
 
