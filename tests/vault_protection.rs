@@ -512,19 +512,13 @@ async fn with_an_active_request_soft_delete_is_disabled_citing_the_guard() {
     let guard_id = linked(&op, json!({"softDelete": {"state": "Enabled"}})).await;
     // What the elevation controller does once a request is approved: grant, then mark it Active.
     elevate_backup_side(&op, &guard_id).await;
-    let request = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": "sd"},
-        "spec": {"vaultProtection": "prod", "operation": "DisableSoftDelete", "duration": "30m",
-                 "justification": "decommission", "requester": "backup-admin"}});
-    op.requests()
-        .create(&PostParams::default(), &serde_json::from_value(request).unwrap())
-        .await
-        .unwrap();
-    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(30);
-    let active = json!({"status": {"phase": "Active", "expiresAt": expires.to_string()}});
-    op.requests()
-        .patch_status("sd", &PatchParams::default(), &Patch::Merge(&active))
-        .await
-        .unwrap();
+    active_request(
+        &op,
+        "sd",
+        "DisableSoftDelete",
+        jiff::Timestamp::now() + jiff::SignedDuration::from_mins(30),
+    )
+    .await;
     let patch = json!({"spec": {"softDelete": {"state": "Disabled"}}});
     op.protections()
         .patch("prod", &PatchParams::default(), &Patch::Merge(&patch))
@@ -537,6 +531,53 @@ async fn with_an_active_request_soft_delete_is_disabled_citing_the_guard() {
         Some(SoftDelete::Disabled)
     );
     op.ready(&op.protections(), "prod").await;
+}
+
+/// A CriticalOperationRequest for `operation` on `prod`, marked Active until `expires` (what the
+/// elevation controller does once a request is approved and granted).
+async fn active_request(op: &Operator, name: &str, operation: &str, expires: jiff::Timestamp) {
+    let request = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": name},
+        "spec": {"vaultProtection": "prod", "operation": operation, "duration": "30m",
+                 "justification": "decommission", "requester": "backup-admin"}});
+    op.requests()
+        .create(&PostParams::default(), &serde_json::from_value(request).unwrap())
+        .await
+        .unwrap();
+    let active = json!({"status": {"phase": "Active", "expiresAt": expires.to_string()}});
+    op.requests()
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&active))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_request_past_its_end_on_the_clock_is_not_used() {
+    let op = Operator::start("vp-expired").await;
+    let guard_id = linked(&op, json!({"softDelete": {"state": "Enabled"}})).await;
+    elevate_backup_side(&op, &guard_id).await;
+    active_request(
+        &op,
+        "sd",
+        "DisableSoftDelete",
+        jiff::Timestamp::now() + jiff::SignedDuration::from_mins(10),
+    )
+    .await;
+    // Twenty minutes later on the shared clock (the simulator's, which the operator reads too).
+    op.ts.sim.advance(Duration::from_secs(20 * 60));
+    op.reset_calls().await;
+    let patch = json!({"spec": {"softDelete": {"state": "Disabled"}}});
+    op.protections()
+        .patch("prod", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    op.wait_for(&op.protections(), "prod", "Ready", "False", Some("ElevationRequired"))
+        .await;
+    op.assert_no_calls(WRITES, QUIET, "an expired request weakens nothing")
+        .await;
+    assert_eq!(
+        soft_delete_in_azure(&op, &vault("prod-vault")).await,
+        Some(SoftDelete::Enabled)
+    );
 }
 
 #[tokio::test]

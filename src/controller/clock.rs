@@ -39,3 +39,32 @@ impl Clock for ManualClock {
         *self.0.lock().expect("clock lock")
     }
 }
+
+/// The simulator's clock, so tests can move the operator's time together with Azure's (PIM expiries).
+impl Clock for crate::sim::clock::SimClock {
+    fn now(&self) -> Timestamp {
+        crate::sim::clock::SimClock::now(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told() {
+        let start = Timestamp::from_second(1_000).unwrap();
+        let clock = ManualClock::new(start);
+        assert_eq!(clock.now(), start);
+        clock.advance(std::time::Duration::from_secs(90));
+        assert_eq!(clock.now(), Timestamp::from_second(1_090).unwrap());
+    }
+
+    #[test]
+    fn the_simulators_clock_serves_as_the_operators() {
+        let sim = crate::sim::clock::SimClock::default();
+        let before = Clock::now(&sim);
+        sim.advance(std::time::Duration::from_secs(3600));
+        assert!(Clock::now(&sim).duration_since(before) >= jiff::SignedDuration::from_hours(1));
+    }
+}

@@ -126,6 +126,7 @@ impl Operator {
                 .with_namespace(Some(ns.name.clone()))
                 .with_security(security.clone())
                 .with_backup(backup.clone())
+                .with_clock(ts.sim.state.clock.clone())
                 .with_config(options.config),
         );
         let (stop, stopped) = tokio::sync::watch::channel(false);
