@@ -3,6 +3,7 @@
 //! return an [`Outcome`] or an [`Error`]; they never write status, log results or count them themselves.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::NamespaceResourceScope;
@@ -15,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 use super::metrics;
 use super::reason::Reason;
-use super::{Context, Error, conditions};
+use super::{Context, Error, conditions, watch};
 use crate::crd::shared::Conditions;
 
 /// The field manager of every status the operator writes.
@@ -129,6 +130,69 @@ pub trait Reported:
     fn status(&self) -> Option<&Self::Status>;
     fn conditions(status: &mut Self::Status) -> &mut Conditions;
     fn set_observed_generation(status: &mut Self::Status, generation: Option<i64>);
+}
+
+/// Where deleting an object stands.
+pub enum Cleanup<S> {
+    /// Nothing (more) to do in Azure: the finalizer may go.
+    Done,
+    /// Still waiting (for an approval, say): reported like any outcome.
+    Waiting(Outcome<S>),
+}
+
+/// The lifecycle every reconciler shares. A finalizer is kept exactly while `needs_finalizer` (deleting
+/// the object must do something in Azure first); on deletion `cleanup` runs until it is done, then the
+/// finalizer goes; otherwise `converge` runs. Every result is reported by [`report`].
+pub async fn lifecycle<K, C, CF, V, VF>(
+    ctx: &Context,
+    object: &K,
+    finalizer: &str,
+    needs_finalizer: bool,
+    cleanup: C,
+    converge: V,
+) -> Result<Action, Error>
+where
+    K: Reported,
+    C: FnOnce() -> CF,
+    CF: Future<Output = Result<Cleanup<K::Status>, Error>>,
+    V: FnOnce() -> VF,
+    VF: Future<Output = Result<Outcome<K::Status>, Error>>,
+{
+    let started = Instant::now();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    if object.meta().deletion_timestamp.is_some() {
+        if !object.finalizers().iter().any(|f| f == finalizer) {
+            return Ok(Action::await_change());
+        }
+        let result = match needs_finalizer {
+            true => cleanup().await,
+            false => Ok(Cleanup::Done),
+        };
+        return match result {
+            Ok(Cleanup::Done) => {
+                watch::remove_finalizer(&api, object, finalizer).await?;
+                ctx.forget(K::CONTROLLER, &key(object));
+                Ok(Action::await_change())
+            }
+            Ok(Cleanup::Waiting(waiting)) => report(ctx, object, started, Ok(waiting)).await,
+            Err(err) => report(ctx, object, started, Err(err)).await,
+        };
+    }
+    if needs_finalizer {
+        watch::add_finalizer(&api, object, finalizer).await?;
+    } else {
+        watch::remove_finalizer(&api, object, finalizer).await?;
+    }
+    let result = converge().await;
+    report(ctx, object, started, result).await
+}
+
+/// Only failures of the report itself (writing status, a finalizer) get here: Azure failures are
+/// outcomes.
+pub fn error_policy<K: Reported>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = key(&*object);
+    tracing::warn!(controller = K::CONTROLLER, object = %key, reason = %error.reason(), %error, "reconcile failed");
+    Action::requeue(ctx.backoff.failed(K::CONTROLLER, &key))
 }
 
 /// `namespace/name`, for logs and metrics.

@@ -4,14 +4,13 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::StreamExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
-use super::outcome::{self, Notice, Outcome, Reported, Requeue, Summary};
+use super::outcome::{self, Cleanup, Notice, Outcome, Reported, Requeue, Summary};
 use super::{Context, Error, Reason, conditions, watch};
 use crate::azure::guards::{self, DesiredGuard, Guard, GuardId};
 use crate::crd::resource_guard::{GuardDeletionPolicy, ProtectedOperation, ResourceGuardStatus};
@@ -284,8 +283,8 @@ async fn linked_vaults(ctx: &Context, rg: &ResourceGuard, id: &GuardId) -> Resul
 }
 
 /// On delete under `Delete`: removes the Azure guard this object manages, unless vaults are still
-/// linked to it. `None` when the deletion may finish.
-async fn cleanup(ctx: &Context, rg: &ResourceGuard) -> Result<Option<Outcome<ResourceGuardStatus>>, Error> {
+/// linked to it.
+async fn cleanup(ctx: &Context, rg: &ResourceGuard) -> Result<Cleanup<ResourceGuardStatus>, Error> {
     let id = guard_id(&rg.spec);
     let linked = linked_vaults(ctx, rg, &id).await?;
     if !linked.is_empty() {
@@ -293,7 +292,7 @@ async fn cleanup(ctx: &Context, rg: &ResourceGuard) -> Result<Option<Outcome<Res
             "the guard is not deleted while VaultProtections name it or report a vault linked to it: {}; unlink and delete them first (unlinking needs a DisableMultiUserAuthorization request), or set deletionPolicy: Orphan",
             linked.join(", ")
         );
-        return Ok(Some(Outcome {
+        return Ok(Cleanup::Waiting(Outcome {
             status: rg.status.clone().unwrap_or_default(),
             summary: Summary::stalled(Reason::VaultsLinked, message.clone()),
             requeue: Requeue::After(ctx.config.waiting_retry),
@@ -306,45 +305,20 @@ async fn cleanup(ctx: &Context, rg: &ResourceGuard) -> Result<Option<Outcome<Res
         guards::delete(ctx.security(), &id).await?;
         tracing::info!(guard = %id.path(), "deleted the Resource Guard");
     }
-    Ok(None)
+    Ok(Cleanup::Done)
 }
 
 async fn reconcile(rg: Arc<ResourceGuard>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let api: Api<ResourceGuard> = Api::namespaced(ctx.client.clone(), &rg.namespace().unwrap_or_default());
-    if rg.meta().deletion_timestamp.is_some() {
-        if !rg.finalizers().iter().any(|f| f == FINALIZER) {
-            return Ok(Action::await_change());
-        }
-        let result = match deletes_in_azure(&rg.spec) {
-            true => cleanup(&ctx, &rg).await,
-            false => Ok(None),
-        };
-        return match result {
-            Ok(None) => {
-                watch::remove_finalizer(&api, &*rg, FINALIZER).await?;
-                ctx.forget(CONTROLLER, &outcome::key(&*rg));
-                Ok(Action::await_change())
-            }
-            Ok(Some(waiting)) => outcome::report(&ctx, &*rg, started, Ok(waiting)).await,
-            Err(err) => outcome::report(&ctx, &*rg, started, Err(err)).await,
-        };
-    }
-    // A finalizer only where deleting the object deletes something in Azure.
-    if deletes_in_azure(&rg.spec) {
-        watch::add_finalizer(&api, &*rg, FINALIZER).await?;
-    } else {
-        watch::remove_finalizer(&api, &*rg, FINALIZER).await?;
-    }
-    let result = converge(&ctx, &rg).await;
-    outcome::report(&ctx, &*rg, started, result).await
-}
-
-/// Only failures of the report itself (writing status) get here; Azure failures are outcomes.
-fn error_policy(rg: Arc<ResourceGuard>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = outcome::key(&*rg);
-    tracing::warn!(controller = CONTROLLER, object = %key, reason = %error.reason(), %error, "reconcile failed");
-    Action::requeue(ctx.backoff.failed(CONTROLLER, &key))
+    let needs_finalizer = deletes_in_azure(&rg.spec);
+    outcome::lifecycle(
+        &ctx,
+        &*rg,
+        FINALIZER,
+        needs_finalizer,
+        || cleanup(&ctx, &rg),
+        || converge(&ctx, &rg),
+    )
+    .await
 }
 
 /// Runs the ResourceGuard controller over `api` (one namespace, or all) until `shutdown` resolves.
@@ -355,7 +329,7 @@ pub async fn run(
 ) {
     watch::controller(api, &ctx, CONTROLLER)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, outcome::error_policy, ctx)
         .for_each(|_| async {})
         .await;
 }

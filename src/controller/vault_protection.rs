@@ -15,7 +15,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-use super::outcome::{self, Notice, Outcome, Reported, Requeue, Summary};
+use super::outcome::{self, Cleanup, Notice, Outcome, Reported, Requeue, Summary};
 use super::{Context, Error, Reason, conditions, resource_guard, watch};
 use crate::azure::guards::{self, GuardId};
 use crate::azure::vaults::{self, Link, SoftDelete, SoftDeleteChange, Vault, VaultId};
@@ -938,51 +938,17 @@ fn unlinks_on_delete(spec: &VaultProtectionSpec) -> bool {
 }
 
 async fn reconcile(vp: Arc<VaultProtection>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let api: Api<VaultProtection> = Api::namespaced(ctx.client.clone(), &vp.namespace().unwrap_or_default());
-    if vp.meta().deletion_timestamp.is_some() {
-        if !vp.finalizers().iter().any(|f| f == FINALIZER) {
-            return Ok(Action::await_change());
-        }
-        // Orphan (or Observe): nothing to do in Azure.
-        let result = match unlinks_on_delete(&vp.spec) {
-            true => converge(&ctx, &vp, true)
-                .await
-                .map(|(outcome, done)| (Some(outcome), done)),
-            false => Ok((None, true)),
-        };
-        return match result {
-            Ok((_, true)) => {
-                watch::remove_finalizer(&api, &*vp, FINALIZER).await?;
-                ctx.forget(CONTROLLER, &outcome::key(&*vp));
-                Ok(Action::await_change())
-            }
-            Ok((waiting, _)) => {
-                outcome::report(
-                    &ctx,
-                    &*vp,
-                    started,
-                    Ok(waiting.expect("an outcome while the link stays")),
-                )
-                .await
-            }
-            Err(err) => outcome::report(&ctx, &*vp, started, Err(err)).await,
-        };
-    }
-    if unlinks_on_delete(&vp.spec) {
-        watch::add_finalizer(&api, &*vp, FINALIZER).await?;
-    } else {
-        watch::remove_finalizer(&api, &*vp, FINALIZER).await?;
-    }
-    let result = converge(&ctx, &vp, false).await.map(|(outcome, _)| outcome);
-    outcome::report(&ctx, &*vp, started, result).await
-}
-
-/// Only failures of the report itself (writing status) get here; Azure failures are outcomes.
-fn error_policy(vp: Arc<VaultProtection>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = outcome::key(&*vp);
-    tracing::warn!(controller = CONTROLLER, object = %key, reason = %error.reason(), %error, "reconcile failed");
-    Action::requeue(ctx.backoff.failed(CONTROLLER, &key))
+    let cleanup = || async {
+        // Unlink (under an approved request): done once the vault has no link to the guard.
+        let (outcome, unlinked) = converge(&ctx, &vp, true).await?;
+        Ok(if unlinked {
+            Cleanup::Done
+        } else {
+            Cleanup::Waiting(outcome)
+        })
+    };
+    let converge = || async { converge(&ctx, &vp, false).await.map(|(outcome, _)| outcome) };
+    outcome::lifecycle(&ctx, &*vp, FINALIZER, unlinks_on_delete(&vp.spec), cleanup, converge).await
 }
 
 /// The VaultProtections that name `rg` by `guard.name`.
@@ -1015,7 +981,7 @@ pub async fn run(
             Some(ObjectRef::new(&request.spec.vault_protection).within(&namespace))
         })
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, outcome::error_policy, ctx)
         .for_each(|_| async {})
         .await;
 }
