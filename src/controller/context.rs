@@ -83,8 +83,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub config: ControllerConfig,
     pub backoff: Backoff,
-    /// When each VaultProtection's link was last read from Azure (see `vault_protection::known_link`).
-    pub link_reads: Mutex<HashMap<String, std::time::Instant>>,
+    /// What the VaultProtection controller remembers between reconciles to spare ARM reads.
+    pub vault_memo: super::vault_protection::Memo,
 }
 
 impl Context {
@@ -104,7 +104,7 @@ impl Context {
             metrics: Arc::new(Metrics::default()),
             config: ControllerConfig::default(),
             backoff: Backoff::default(),
-            link_reads: Mutex::default(),
+            vault_memo: Default::default(),
         }
     }
 
@@ -155,7 +155,7 @@ impl Context {
         self.metrics.forget(controller, key);
         self.backoff.succeeded(controller, key);
         if controller == super::vault_protection::CONTROLLER {
-            self.link_reads.lock().expect("link reads lock").remove(key);
+            self.vault_memo.forget(key);
         }
     }
 

@@ -4,7 +4,8 @@
 //! CriticalOperationRequest. Same shape as every reconciler: observe (reads only) → plan (pure) →
 //! apply (typed `azure::*` calls, checks before each write) → status (pure), reported in one place.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -69,6 +70,62 @@ pub fn vault_id(reference: &VaultReference) -> Option<VaultId> {
             name: name.clone(),
         }),
         _ => None,
+    }
+}
+
+/// How long a guard read before linking stays good for other vaults linking to the same guard.
+const GUARD_FACTS_TTL: Duration = Duration::from_secs(300);
+
+/// What the controller remembers between reconciles to spare ARM reads (never what it decides on alone:
+/// a write that finds Azure otherwise is checked again).
+#[derive(Default)]
+pub struct Memo {
+    /// When each object's link was last read from Azure (see [`known_link`]).
+    link_reads: Mutex<HashMap<String, Instant>>,
+    /// Guards the backup identity could read, by lowercase ARM ID and tenant: region and description.
+    /// Many vaults linking to one guard read it once.
+    guards: Mutex<HashMap<GuardKey, (Instant, GuardFacts)>>,
+}
+
+/// A guard's lowercase ARM ID and the tenant it is read from.
+type GuardKey = (String, Option<String>);
+
+#[derive(Clone, Debug)]
+struct GuardFacts {
+    location: String,
+    description: Option<String>,
+}
+
+impl Memo {
+    pub fn forget(&self, key: &str) {
+        self.link_reads.lock().expect("memo lock").remove(key);
+    }
+
+    fn link_read(&self, key: &str) {
+        self.link_reads
+            .lock()
+            .expect("memo lock")
+            .insert(key.to_string(), Instant::now());
+    }
+
+    fn link_fresh(&self, key: &str) -> bool {
+        let reads = self.link_reads.lock().expect("memo lock");
+        reads.get(key).is_some_and(|read| read.elapsed() < LINK_RECHECK)
+    }
+
+    fn guard(&self, id: &GuardId) -> Option<GuardFacts> {
+        let guards = self.guards.lock().expect("memo lock");
+        let (read, facts) = guards.get(&(id.path().to_ascii_lowercase(), id.tenant.clone()))?;
+        (read.elapsed() < GUARD_FACTS_TTL).then(|| facts.clone())
+    }
+
+    fn remember_guard(&self, id: &GuardId, facts: GuardFacts) {
+        let mut guards = self.guards.lock().expect("memo lock");
+        guards.retain(|_, (read, _)| read.elapsed() < GUARD_FACTS_TTL);
+        guards.insert(
+            (id.path().to_ascii_lowercase(), id.tenant.clone()),
+            (Instant::now(), facts),
+        );
     }
 }
 
@@ -143,6 +200,17 @@ pub struct Plan {
     pub drift: Vec<String>,
 }
 
+fn linked_to_other(link: &Link, target: &GuardId) -> Blocker {
+    Blocker::new(
+        Reason::LinkedToOtherGuard,
+        format!(
+            "the vault is linked to the guard {}, not to {}; nothing is re-pointed without an approved DisableMultiUserAuthorization on that guard: the backup admin either names that guard here or asks its security admin to unlink it",
+            link.guard_id,
+            target.path()
+        ),
+    )
+}
+
 fn elevation_for(observed: &Observed, operation: CriticalOperation) -> Option<String> {
     observed
         .elevations
@@ -181,14 +249,7 @@ pub fn plan(
     let linked_to_target = observed.link.as_ref().is_some_and(|l| target.is(&l.guard_id));
 
     match &observed.link {
-        Some(link) if !linked_to_target => plan.blockers.push(Blocker::new(
-            Reason::LinkedToOtherGuard,
-            format!(
-                "the vault is linked to the guard {}, not to {}; nothing is re-pointed without an approved DisableMultiUserAuthorization on that guard: the backup admin either names that guard here or asks its security admin to unlink it",
-                link.guard_id,
-                target.path()
-            ),
-        )),
+        Some(link) if !linked_to_target => plan.blockers.push(linked_to_other(link, target)),
         Some(_) if !want_linked && (!deleting || unlink_on_delete) => {
             match elevation_for(observed, CriticalOperation::DisableMultiUserAuthorization) {
                 Some(request) => plan.steps.push(Step::Unlink { request }),
@@ -267,6 +328,24 @@ struct Applied {
 /// Checks what linking needs (the guard exists, the backup identity can read it, same region); returns
 /// the guard's description, or why the link cannot be made. Reads only.
 async fn check_guard(ctx: &Context, target: &Target, vault: &Vault) -> Result<Result<Option<String>, Blocker>, Error> {
+    let facts = match ctx.vault_memo.guard(&target.id) {
+        Some(facts) => facts,
+        None => match read_guard(ctx, target).await? {
+            Ok(facts) => {
+                ctx.vault_memo.remember_guard(&target.id, facts.clone());
+                facts
+            }
+            Err(blocker) => return Ok(Err(blocker)),
+        },
+    };
+    if !facts.location.eq_ignore_ascii_case(&vault.location) {
+        return Ok(Err(region_mismatch(&facts.location, &vault.location)));
+    }
+    Ok(Ok(facts.description))
+}
+
+/// Reads the guard with the backup identity (from the guard's tenant).
+async fn read_guard(ctx: &Context, target: &Target) -> Result<Result<GuardFacts, Blocker>, Error> {
     let guard = match guards::get(ctx.backup(), &target.id).await {
         Ok(Some(guard)) => guard,
         Ok(None) => {
@@ -281,10 +360,10 @@ async fn check_guard(ctx: &Context, target: &Target, vault: &Vault) -> Result<Re
         Err(err) if err.status() == Some(403) => return Ok(Err(reader_missing(ctx, target))),
         Err(err) => return Err(err.into()),
     };
-    if !guard.location.eq_ignore_ascii_case(&vault.location) {
-        return Ok(Err(region_mismatch(&guard.location, &vault.location)));
-    }
-    Ok(Ok(guard.description))
+    Ok(Ok(GuardFacts {
+        location: guard.location,
+        description: guard.description,
+    }))
 }
 
 fn reader_missing(ctx: &Context, target: &Target) -> Blocker {
@@ -311,6 +390,7 @@ fn region_mismatch(guard: &str, vault: &str) -> Blocker {
 /// made.
 async fn apply(
     ctx: &Context,
+    key: &str,
     id: &VaultId,
     target: &Target,
     observed: &Observed,
@@ -338,6 +418,16 @@ async fn apply(
                         applied.blockers.push(reader_missing(ctx, target));
                         break;
                     }
+                    // Linked meanwhile (or the vault's MUA flag was stale): look at the link itself.
+                    Err(err) if err.status() == Some(409) => match vaults::get_link(backup, id).await? {
+                        Some(link) if target.id.is(&link.guard_id) => link,
+                        Some(other) => {
+                            applied.blockers.push(linked_to_other(&other, &target.id));
+                            applied.link = Some(other);
+                            break;
+                        }
+                        None => return Err(err.into()),
+                    },
                     Err(err) => return Err(err.into()),
                 };
                 applied.notices.push(if *restore {
@@ -351,6 +441,8 @@ async fn apply(
                 } else {
                     Notice::normal("Linked", format!("linked the vault to the guard {}", target.id.path()))
                 });
+                // Linking read (or wrote) the link: the next look need not read it again.
+                ctx.vault_memo.link_read(key);
                 applied.link = Some(link);
             }
             Step::StrengthenSoftDelete { change, restore } => {
@@ -607,12 +699,7 @@ fn known_link(
     previous: &VaultProtectionStatus,
     was_linked: bool,
 ) -> Option<Link> {
-    let fresh = ctx
-        .link_reads
-        .lock()
-        .expect("link reads lock")
-        .get(key)
-        .is_some_and(|read| read.elapsed() < LINK_RECHECK);
+    let fresh = ctx.vault_memo.link_fresh(key);
     let unchanged = previous.observed_generation == vp.meta().generation;
     if !(fresh && unchanged && was_linked && vault.multi_user_authorization == Some(true)) {
         return None;
@@ -737,16 +824,15 @@ async fn converge(
     let same_guard = previous.guard_id.as_deref().is_some_and(|g| target.id.is(g));
     let was_linked = same_guard && condition_is_true(&previous, "Linked");
     let key = outcome::key(vp);
-    let link = match known_link(ctx, vp, &key, &vault, &previous, was_linked && !deleting) {
-        Some(link) => Some(link),
-        None => {
-            let link = vaults::get_link(backup, &id).await?;
-            ctx.link_reads
-                .lock()
-                .expect("link reads lock")
-                .insert(key, Instant::now());
-            link
-        }
+    let link = if vault.multi_user_authorization == Some(false) {
+        // A Recovery Services vault says it has no link (Azure derives the flag from the link).
+        None
+    } else if let Some(link) = known_link(ctx, vp, &key, &vault, &previous, was_linked && !deleting) {
+        Some(link)
+    } else {
+        let link = vaults::get_link(backup, &id).await?;
+        ctx.vault_memo.link_read(&key);
+        link
     };
     let mut observed = Observed {
         vault,
@@ -779,7 +865,7 @@ async fn converge(
 
     // Apply (only under Manage).
     let mut applied = if manage {
-        apply(ctx, &id, &target, &observed, &plan).await?
+        apply(ctx, &key, &id, &target, &observed, &plan).await?
     } else {
         Applied {
             link: observed.link.clone(),
