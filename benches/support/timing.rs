@@ -20,6 +20,7 @@ const KUBE_HTTP: &str = "HTTP";
 #[derive(Clone, Debug)]
 pub struct Reconcile {
     pub object: String,
+    pub started: Instant,
     /// From the span's creation to its close.
     pub wall: Duration,
     /// Time the reconcile's code ran, Kubernetes requests included, plus the Kubernetes requests' wall
@@ -28,6 +29,18 @@ pub struct Reconcile {
     /// Kubernetes API requests made by the reconcile, and their wall time.
     pub kube_requests: u32,
     pub kube_wall: Duration,
+    /// Of which the status write(s) and the Event write(s).
+    pub status_wall: Duration,
+    pub event_wall: Duration,
+}
+
+/// What a Kubernetes request was for, from its URL.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+enum Request {
+    #[default]
+    Other,
+    Status,
+    Event,
 }
 
 #[derive(Default)]
@@ -42,6 +55,9 @@ struct Timing {
     child_busy: Duration,
     child_wall: Duration,
     children: u32,
+    request: Request,
+    status_wall: Duration,
+    event_wall: Duration,
 }
 
 /// A `tracing` layer that records [`Reconcile`]s.
@@ -64,12 +80,25 @@ impl ReconcileTimer {
     }
 }
 
-struct ObjectRef<'a>(&'a mut String);
+/// Reads a span's `object.ref` (reconciles) or `http.url` (Kubernetes requests).
+struct Fields<'a>(&'a mut Timing);
 
-impl tracing::field::Visit for ObjectRef<'_> {
+impl tracing::field::Visit for Fields<'_> {
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "object.ref" {
-            *self.0 = format!("{value:?}");
+        match field.name() {
+            "object.ref" => self.0.object = format!("{value:?}"),
+            "http.url" => {
+                let url = format!("{value:?}");
+                let path = url.split('?').next().unwrap_or_default();
+                self.0.request = if path.ends_with("/status") {
+                    Request::Status
+                } else if path.contains("/events") {
+                    Request::Event
+                } else {
+                    Request::Other
+                };
+            }
+            _ => {}
         }
     }
 }
@@ -82,9 +111,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ReconcileTimer {
             created: Some(Instant::now()),
             ..Default::default()
         };
-        if timing.reconcile {
-            attrs.record(&mut ObjectRef(&mut timing.object));
-        }
+        attrs.record(&mut Fields(&mut timing));
         span.extensions_mut().insert(timing);
     }
 
@@ -120,10 +147,13 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ReconcileTimer {
             let own = timing.busy.saturating_sub(timing.child_busy);
             self.records.lock().unwrap().push(Reconcile {
                 object: timing.object,
+                started: timing.created.unwrap_or_else(Instant::now),
                 wall,
                 overhead: (own + timing.child_wall).min(wall),
                 kube_requests: timing.children,
                 kube_wall: timing.child_wall,
+                status_wall: timing.status_wall,
+                event_wall: timing.event_wall,
             });
             return;
         }
@@ -136,6 +166,11 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ReconcileTimer {
                 parent.child_busy += timing.busy;
                 parent.child_wall += wall;
                 parent.children += 1;
+                match timing.request {
+                    Request::Status => parent.status_wall += wall,
+                    Request::Event => parent.event_wall += wall,
+                    Request::Other => {}
+                }
                 return;
             }
         }
