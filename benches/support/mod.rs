@@ -1,0 +1,133 @@
+//! Helpers of the convergence benchmark: reconcile timing from spans, Prometheus text sums, a process's
+//! memory and connections from /proc, percentiles, and the generated simulator seed.
+
+#![allow(dead_code)]
+
+pub mod procfs;
+pub mod timing;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+
+/// One sample of a Prometheus text exposition: the metric name, its labels and value.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Parses the text format (the operator's own label values hold no commas, quotes or braces).
+pub fn parse_prometheus(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let value = value.parse::<f64>().ok()?;
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => (name, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let labels = labels
+                .split(',')
+                .filter_map(|pair| {
+                    let (k, v) = pair.split_once('=')?;
+                    Some((k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+                })
+                .collect();
+            Some(Sample {
+                name: name.to_string(),
+                labels,
+                value,
+            })
+        })
+        .collect()
+}
+
+/// The samples of `registry` now.
+pub fn scrape(registry: &Registry) -> Vec<Sample> {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).expect("metrics encode");
+    parse_prometheus(&text)
+}
+
+/// The sum of the samples called `name` whose labels pass `filter`.
+pub fn sum(samples: &[Sample], name: &str, filter: impl Fn(&BTreeMap<String, String>) -> bool) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name && filter(&s.labels))
+        .map(|s| s.value)
+        .fold(0.0, |a, b| a + b)
+}
+
+/// The `p`-quantile (0..=1) of sorted `values`, by nearest rank.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((sorted.len() as f64) * p).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+pub fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT met" }
+}
+
+/// The time one identity's writes need under ARM's write bucket (200 at once, then 10/s): the floor a
+/// convergence run is compared with.
+pub fn write_floor(writes: usize) -> Duration {
+    Duration::from_secs_f64(writes.saturating_sub(200) as f64 / 10.0)
+}
+
+/// `examples/sim-seed.yaml` plus `vaults` Recovery Services vaults `bench-vault-<i>` in backup-rg
+/// (westeurope) and `subscriptions` extra subscriptions in the vaults' tenant, each with a resource group
+/// `security-rg` (westeurope) in which the security side is Owner.
+pub fn seed(vaults: usize, subscriptions: usize) -> serde_json::Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sim-seed.yaml");
+    let text = std::fs::read_to_string(path).expect("reading examples/sim-seed.yaml");
+    let mut seed: serde_json::Value = yaml_serde::from_str(&text).expect("parsing examples/sim-seed.yaml");
+    let backup_sub = "5e13b949-1218-4d18-8b99-7e12155ec4f7";
+    let contoso = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let security_oid = "7a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c01";
+    let list = |seed: &mut serde_json::Value, key: &str| -> Vec<serde_json::Value> {
+        seed[key].as_array().cloned().unwrap_or_default()
+    };
+    let mut all_vaults = list(&mut seed, "vaults");
+    for i in 0..vaults {
+        all_vaults.push(serde_json::json!({
+            "subscription": backup_sub, "resourceGroup": "backup-rg", "name": vault_name(i),
+            "location": "westeurope", "kind": "RecoveryServicesVault",
+        }));
+    }
+    let mut all_subscriptions = list(&mut seed, "subscriptions");
+    let mut assignments = list(&mut seed, "roleAssignments");
+    for i in 0..subscriptions {
+        let id = spread_subscription(i);
+        all_subscriptions.push(serde_json::json!({
+            "id": id, "tenant": contoso, "name": format!("bench-{i}"),
+            "resourceGroups": [{"name": "security-rg", "location": "westeurope"}],
+        }));
+        assignments.push(serde_json::json!({
+            "principal": security_oid, "role": "Owner", "scope": format!("/subscriptions/{id}"),
+        }));
+    }
+    seed["vaults"] = all_vaults.into();
+    seed["subscriptions"] = all_subscriptions.into();
+    seed["roleAssignments"] = assignments.into();
+    seed
+}
+
+pub fn vault_name(i: usize) -> String {
+    format!("bench-vault-{i}")
+}
+
+/// The `i`-th extra subscription of [`seed`].
+pub fn spread_subscription(i: usize) -> String {
+    format!("00000000-0000-4000-8000-{:012x}", i + 1)
+}
