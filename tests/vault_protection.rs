@@ -286,6 +286,11 @@ async fn an_azure_failure_shows_on_the_object_and_in_metrics_until_it_clears() {
         Some("True".into()),
         "it is retried"
     );
+    let status = rg.status.as_ref().unwrap();
+    assert!(
+        status.resource_id.is_some() && !status.protected_operations.is_empty(),
+        "a failure keeps what was last seen of Azure: {status:?}"
+    );
     op.event("guard", "AzureUnavailable").await;
     let metrics = op.metrics();
     let failures = metrics

@@ -5,9 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kube::runtime::events::{Recorder, Reporter};
-
 use super::clock::{Clock, SystemClock};
+use super::events::Events;
 use super::metrics::Metrics;
 use crate::azure::ArmClient;
 
@@ -80,7 +79,10 @@ pub struct Context {
     pub backup: Option<ArmClient>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    pub events: Events,
+    /// A hash of each object's status as the API server last showed it (taken before the cache drops
+    /// fields), by `controller:namespace/name`: status is written only when it would change.
+    pub statuses: Mutex<HashMap<String, u64>>,
     pub config: ControllerConfig,
     pub backoff: Backoff,
     /// What the VaultProtection controller remembers between reconciles to spare ARM reads.
@@ -90,12 +92,9 @@ pub struct Context {
 impl Context {
     /// A context with the system clock, fresh metrics and default tunables; add the sides' clients.
     pub fn new(client: kube::Client) -> Self {
-        let reporter = Reporter {
-            controller: "mua-operator".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: Events::new(client.clone()),
+            statuses: Mutex::default(),
             client,
             namespace: None,
             security: None,
@@ -154,6 +153,11 @@ impl Context {
     pub fn forget(&self, controller: &'static str, key: &str) {
         self.metrics.forget(controller, key);
         self.backoff.succeeded(controller, key);
+        self.events.forget(&format!("{controller}:{key}"));
+        self.statuses
+            .lock()
+            .expect("statuses lock")
+            .remove(&format!("{controller}:{key}"));
         if controller == super::vault_protection::CONTROLLER {
             self.vault_memo.forget(key);
         }

@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod conditions;
 pub mod context;
+pub mod events;
 pub mod metrics;
 pub mod outcome;
 pub mod reason;

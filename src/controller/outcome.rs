@@ -3,13 +3,13 @@
 //! return an [`Outcome`] or an [`Error`]; they never write status, log results or count them themselves.
 
 use std::fmt::Debug;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -130,6 +130,17 @@ pub trait Reported:
     fn status(&self) -> Option<&Self::Status>;
     fn conditions(status: &mut Self::Status) -> &mut Conditions;
     fn set_observed_generation(status: &mut Self::Status, generation: Option<i64>);
+
+    /// Drops from a cached object what the reconciler never reads (the cache holds every object).
+    fn slim_cached(&mut self) {}
+}
+
+/// A hash of a status as it would be written: compared instead of whole statuses, so the cache need not
+/// keep fields the reconciler does not read.
+pub fn status_hash<S: Serialize>(status: &S) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    serde_json::to_vec(status).unwrap_or_default().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Where deleting an object stands.
@@ -229,10 +240,33 @@ pub async fn report<K: Reported>(
     } = outcome;
     conditions::summarize(K::conditions(&mut status), &summary, generation, ctx.clock.now());
     K::set_observed_generation(&mut status, generation);
-    let changed = object.status() != Some(&status);
-    if changed {
-        write_status(ctx, object, &status).await?;
-    }
+    let status_key = format!("{}:{key}", K::CONTROLLER);
+    let changed = if failed.is_some() {
+        // A failure changes the conditions only: what was last seen of Azure stays as it was (and the
+        // cache may not hold all of it).
+        let mut cached = object.status().cloned().unwrap_or_default();
+        let conditions = K::conditions(&mut status).clone();
+        let changed = *K::conditions(&mut cached) != conditions;
+        if changed {
+            write_conditions(ctx, object, &conditions, generation).await?;
+        }
+        changed
+    } else {
+        let hash = status_hash(&status);
+        let seen = ctx.statuses.lock().expect("statuses lock").get(&status_key).copied();
+        let changed = match seen {
+            Some(seen) => seen != hash,
+            None => object.status().map(status_hash) != Some(hash),
+        };
+        if changed {
+            write_status(ctx, object, &status).await?;
+            ctx.statuses
+                .lock()
+                .expect("statuses lock")
+                .insert(status_key.clone(), hash);
+        }
+        changed
+    };
 
     let result = match (&failed, summary.health) {
         (Some(_), _) => metrics::Result::Failed,
@@ -257,7 +291,7 @@ pub async fn report<K: Reported>(
         }
     }
     for notice in &notices {
-        publish(ctx, object, notice).await;
+        ctx.events.publish(&status_key, object.object_ref(&()), notice);
     }
     Ok(match requeue {
         Requeue::Resync => Action::requeue(ctx.config.resync_with_jitter()),
@@ -289,6 +323,24 @@ fn failure<K: Reported>(ctx: &Context, object: &K, key: &str, err: &Error) -> Ou
 }
 
 /// Writes the status by server-side apply (the operator owns every status field it sets).
+/// Writes the conditions alone (a merge patch keeps every other status field).
+async fn write_conditions<K: Reported>(
+    ctx: &Context,
+    object: &K,
+    conditions: &Conditions,
+    generation: Option<i64>,
+) -> Result<(), Error> {
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"status": {"conditions": conditions, "observedGeneration": generation}});
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    api.patch_status(&object.name_any(), &params, &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
 async fn write_status<K: Reported>(ctx: &Context, object: &K, status: &K::Status) -> Result<(), Error> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
     let patch = serde_json::json!({
@@ -303,22 +355,4 @@ async fn write_status<K: Reported>(ctx: &Context, object: &K, status: &K::Status
     )
     .await?;
     Ok(())
-}
-
-/// Publishes an Event; a failure to publish is logged, never fails the reconcile.
-pub async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, object: &K, notice: &Notice) {
-    let event = Event {
-        type_: if notice.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: notice.reason.to_string(),
-        note: Some(notice.message.chars().take(1000).collect()),
-        action: "Reconcile".to_string(),
-        secondary: None,
-    };
-    if let Err(err) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
-        tracing::warn!(object = %key(object), %err, "publishing an Event failed");
-    }
 }

@@ -38,6 +38,17 @@ impl Reported for ResourceGuard {
     fn set_observed_generation(status: &mut ResourceGuardStatus, generation: Option<i64>) {
         status.observed_generation = generation;
     }
+
+    /// The reconciler reads only the conditions of the previous status.
+    fn slim_cached(&mut self) {
+        if let Some(status) = self.status.as_mut() {
+            *status = ResourceGuardStatus {
+                observed_generation: status.observed_generation,
+                conditions: std::mem::take(&mut status.conditions),
+                ..Default::default()
+            };
+        }
+    }
 }
 
 /// The guard's ARM location, reached with a token from its own tenant.
@@ -327,7 +338,7 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    watch::controller(api, &ctx, CONTROLLER)
+    watch::controller(api, &ctx)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, outcome::error_policy, ctx)
         .for_each(|_| async {})

@@ -1058,7 +1058,7 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let controller = watch::controller(api, &ctx, CONTROLLER);
+    let controller = watch::controller(api, &ctx);
     let store = controller.store();
     controller
         .watches(guards, watcher::Config::default(), move |rg| naming_guard(&store, &rg))

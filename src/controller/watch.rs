@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::Context;
+use super::outcome::{Reported, key, status_hash};
 
 /// Set this annotation (to any new value, e.g. a timestamp) to ask for a reconcile now.
 pub const RECONCILE_REQUEST: &str = "mua.dev/reconcile-requested-at";
@@ -38,10 +39,12 @@ fn trigger_hash<K: Resource>(object: &K) -> Option<u64> {
     Some(hasher.finish())
 }
 
-/// The objects of `api`, cached lean, as a trigger stream and the store behind it; `deleted` hears of
-/// every object that goes away (no reconcile follows a deletion without a finalizer).
+/// The objects of `api`, cached after `prepare` (which slims them), as a trigger stream and the store
+/// behind it; `deleted` hears of every object that goes away (no reconcile follows a deletion without a
+/// finalizer).
 pub fn objects<K>(
     api: Api<K>,
+    prepare: impl FnMut(&mut K) + Send + 'static,
     deleted: impl Fn(&K) + Send + 'static,
 ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
@@ -50,7 +53,7 @@ where
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
-        .modify(slim::<K>)
+        .modify(prepare)
         .reflect(writer)
         .inspect_ok(move |event| {
             if let watcher::Event::Delete(object) = event {
@@ -62,16 +65,24 @@ where
     (reader, stream)
 }
 
-/// A controller over `api` with the shared tunables (bounded concurrency) that forgets what it kept
-/// about each object (metrics, memos) once the object is gone.
-pub fn controller<K>(api: Api<K>, ctx: &Arc<Context>, controller: &'static str) -> Controller<K>
-where
-    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
-{
-    let forget = Arc::clone(ctx);
-    let (reader, stream) = objects(api, move |object: &K| {
-        forget.forget(controller, &super::outcome::key(object))
-    });
+/// A controller over `api` with the shared tunables (bounded concurrency). It remembers each object's
+/// status by hash before the cache drops what the reconciler does not read, and forgets what it kept
+/// about an object (metrics, memos) once the object is gone.
+pub fn controller<K: Reported>(api: Api<K>, ctx: &Arc<Context>) -> Controller<K> {
+    let (seen, forget) = (Arc::clone(ctx), Arc::clone(ctx));
+    let prepare = move |object: &mut K| {
+        if let Some(status) = object.status() {
+            let key = format!("{}:{}", K::CONTROLLER, key(object));
+            seen.statuses
+                .lock()
+                .expect("statuses lock")
+                .insert(key, status_hash(status));
+        }
+        slim(object);
+        object.slim_cached();
+    };
+    let deleted = move |object: &K| forget.forget(K::CONTROLLER, &key(object));
+    let (reader, stream) = objects(api, prepare, deleted);
     Controller::for_stream(stream, reader).with_config(Config::default().concurrency(ctx.config.concurrency))
 }
 

@@ -1,0 +1,90 @@
+//! Kubernetes Events about the operator's objects, published off the reconcile path. kube-runtime's
+//! Recorder keeps every Event it published for minutes to group repeats into series, which costs memory
+//! in proportion to the objects; here only a hash of each object's last Event is kept, and an Event
+//! identical to the object's last one within [`REPEAT_AFTER`] is not published again (the conditions say
+//! the same thing meanwhile).
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, PostParams};
+
+use super::outcome::Notice;
+
+/// How long an identical Event is held back.
+pub const REPEAT_AFTER: Duration = Duration::from_secs(600);
+const REPORTING_CONTROLLER: &str = "mua.dev/mua-operator";
+
+pub struct Events {
+    client: kube::Client,
+    instance: String,
+    last: Arc<Mutex<HashMap<String, (u64, Instant)>>>,
+}
+
+impl Events {
+    pub fn new(client: kube::Client) -> Self {
+        let instance = std::env::var("POD_NAME").unwrap_or_else(|_| "mua-operator".into());
+        Self {
+            client,
+            instance,
+            last: Arc::default(),
+        }
+    }
+
+    /// Publishes `notice` about the object `regarding` (keyed `key`) in the background; failures are
+    /// logged, never fail a reconcile.
+    pub fn publish(&self, key: &str, regarding: ObjectReference, notice: &Notice) {
+        let mut hasher = DefaultHasher::new();
+        (notice.warning, notice.reason, &notice.message).hash(&mut hasher);
+        let hash = hasher.finish();
+        {
+            let mut last = self.last.lock().expect("events lock");
+            if last
+                .get(key)
+                .is_some_and(|(h, at)| *h == hash && at.elapsed() < REPEAT_AFTER)
+            {
+                return;
+            }
+            last.insert(key.to_string(), (hash, Instant::now()));
+        }
+        let now = jiff::Timestamp::now();
+        let namespace = regarding.namespace.clone().unwrap_or_default();
+        let event = Event {
+            metadata: ObjectMeta {
+                name: Some(format!(
+                    "{}.{:x}",
+                    regarding.name.as_deref().unwrap_or("object"),
+                    now.as_nanosecond()
+                )),
+                namespace: Some(namespace.clone()),
+                ..Default::default()
+            },
+            event_time: Some(MicroTime(now)),
+            type_: Some(if notice.warning { "Warning" } else { "Normal" }.into()),
+            reason: Some(notice.reason.to_string()),
+            note: Some(notice.message.chars().take(1000).collect()),
+            action: Some("Reconcile".into()),
+            regarding: Some(regarding),
+            reporting_controller: Some(REPORTING_CONTROLLER.into()),
+            reporting_instance: Some(self.instance.clone()),
+            ..Default::default()
+        };
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        let key = key.to_string();
+        tokio::spawn(async move {
+            if let Err(err) = api.create(&PostParams::default(), &event).await {
+                tracing::warn!(object = %key, %err, "publishing an Event failed");
+            }
+        });
+    }
+
+    /// The object is gone.
+    pub fn forget(&self, key: &str) {
+        self.last.lock().expect("events lock").remove(key);
+    }
+}
