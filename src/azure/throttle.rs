@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::clock::DefaultClock;
@@ -159,6 +159,9 @@ pub struct Throttle {
     limiters: Option<[Limiter; 3]>,
     /// The last count each bucket reported, and when: governor cannot be asked without taking a token.
     seen: Mutex<HashMap<ThrottleKey, (u32, Instant)>>,
+    /// One queue per bucket: waiters take tokens first come, first served (tokio's mutex is fair), where
+    /// governor alone lets each waiter retry on its own and some wait far longer than others.
+    queues: Mutex<HashMap<ThrottleKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Throttle {
@@ -180,6 +183,7 @@ impl Throttle {
             policy,
             limiters,
             seen: Mutex::default(),
+            queues: Mutex::default(),
         }
     }
 
@@ -205,7 +209,14 @@ impl Throttle {
             };
         };
         let started = Instant::now();
-        let snapshot = limiter.until_key_ready(key).await;
+        let queue = {
+            let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(queues.entry(key.clone()).or_default())
+        };
+        let snapshot = {
+            let _turn = queue.lock().await;
+            limiter.until_key_ready(key).await
+        };
         let remaining = snapshot.remaining_burst_capacity();
         self.note(key, remaining);
         Acquired {
