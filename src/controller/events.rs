@@ -1,4 +1,6 @@
-//! Kubernetes Events about the operator's objects, published off the reconcile path. kube-runtime's
+//! Kubernetes Events about the operator's objects, published off the reconcile path by one background
+//! worker (so Events never hold more than one API-server connection, however many reconciles publish
+//! at once; when the API server falls far behind, Events are dropped, never reconciles). kube-runtime's
 //! Recorder keeps every Event it published for minutes to group repeats into series, which costs memory
 //! in proportion to the objects; here only a hash of each object's last Event is kept, and an Event
 //! identical to the object's last one within [`REPEAT_AFTER`] is not published again (the conditions say
@@ -6,13 +8,14 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
+use tokio::sync::mpsc;
 
 use super::outcome::Notice;
 
@@ -20,10 +23,14 @@ use super::outcome::Notice;
 pub const REPEAT_AFTER: Duration = Duration::from_secs(600);
 const REPORTING_CONTROLLER: &str = "mua.dev/mua-operator";
 
+/// Events waiting for the worker; beyond this, new ones are dropped.
+const QUEUE: usize = 1024;
+
 pub struct Events {
     client: kube::Client,
     instance: String,
-    last: Arc<Mutex<HashMap<String, (u64, Instant)>>>,
+    last: Mutex<HashMap<String, (u64, Instant)>>,
+    queue: OnceLock<mpsc::Sender<(String, Event)>>,
 }
 
 impl Events {
@@ -32,8 +39,27 @@ impl Events {
         Self {
             client,
             instance,
-            last: Arc::default(),
+            last: Mutex::default(),
+            queue: OnceLock::new(),
         }
+    }
+
+    /// The worker's queue, started on first use (from within the runtime).
+    fn queue(&self) -> &mpsc::Sender<(String, Event)> {
+        self.queue.get_or_init(|| {
+            let (sender, mut receiver) = mpsc::channel::<(String, Event)>(QUEUE);
+            let client = self.client.clone();
+            tokio::spawn(async move {
+                while let Some((key, event)) = receiver.recv().await {
+                    let namespace = event.metadata.namespace.clone().unwrap_or_default();
+                    let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
+                    if let Err(err) = api.create(&PostParams::default(), &event).await {
+                        tracing::warn!(object = %key, %err, "publishing an Event failed");
+                    }
+                }
+            });
+            sender
+        })
     }
 
     /// Publishes `notice` about the object `regarding` (keyed `key`) in the background; failures are
@@ -74,13 +100,9 @@ impl Events {
             reporting_instance: Some(self.instance.clone()),
             ..Default::default()
         };
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        let key = key.to_string();
-        tokio::spawn(async move {
-            if let Err(err) = api.create(&PostParams::default(), &event).await {
-                tracing::warn!(object = %key, %err, "publishing an Event failed");
-            }
-        });
+        if self.queue().try_send((key.to_string(), event)).is_err() {
+            tracing::debug!(object = %key, "the Event queue is full: an Event was dropped");
+        }
     }
 
     /// The object is gone.

@@ -80,8 +80,8 @@ const GUARD_FACTS_TTL: Duration = Duration::from_secs(300);
 /// a write that finds Azure otherwise is checked again).
 #[derive(Default)]
 pub struct Memo {
-    /// When each object's link was last read from Azure (see [`known_link`]).
-    link_reads: Mutex<HashMap<String, Instant>>,
+    /// When each object's link was last read from Azure, and the guard it named (see [`known_link`]).
+    link_reads: Mutex<HashMap<String, (Instant, Option<String>)>>,
     /// Guards the backup identity could read, by lowercase ARM ID and tenant: region and description.
     /// Many vaults linking to one guard read it once.
     guards: Mutex<HashMap<GuardKey, (Instant, GuardFacts)>>,
@@ -101,16 +101,21 @@ impl Memo {
         self.link_reads.lock().expect("memo lock").remove(key);
     }
 
-    fn link_read(&self, key: &str) {
+    fn link_read(&self, key: &str, link: Option<&Link>) {
+        let guard = link.map(|l| l.guard_id.clone());
         self.link_reads
             .lock()
             .expect("memo lock")
-            .insert(key.to_string(), Instant::now());
+            .insert(key.to_string(), (Instant::now(), guard));
     }
 
-    fn link_fresh(&self, key: &str) -> bool {
+    /// Whether this process read, within [`LINK_RECHECK`], that the object's vault is linked to `guard`:
+    /// the operator's own reading, never what a status (which others could write) claims.
+    fn recently_linked_to(&self, key: &str, guard: &GuardId) -> bool {
         let reads = self.link_reads.lock().expect("memo lock");
-        reads.get(key).is_some_and(|read| read.elapsed() < LINK_RECHECK)
+        reads.get(key).is_some_and(|(read, linked)| {
+            read.elapsed() < LINK_RECHECK && linked.as_deref().is_some_and(|g| guard.is(g))
+        })
     }
 
     fn guard(&self, id: &GuardId) -> Option<GuardFacts> {
@@ -442,7 +447,7 @@ async fn apply(
                     Notice::normal("Linked", format!("linked the vault to the guard {}", target.id.path()))
                 });
                 // Linking read (or wrote) the link: the next look need not read it again.
-                ctx.vault_memo.link_read(key);
+                ctx.vault_memo.link_read(key, Some(&link));
                 applied.link = Some(link);
             }
             Step::StrengthenSoftDelete { change, restore } => {
@@ -689,8 +694,9 @@ async fn active_elevations(ctx: &Context, vp: &VaultProtection) -> Result<Vec<El
 }
 
 /// The link as the last status recorded it, when reading it again would tell nothing new: the vault
-/// still reports MUA on (Recovery Services vaults do), the spec has not changed since, and the link was
-/// read within [`LINK_RECHECK`]. This keeps a steady-state resync at one ARM read (the vault).
+/// still reports MUA on (Recovery Services vaults do), the spec has not changed since, and this process
+/// itself read the link to that guard within [`LINK_RECHECK`]. This keeps a steady-state resync at one
+/// ARM read (the vault).
 fn known_link(
     ctx: &Context,
     vp: &VaultProtection,
@@ -699,14 +705,15 @@ fn known_link(
     previous: &VaultProtectionStatus,
     was_linked: bool,
 ) -> Option<Link> {
-    let fresh = ctx.vault_memo.link_fresh(key);
+    let target = GuardId::parse(previous.guard_id.as_deref()?)?;
+    let fresh = ctx.vault_memo.recently_linked_to(key, &target);
     let unchanged = previous.observed_generation == vp.meta().generation;
     if !(fresh && unchanged && was_linked && vault.multi_user_authorization == Some(true)) {
         return None;
     }
     Some(Link {
         id: String::new(),
-        guard_id: previous.guard_id.clone()?,
+        guard_id: target.path(),
         description: previous.guard_description.clone(),
         protected_operations: previous
             .protected_operations
@@ -831,7 +838,7 @@ async fn converge(
         Some(link)
     } else {
         let link = vaults::get_link(backup, &id).await?;
-        ctx.vault_memo.link_read(&key);
+        ctx.vault_memo.link_read(&key, link.as_ref());
         link
     };
     let mut observed = Observed {
