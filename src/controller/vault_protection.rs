@@ -887,8 +887,54 @@ async fn converge(
         target.description = applied.description.clone();
     }
 
-    // Status.
+    // Status (pure).
     let linked_now = applied.link.as_ref().is_some_and(|l| target.id.is(&l.guard_id));
+    let assessment = assess(spec, &target, &plan, &applied, &blockers, deleting);
+    let mut notices = std::mem::take(&mut applied.notices);
+    if !manage && !plan.drift.is_empty() {
+        notices.push(Notice::warning("Drifted", assessment.synced.2.clone()));
+    }
+    let view = View {
+        spec,
+        vault_id: &id,
+        target: Some(&target),
+        guard_name,
+        vault: Some(&observed.vault),
+        link: applied.link.as_ref(),
+        soft_delete: applied.soft_delete,
+        linked: assessment.linked,
+        soft_delete_synced: assessment.soft_delete_synced,
+        synced: assessment.synced,
+    };
+    let unlinked = !linked_now;
+    let outcome = Outcome {
+        status: status(&view, &previous, vp.meta().generation, now),
+        summary: assessment.summary,
+        requeue: Requeue::Resync,
+        notices,
+    };
+    Ok((outcome, unlinked))
+}
+
+/// The conditions and the summary after the writes: what is linked, whether soft delete is as declared,
+/// whether Azure matches the spec, and what (if anything) must happen next. Pure.
+struct Assessment {
+    linked: (bool, Reason, String),
+    soft_delete_synced: (bool, Reason, String),
+    synced: (bool, Reason, String),
+    summary: Summary,
+}
+
+fn assess(
+    spec: &VaultProtectionSpec,
+    target: &Target,
+    plan: &Plan,
+    applied: &Applied,
+    blockers: &[Blocker],
+    deleting: bool,
+) -> Assessment {
+    let linked_now = applied.link.as_ref().is_some_and(|l| target.id.is(&l.guard_id));
+    let manage = spec.management_policy == ManagementPolicy::Manage;
     let wants_link = spec.multi_user_authorization == MultiUserAuthorization::Enabled;
     let drifted = |what: &str| {
         (
@@ -999,30 +1045,12 @@ async fn converge(
     } else {
         Summary::ready(Reason::InSync, "the vault's protection is as declared")
     };
-    let mut notices = std::mem::take(&mut applied.notices);
-    if !manage && !plan.drift.is_empty() {
-        notices.push(Notice::warning("Drifted", synced.2.clone()));
-    }
-    let view = View {
-        spec,
-        vault_id: &id,
-        target: Some(&target),
-        guard_name,
-        vault: Some(&observed.vault),
-        link: applied.link.as_ref(),
-        soft_delete: applied.soft_delete,
+    Assessment {
         linked,
         soft_delete_synced,
         synced,
-    };
-    let unlinked = !linked_now;
-    let outcome = Outcome {
-        status: status(&view, &previous, vp.meta().generation, now),
         summary,
-        requeue: Requeue::Resync,
-        notices,
-    };
-    Ok((outcome, unlinked))
+    }
 }
 
 /// Whether deleting the object must do something in Azure first (and so needs a finalizer).
@@ -1081,6 +1109,7 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
+    use super::super::Health;
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
@@ -1275,6 +1304,73 @@ mod tests {
         );
         assert!(p.steps.is_empty());
         assert_eq!(p.blockers[0].reason, Reason::AlwaysOnCannotBeWeakened);
+    }
+
+    fn target_with(description: Option<&str>) -> Target {
+        Target {
+            id: target(),
+            region: None,
+            description: description.map(str::to_string),
+        }
+    }
+
+    fn applied_from(o: &Observed) -> Applied {
+        Applied {
+            link: o.link.clone(),
+            soft_delete: o.vault.soft_delete,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_wanted_weakening_waits_naming_the_request_and_how_to_ask() {
+        let s = spec(json!({"multiUserAuthorization": "Disabled"}));
+        let o = observed(Some(GUARD), SoftDelete::Enabled, 14, &[]);
+        let p = plan(&s, &target(), &o, true, true, false);
+        let a = assess(
+            &s,
+            &target_with(Some("ask #sec")),
+            &p,
+            &applied_from(&o),
+            &p.blockers,
+            false,
+        );
+        assert!(a.linked.0, "still linked");
+        assert_eq!(a.linked.1, Reason::ElevationRequired);
+        assert_eq!(
+            (a.summary.health, a.summary.reason),
+            (Health::Waiting, Reason::ElevationRequired)
+        );
+        assert!(a.summary.message.contains("DisableMultiUserAuthorization") && a.summary.message.contains("ask #sec"));
+    }
+
+    #[test]
+    fn blockers_stall_the_object_and_every_one_is_named() {
+        let s = spec(json!({"softDelete": {"state": "Enabled"}}));
+        let o = observed(Some(OTHER), SoftDelete::AlwaysOn, 14, &[]);
+        let p = plan(&s, &target(), &o, false, false, false);
+        let a = assess(&s, &target_with(None), &p, &applied_from(&o), &p.blockers, false);
+        assert_eq!(
+            (a.summary.health, a.summary.reason),
+            (Health::Stalled, Reason::LinkedToOtherGuard)
+        );
+        assert!(
+            a.summary.message.contains(OTHER) && a.summary.message.contains("AlwaysOn"),
+            "{}",
+            a.summary.message
+        );
+        assert_eq!(a.soft_delete_synced.1, Reason::AlwaysOnCannotBeWeakened);
+    }
+
+    #[test]
+    fn under_observe_drift_is_ready_but_not_synced() {
+        let s = spec(json!({"managementPolicy": "Observe"}));
+        let o = observed(None, SoftDelete::Enabled, 14, &[]);
+        let p = plan(&s, &target(), &o, true, true, false);
+        let a = assess(&s, &target_with(None), &p, &applied_from(&o), &p.blockers, false);
+        assert_eq!((a.summary.health, a.summary.reason), (Health::Ready, Reason::Observed));
+        assert_eq!((a.synced.0, a.synced.1), (false, Reason::Drifted));
+        assert_eq!((a.linked.0, a.linked.1), (false, Reason::Drifted));
     }
 
     fn any_state() -> impl Strategy<Value = SoftDelete> {
