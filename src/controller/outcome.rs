@@ -135,6 +135,9 @@ pub trait Reported:
     fn slim_cached(&mut self) {}
 }
 
+/// Stands for a status whose hash is not known (no real status hashes to it in practice).
+const UNKNOWN_STATUS: u64 = u64::MAX;
+
 /// A hash of a status as it would be written: compared instead of whole statuses, so the cache need not
 /// keep fields the reconciler does not read.
 pub fn status_hash<S: Serialize>(status: &S) -> u64 {
@@ -249,6 +252,12 @@ pub async fn report<K: Reported>(
         let changed = *K::conditions(&mut cached) != conditions;
         if changed {
             write_conditions(ctx, object, &conditions, generation).await?;
+            // The status's hash is unknown until the watch shows the patched object: a success before
+            // then must write.
+            ctx.statuses
+                .lock()
+                .expect("statuses lock")
+                .insert(status_key.clone(), UNKNOWN_STATUS);
         }
         changed
     } else {
@@ -322,7 +331,6 @@ fn failure<K: Reported>(ctx: &Context, object: &K, key: &str, err: &Error) -> Ou
     }
 }
 
-/// Writes the status by server-side apply (the operator owns every status field it sets).
 /// Writes the conditions alone (a merge patch keeps every other status field).
 async fn write_conditions<K: Reported>(
     ctx: &Context,
@@ -341,6 +349,7 @@ async fn write_conditions<K: Reported>(
     Ok(())
 }
 
+/// Writes the status by server-side apply (the operator owns every status field it sets).
 async fn write_status<K: Reported>(ctx: &Context, object: &K, status: &K::Status) -> Result<(), Error> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
     let patch = serde_json::json!({
