@@ -144,6 +144,39 @@ async fn a_backup_vault_links_to_a_guard_given_by_arm_id() {
 }
 
 #[tokio::test]
+async fn a_backup_vault_links_to_a_guard_named_in_the_cluster() {
+    let op = Operator::start("vp-bv-name").await;
+    let azure_name = op.unique("bv-guard");
+    op.create_guard("guard", &azure_name, json!({})).await;
+    op.ready(&op.guards(), "guard").await;
+    op.create_protection(
+        "bv",
+        &backup_vault("prod-backup-vault"),
+        json!({"name": "guard"}),
+        json!({}),
+    )
+    .await;
+    let vp = op.ready(&op.protections(), "bv").await;
+    assert_eq!(
+        linked_guard_in_azure(&op, &backup_vault("prod-backup-vault")).await,
+        Some(guard(&azure_name))
+    );
+    let status = vp.status.unwrap();
+    assert_eq!(status.guard_name.as_deref(), Some("guard"));
+    assert!(status.guard_description.is_some(), "the guard's description is shown");
+}
+
+#[tokio::test]
+async fn a_recovery_services_vault_links_to_a_guard_given_by_arm_id() {
+    let op = Operator::start("vp-rs-id").await;
+    let guard_id = op.ts.create_guard(&op.unique("rs-by-id")).await;
+    op.create_protection("prod", &vault("prod-vault"), json!({"id": guard_id}), json!({}))
+        .await;
+    op.ready(&op.protections(), "prod").await;
+    assert_eq!(linked_guard_in_azure(&op, &vault("prod-vault")).await, Some(guard_id));
+}
+
+#[tokio::test]
 async fn a_guard_in_another_tenant_converges_and_a_vault_links_to_it_with_an_auxiliary_token() {
     let op = Operator::start("vp-cross-tenant").await;
     let azure_name = op.unique("xt");
