@@ -66,6 +66,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run(args) => {
+            mua_operator::run::memory::limit_arenas();
             init_logging(true);
             let result = tokio::runtime::Runtime::new()
                 .map_err(anyhow::Error::from)

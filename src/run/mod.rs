@@ -6,6 +6,7 @@
 
 mod azure;
 mod leader;
+pub mod memory;
 mod serve;
 
 use std::net::SocketAddr;
@@ -173,6 +174,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let listener = serve::bind(args.metrics_bind_address).await?;
     tokio::spawn(serve::serve(listener, registry, ready.clone()));
+    tokio::spawn(memory::trim_periodically());
 
     let client = kube::Client::try_default()
         .await
