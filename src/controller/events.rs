@@ -77,6 +77,11 @@ impl Events {
                 return;
             }
             last.insert(key.to_string(), (hash, Instant::now()));
+            // Entries only matter for REPEAT_AFTER: drop old ones now and then, so the map does not keep
+            // an entry for every object that ever had an Event.
+            if last.len().is_power_of_two() && last.len() >= 1024 {
+                last.retain(|_, (_, at)| at.elapsed() < REPEAT_AFTER);
+            }
         }
         let now = jiff::Timestamp::now();
         let namespace = regarding.namespace.clone().unwrap_or_default();

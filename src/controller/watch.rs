@@ -19,6 +19,7 @@ use super::outcome::{Reported, key, status_hash};
 
 /// Set this annotation (to any new value, e.g. a timestamp) to ask for a reconcile now.
 pub const RECONCILE_REQUEST: &str = "mua.dev/reconcile-requested-at";
+const LIST_PAGE: u32 = 100;
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Drops what no reconciler reads, so 10,000 cached objects stay small.
@@ -51,7 +52,8 @@ where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
+    // Small pages: the initial list of thousands of objects never sits in memory at once.
+    let stream = watcher(api, watcher::Config::default().page_size(LIST_PAGE))
         .default_backoff()
         .modify(prepare)
         .reflect(writer)
