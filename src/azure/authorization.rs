@@ -3,9 +3,10 @@
 
 use reqwest::Method;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::client::{ArmClient, Call};
+use super::decode;
 use super::error::AzureError;
 
 pub const ROLE_ASSIGNMENTS_API: &str = "2022-04-01";
@@ -66,13 +67,6 @@ impl From<RoleAssignmentWire> for RoleAssignment {
             principal_id: p.principal_id,
         }
     }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(what: &str, body: Value) -> Result<T, AzureError> {
-    serde_json::from_value(body).map_err(|err| AzureError::Protocol {
-        operation: format!("decoding {what}"),
-        message: err.to_string(),
-    })
 }
 
 /// Assigns `role` to `principal` at `scope`. An identical assignment that already exists is returned.

@@ -44,6 +44,14 @@ pub enum AzureError {
 }
 
 impl AzureError {
+    /// An answer that does not fit the API.
+    pub(crate) fn protocol(operation: impl Into<String>, message: impl Into<String>) -> AzureError {
+        AzureError::Protocol {
+            operation: operation.into(),
+            message: message.into(),
+        }
+    }
+
     pub fn status(&self) -> Option<u16> {
         match self {
             AzureError::Arm { status, .. } => Some(*status),

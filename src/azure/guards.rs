@@ -185,12 +185,7 @@ pub async fn delete(client: &ArmClient, id: &GuardId) -> Result<(), AzureError> 
 }
 
 fn decode(path: &str, body: serde_json::Value) -> Result<Guard, AzureError> {
-    serde_json::from_value::<GuardWire>(body)
-        .map(Guard::from)
-        .map_err(|err| AzureError::Protocol {
-            operation: format!("decoding the Resource Guard {path}"),
-            message: err.to_string(),
-        })
+    super::decode::<GuardWire>(&format!("the Resource Guard {path}"), body).map(Guard::from)
 }
 
 #[cfg(test)]

@@ -18,6 +18,12 @@ pub use throttle::{Bucket, OperationKind, ThrottlePolicy};
 pub type TokenCredentialRef = std::sync::Arc<dyn azure_core::credentials::TokenCredential>;
 pub use error::AzureError;
 
+/// Decodes an ARM body into a private wire type; a body that does not fit is a protocol error naming
+/// `what` was being decoded.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(what: &str, body: serde_json::Value) -> Result<T, AzureError> {
+    serde_json::from_value(body).map_err(|err| AzureError::protocol(format!("decoding {what}"), err.to_string()))
+}
+
 /// The parts of a top-level resource ID `/subscriptions/{s}/resourceGroups/{rg}/providers/{provider}/{type}/{name}`:
 /// `(subscription, resource group, provider, type, name)`. The fixed segments compare without case, as ARM
 /// does; anything else (a child resource, another scope) is `None`.

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::client::{ArmClient, Call};
+use super::decode;
 use super::error::AzureError;
 use super::guards::GuardId;
 use crate::operations::{CriticalOperation, VaultKind};
@@ -226,7 +227,12 @@ impl VaultWire {
             None => None,
             Some(v) if v.eq_ignore_ascii_case("enabled") => Some(true),
             Some(v) if v.eq_ignore_ascii_case("disabled") => Some(false),
-            Some(other) => return Err(protocol(operation, format!("unknown multiUserAuthorization {other:?}"))),
+            Some(other) => {
+                return Err(AzureError::protocol(
+                    operation,
+                    format!("unknown multiUserAuthorization {other:?}"),
+                ));
+            }
         };
         Ok(Vault {
             id: self.id,
@@ -244,7 +250,7 @@ impl SoftDeleteWire {
             return Ok(None);
         };
         let state = SoftDelete::from_wire(&state)
-            .ok_or_else(|| protocol(operation, format!("unknown soft-delete state {state:?}")))?;
+            .ok_or_else(|| AzureError::protocol(operation, format!("unknown soft-delete state {state:?}")))?;
         // Whole days: Backup vaults send a float such as 14.0.
         let retention_days = self
             .soft_delete_retention_period_in_days
@@ -269,17 +275,6 @@ impl From<LinkWire> for Link {
     }
 }
 
-fn protocol(operation: &str, message: String) -> AzureError {
-    AzureError::Protocol {
-        operation: operation.to_string(),
-        message,
-    }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(operation: &str, body: Value) -> Result<T, AzureError> {
-    serde_json::from_value(body).map_err(|err| protocol(operation, err.to_string()))
-}
-
 /// The resource IDs a critical call cites for `op`: the guard's request object, where Azure names one.
 fn citation(guard: &GuardId, op: CriticalOperation, kind: VaultKind) -> Value {
     let request_type = op.on(kind).and_then(|a| a.request_type);
@@ -297,9 +292,9 @@ pub async fn get(client: &ArmClient, id: &VaultId) -> Result<Option<Vault>, Azur
         Err(err) if err.is_not_found() => return Ok(None),
         Err(err) => return Err(err),
     };
-    let operation = format!("decoding the vault {}", id.path());
-    decode::<VaultWire>(&operation, reply.body)?
-        .into_vault(&operation)
+    let what = format!("the vault {}", id.path());
+    decode::<VaultWire>(&what, reply.body)?
+        .into_vault(&format!("decoding {what}"))
         .map(Some)
 }
 
@@ -351,7 +346,7 @@ pub async fn get_link(client: &ArmClient, id: &VaultId) -> Result<Option<Link>, 
         id.link_api_version(),
     );
     let reply = client.send(&list).await?;
-    let operation = format!("decoding the links of {}", id.path());
+    let operation = format!("the links of {}", id.path());
     let links: LinkListWire = decode(&operation, reply.body)?;
     Ok(links.value.into_iter().next().map(Link::from))
 }
@@ -364,7 +359,7 @@ pub async fn link(client: &ArmClient, id: &VaultId, guard: &GuardId) -> Result<L
         .body(body)
         .auxiliary(guard.tenant.as_deref());
     let reply = client.send(&call).await?;
-    let operation = format!("decoding the link of {}", id.path());
+    let operation = format!("the link of {}", id.path());
     decode::<LinkWire>(&operation, reply.body).map(Link::from)
 }
 
