@@ -282,10 +282,10 @@ async fn linked_vaults(ctx: &Context, rg: &ResourceGuard, id: &GuardId) -> Resul
             let guard = &vp.spec.guard;
             let names = vp.namespace() == namespace && guard.name.as_deref() == Some(name.as_str());
             let by_id = guard.id.as_deref().is_some_and(|g| id.is(g));
-            let reported = vp.status.as_ref().is_some_and(|s| {
-                s.guard_id.as_deref().is_some_and(|g| id.is(g))
-                    && s.conditions.get("Linked").is_some_and(|c| c.status == "True")
-            });
+            let reported = vp
+                .status
+                .as_ref()
+                .is_some_and(|s| s.guard_id.as_deref().is_some_and(|g| id.is(g)) && s.conditions.is_true("Linked"));
             names || by_id || reported
         })
         .map(|vp| outcome::key(&vp))

@@ -527,7 +527,6 @@ fn describe_soft_delete(settings: Option<vaults::SoftDeleteSettings>) -> String 
 
 /// Everything the status reports, gathered from the observation and the writes.
 pub struct View<'a> {
-    pub spec: &'a VaultProtectionSpec,
     pub vault_id: &'a VaultId,
     pub target: Option<&'a Target>,
     pub guard_name: Option<&'a str>,
@@ -723,10 +722,6 @@ fn known_link(
     })
 }
 
-fn condition_is_true(status: &VaultProtectionStatus, type_: &str) -> bool {
-    status.conditions.get(type_).is_some_and(|c| c.status == "True")
-}
-
 /// A status for an object that stopped before it could compare Azure with the spec. What it last saw
 /// of Azure (`Linked`, `SoftDeleteSynced`, the vault and guard fields) stays as it was: not having
 /// looked is no evidence that anything changed, and the security side relies on `Linked`.
@@ -829,7 +824,7 @@ async fn converge(
     }
     let previous = vp.status.clone().unwrap_or_default();
     let same_guard = previous.guard_id.as_deref().is_some_and(|g| target.id.is(g));
-    let was_linked = same_guard && condition_is_true(&previous, "Linked");
+    let was_linked = same_guard && previous.conditions.is_true("Linked");
     let key = outcome::key(vp);
     let link = if vault.multi_user_authorization == Some(false) {
         // A Recovery Services vault says it has no link (Azure derives the flag from the link).
@@ -848,7 +843,7 @@ async fn converge(
     };
 
     // Plan; elevations are looked up only when a weakening is wanted.
-    let soft_delete_was_synced = condition_is_true(&previous, "SoftDeleteSynced");
+    let soft_delete_was_synced = previous.conditions.is_true("SoftDeleteSynced");
     let manage = spec.management_policy == ManagementPolicy::Manage;
     let mut plan = plan(
         spec,
@@ -895,7 +890,6 @@ async fn converge(
         notices.push(Notice::warning("Drifted", assessment.synced.2.clone()));
     }
     let view = View {
-        spec,
         vault_id: &id,
         target: Some(&target),
         guard_name,

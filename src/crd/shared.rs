@@ -149,6 +149,11 @@ impl Conditions {
         self.0.iter().find(|c| c.type_ == type_)
     }
 
+    /// Whether the condition `type_` is `True`.
+    pub fn is_true(&self, type_: &str) -> bool {
+        self.get(type_).is_some_and(|c| c.status == "True")
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
