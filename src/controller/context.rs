@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::clock::{Clock, SystemClock};
 use super::events::Events;
 use super::metrics::Metrics;
+use super::outcome::memo_key;
 use crate::azure::ArmClient;
 
 /// Tunables shared by the controllers.
@@ -55,17 +56,14 @@ impl Backoff {
     /// jitter.
     pub fn failed(&self, controller: &str, key: &str) -> Duration {
         let mut failures = self.0.lock().expect("backoff lock");
-        let count = failures.entry(format!("{controller}:{key}")).or_default();
+        let count = failures.entry(memo_key(controller, key)).or_default();
         *count = count.saturating_add(1);
         let wait = Self::FIRST.saturating_mul(1 << (*count - 1).min(16)).min(Self::MAX);
         wait.mul_f64(0.8 + fastrand::f64() * 0.4)
     }
 
     pub fn succeeded(&self, controller: &str, key: &str) {
-        self.0
-            .lock()
-            .expect("backoff lock")
-            .remove(&format!("{controller}:{key}"));
+        self.0.lock().expect("backoff lock").remove(&memo_key(controller, key));
     }
 }
 
@@ -153,11 +151,11 @@ impl Context {
     pub fn forget(&self, controller: &'static str, key: &str) {
         self.metrics.forget(controller, key);
         self.backoff.succeeded(controller, key);
-        self.events.forget(&format!("{controller}:{key}"));
+        self.events.forget(&memo_key(controller, key));
         self.statuses
             .lock()
             .expect("statuses lock")
-            .remove(&format!("{controller}:{key}"));
+            .remove(&memo_key(controller, key));
         if controller == super::vault_protection::CONTROLLER {
             self.vault_memo.forget(key);
         }

@@ -209,6 +209,12 @@ pub fn error_policy<K: Reported>(object: Arc<K>, error: &Error, ctx: Arc<Context
     Action::requeue(ctx.backoff.failed(K::CONTROLLER, &key))
 }
 
+/// How the operator keys what it remembers about one object of one controller (an object and a
+/// VaultProtection of the same name are different objects).
+pub fn memo_key(controller: &str, key: &str) -> String {
+    format!("{controller}:{key}")
+}
+
 /// `namespace/name`, for logs and metrics.
 pub fn key<K: Resource>(object: &K) -> String {
     format!(
@@ -243,7 +249,7 @@ pub async fn report<K: Reported>(
     } = outcome;
     conditions::summarize(K::conditions(&mut status), &summary, generation, ctx.clock.now());
     K::set_observed_generation(&mut status, generation);
-    let status_key = format!("{}:{key}", K::CONTROLLER);
+    let status_key = memo_key(K::CONTROLLER, &key);
     let changed = if failed.is_some() {
         // A failure changes the conditions only: what was last seen of Azure stays as it was (and the
         // cache may not hold all of it).

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::Context;
-use super::outcome::{Reported, key, status_hash};
+use super::outcome::{Reported, key, memo_key, status_hash};
 
 /// Set this annotation (to any new value, e.g. a timestamp) to ask for a reconcile now.
 pub const RECONCILE_REQUEST: &str = "mua.dev/reconcile-requested-at";
@@ -74,7 +74,7 @@ pub fn controller<K: Reported>(api: Api<K>, ctx: &Arc<Context>) -> Controller<K>
     let (seen, forget) = (Arc::clone(ctx), Arc::clone(ctx));
     let prepare = move |object: &mut K| {
         if let Some(status) = object.status() {
-            let key = format!("{}:{}", K::CONTROLLER, key(object));
+            let key = memo_key(K::CONTROLLER, &key(object));
             seen.statuses
                 .lock()
                 .expect("statuses lock")
