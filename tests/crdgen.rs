@@ -25,7 +25,7 @@ fn checked_in_crds_equal_crdgen_output() {
     generated.sort();
     committed.sort();
     assert_eq!(generated, committed, "crds/ holds other files than crdgen writes");
-    assert_eq!(generated.len(), 3);
+    assert_eq!(generated.len(), 4);
     for file in generated {
         let want = std::fs::read(out.path().join(&file)).unwrap();
         let have = std::fs::read(checked_in.join(&file)).unwrap();

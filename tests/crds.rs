@@ -9,7 +9,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use mua_operator::crd::critical_operation_request::CriticalOperationRequestStatus;
-use mua_operator::crd::{CriticalOperationRequest, ResourceGuard, VaultProtection};
+use mua_operator::crd::{CriticalOperationRequest, ElevationPolicy, ResourceGuard, VaultProtection};
 use serde_json::{Value, json};
 
 fn example(file: &str) -> Value {
@@ -38,6 +38,7 @@ fn dynamic_api(ns: &TestNamespace, object: &Value) -> Api<DynamicObject> {
         Some("ResourceGuard") => ApiResource::erase::<ResourceGuard>(&()),
         Some("VaultProtection") => ApiResource::erase::<VaultProtection>(&()),
         Some("CriticalOperationRequest") => ApiResource::erase::<CriticalOperationRequest>(&()),
+        Some("ElevationPolicy") => ApiResource::erase::<ElevationPolicy>(&()),
         other => panic!("not one of ours: {other:?}"),
     };
     Api::namespaced_with(ns.admin.clone(), &ns.name, &resource)
@@ -142,6 +143,22 @@ async fn valid_examples_are_accepted_and_round_trip_with_defaults() {
         mua_operator::crd::shared::ManagementPolicy::Manage
     );
 
+    let sent: ElevationPolicy = serde_json::from_value(example("elevation-policy.yaml")).unwrap();
+    ns.admin_api::<ElevationPolicy>()
+        .create(&PostParams::default(), &sent)
+        .await
+        .unwrap();
+    let read = ns.admin_api::<ElevationPolicy>().get("central-guard").await.unwrap();
+    assert_eq!(
+        read.spec, sent.spec,
+        "the elevation policy's spec round-trips unchanged"
+    );
+    assert_eq!(
+        read.spec.rules.role,
+        mua_operator::crd::elevation_policy::ElevationRole::BackupMuaOperator,
+        "the narrowest role unless asked"
+    );
+
     let sent: VaultProtection = serde_json::from_value(vault_protection()).unwrap();
     ns.admin_api::<VaultProtection>()
         .create(&PostParams::default(), &sent)
@@ -166,8 +183,11 @@ async fn valid_examples_are_accepted_and_round_trip_with_defaults() {
         read.spec.multi_user_authorization,
         mua_operator::crd::vault_protection::MultiUserAuthorization::Enabled
     );
-    assert_eq!(read.spec.approval.required_approvals, 1);
-    assert_eq!(read.spec.approval.max_duration, "8h");
+    assert_eq!(
+        read.spec.approval.required_approvals, None,
+        "nothing narrowed unless asked"
+    );
+    assert_eq!(read.spec.approval.max_duration, None);
     assert_eq!(
         read.spec.deletion_policy,
         mua_operator::crd::vault_protection::VaultDeletionPolicy::Orphan
@@ -180,7 +200,7 @@ async fn valid_examples_are_accepted_and_round_trip_with_defaults() {
         .unwrap();
     let read = ns
         .admin_api::<CriticalOperationRequest>()
-        .get("shorten-retention")
+        .get("disable-soft-delete")
         .await
         .unwrap();
     assert_eq!(read.spec, sent.spec);
@@ -201,7 +221,7 @@ async fn status_is_a_subresource_that_the_main_resource_cannot_write() {
 
     let patch = json!({"status": {"phase": "Pending"}});
     let patched = api
-        .patch_status("shorten-retention", &PatchParams::default(), &Patch::Merge(&patch))
+        .patch_status("disable-soft-delete", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
     assert_eq!(
@@ -358,11 +378,50 @@ async fn invalid_objects_are_rejected_at_admission_with_a_clear_message() {
         (
             "a principal whose object ID is not a GUID",
             with(
-                request(),
+                with(request(), "/spec/operation", json!("ChangeMarsSecurityPin")),
                 "/spec/principal",
                 json!({"objectId": "backup-admin@example.com"}),
             ),
             "objectId must be a GUID",
+        ),
+        (
+            "a principal for an operation the operator performs itself",
+            with(
+                request(),
+                "/spec/principal",
+                json!({"objectId": "9f2c1d4e-5b6a-4c3d-8e7f-0a1b2c3d4e5f"}),
+            ),
+            "performed by the operator itself and take no principal",
+        ),
+        (
+            "an operation done by hand without the principal to elevate",
+            with(request(), "/spec/operation", json!("ChangeMarsSecurityPin")),
+            "needs the principal to elevate",
+        ),
+        (
+            "an elevation policy nobody can approve under",
+            with(example("elevation-policy.yaml"), "/spec/approvers", json!({})),
+            "approvers must name at least one user or group",
+        ),
+        (
+            "an elevation policy for something that is not a guard",
+            with(example("elevation-policy.yaml"), "/spec/guardId", json!(bv_id.clone())),
+            "guardId must be a Resource Guard's ARM ID",
+        ),
+        (
+            "an elevation policy asking for six approvals",
+            with(example("elevation-policy.yaml"), "/spec/requiredApprovals", json!(6)),
+            "should be less than or equal to 5",
+        ),
+        (
+            "a guard whose elevation has no approvers",
+            with(guard(), "/spec/elevation/approvers", json!({})),
+            "approvers must name at least one user or group",
+        ),
+        (
+            "a vault protection narrowing to zero approvals",
+            with(vault_protection(), "/spec/approval/requiredApprovals", json!(0)),
+            "should be greater than or equal to 1",
         ),
     ];
     assert!(cases.len() >= 12);
@@ -501,7 +560,7 @@ async fn kubectl_get_mua_lists_all_three_kinds_with_their_columns() {
     for expected in [
         "resourceguard.mua.dev/backup-guard",
         "vaultprotection.mua.dev/prod-vault",
-        "criticaloperationrequest.mua.dev/shorten-retention",
+        "criticaloperationrequest.mua.dev/disable-soft-delete",
         "AZURE NAME",
         "REGION",
         "westeurope",
@@ -514,7 +573,7 @@ async fn kubectl_get_mua_lists_all_three_kinds_with_their_columns() {
         "REQUESTER",
         "PHASE",
         "EXPIRES",
-        "ModifyBackupPolicy",
+        "DisableSoftDelete",
     ] {
         assert!(
             stdout.contains(expected),
@@ -542,7 +601,7 @@ async fn kubectl_explain_shows_the_field_descriptions() {
         ("criticaloperationrequests.spec.duration", "between 5m"),
         (
             "criticaloperationrequests.spec.requester",
-            "Must equal the user who creates the object",
+            "Filled in by the API server",
         ),
         ("criticaloperationrequests", "Another person must approve it"),
     ] {

@@ -5,9 +5,11 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::elevation_policy::ElevationRole;
+use super::shared::ApprovalBackend;
 use super::shared::{
-    ApprovalBackend, AzurePrincipal, Conditions, duration_bounds_rule, duration_format_rule, immutable_rule,
-    not_blank_rule, object_name_rule,
+    AzurePrincipal, Conditions, duration_bounds_rule, duration_format_rule, immutable_rule, not_blank_rule,
+    object_name_rule,
 };
 use crate::operations::CriticalOperation;
 
@@ -23,7 +25,7 @@ use crate::operations::CriticalOperation;
     shortname = "cor",
     category = "mua",
     derive = "PartialEq",
-    doc = "CriticalOperationRequest asks for time-boxed elevation (Contributor on the Resource Guard) to perform one critical operation on one protected vault. Another person must approve it; the elevation ends when its duration is up. The spec is immutable.",
+    doc = "CriticalOperationRequest asks for time-boxed elevation on a Resource Guard to perform one critical operation on one protected vault. Other people must approve it; the operator performs the operation itself where it can, and the elevation ends when the operation is done or its duration is up. The spec is immutable.",
     printcolumn(name = "Vault Protection", type_ = "string", json_path = ".spec.vaultProtection"),
     printcolumn(name = "Operation", type_ = "string", json_path = ".spec.operation"),
     printcolumn(name = "Requester", type_ = "string", json_path = ".spec.requester"),
@@ -33,9 +35,12 @@ use crate::operations::CriticalOperation;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = immutable_rule(
-    "spec is immutable after creation: create a new CriticalOperationRequest instead"
-))]
+#[x_kube(
+    validation = immutable_rule("spec is immutable after creation: create a new CriticalOperationRequest instead"),
+    validation = kube::core::Rule::new(
+        "(self.operation in ['DisableSoftDelete', 'DisableMultiUserAuthorization']) != has(self.principal)"
+    ).message("DisableSoftDelete and DisableMultiUserAuthorization are performed by the operator itself and take no principal; every other operation is done by hand and needs the principal to elevate")
+)]
 pub struct CriticalOperationRequestSpec {
     /// The name of the VaultProtection (in this namespace) whose vault the operation is for.
     #[x_kube(validation = object_name_rule("vaultProtection"))]
@@ -46,7 +51,7 @@ pub struct CriticalOperationRequestSpec {
     pub operation: CriticalOperation,
 
     /// How long the elevation lasts once granted: a duration such as `30m`, `2h` or `1h30m`, between 5m
-    /// and 24h, and at most the VaultProtection's `approval.maxDuration`.
+    /// and 24h, and at most the guard's `maxDuration` (and the VaultProtection's, if shorter).
     #[x_kube(validation = duration_format_rule("duration"), validation = duration_bounds_rule("duration"))]
     #[schemars(length(max = 16))]
     pub duration: String,
@@ -60,20 +65,18 @@ pub struct CriticalOperationRequestSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<Ticket>,
 
-    /// The Kubernetes user who asks. Must equal the user who creates the object (enforced at admission by
-    /// the chart's ValidatingAdmissionPolicy).
+    /// The Kubernetes user who asks. Filled in by the API server (the chart's MutatingAdmissionPolicy)
+    /// with the user who creates the object; any other value is refused at admission.
     #[x_kube(validation = not_blank_rule("requester"))]
     #[schemars(length(min = 1, max = 512))]
-    pub requester: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<String>,
 
-    /// The Azure principal to elevate. Default: the operator's own identity, which then performs the
-    /// operation itself.
+    /// The Azure principal to elevate, for operations done by hand (such as `ChangeMarsSecurityPin`); it
+    /// must be one the guard's elevation rules allow for the requester. Not allowed for `DisableSoftDelete`
+    /// and `DisableMultiUserAuthorization`: the operator performs those itself with its own identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<AzurePrincipal>,
-
-    /// Overrides the VaultProtection's approval backend for this request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approval_backend: Option<ApprovalBackend>,
 }
 
 /// A ticket in an external system.
@@ -142,6 +145,19 @@ pub struct Approval {
     /// Why, in the approver's words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+}
+
+/// A request to end an elevation early.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Revocation {
+    /// The Kubernetes user who revoked (the admission policies require it to be the user writing it).
+    pub by: String,
+    /// When.
+    pub time: Time,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// One phase transition, for the audit trail.
@@ -220,4 +236,35 @@ pub struct CriticalOperationRequestStatus {
     /// The Azure side of the elevation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elevation: Option<Elevation>,
+
+    /// The rules this request was decided under, resolved from the guard's and the VaultProtection's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<EffectivePolicy>,
+
+    /// When the operator performed the operation (operations it performs itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub performed_at: Option<Time>,
+
+    /// Set by the requester or an approver (`kubectl mua revoke`) to end the request, or its elevation, at
+    /// once. Only ever ends an elevation early; never extends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<Revocation>,
+
+    /// The guard's instructions for asking for access, for approvers and requesters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard_description: Option<String>,
+}
+
+/// The elevation rules that applied to a request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EffectivePolicy {
+    /// Distinct approvals required.
+    pub required_approvals: i32,
+    /// The longest elevation allowed.
+    pub max_duration: String,
+    /// `Kubernetes` or `PIM`.
+    pub backend: ApprovalBackend,
+    /// The Azure role granted on the guard.
+    pub role: ElevationRole,
 }

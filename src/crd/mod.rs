@@ -5,6 +5,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 pub mod critical_operation_request;
+pub mod elevation_policy;
 pub mod resource_guard;
 pub mod shared;
 pub mod vault_protection;
@@ -13,6 +14,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use critical_operation_request::{CriticalOperationRequest, CriticalOperationRequestSpec};
+pub use elevation_policy::{ElevationPolicy, ElevationPolicySpec, ElevationRules};
 pub use resource_guard::{ResourceGuard, ResourceGuardSpec};
 pub use vault_protection::{VaultProtection, VaultProtectionSpec};
 
@@ -22,6 +24,7 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("resourceguards.yaml", ResourceGuard::crd()),
         ("vaultprotections.yaml", VaultProtection::crd()),
         ("criticaloperationrequests.yaml", CriticalOperationRequest::crd()),
+        ("elevationpolicies.yaml", ElevationPolicy::crd()),
     ]
 }
 

@@ -6,6 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::elevation_policy::ElevationRules;
 use super::shared::{
     Conditions, ManagementPolicy, azure_name_rule, guid_rule, immutable_rule, region_rule, resource_group_rule,
 };
@@ -126,6 +127,11 @@ pub struct ResourceGuardSpec {
     /// `Delete` deletes it (refused while vaults are still linked to it).
     #[serde(default)]
     pub deletion_policy: GuardDeletionPolicy,
+
+    /// Who may approve elevation on this guard, how many approvals, for how long at most, through which
+    /// backend, and which principals may be elevated. Unset: nobody can be elevated on this guard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elevation: Option<ElevationRules>,
 
     /// Take over a guard that already exists in Azure under this name but was not created by this
     /// operator. Without it, such a guard is reported (condition `Ready=False`, reason `AlreadyExists`)

@@ -5,8 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::shared::{
-    ApprovalBackend, Conditions, ManagementPolicy, azure_name_rule, duration_bounds_rule, duration_format_rule,
-    guid_rule, immutable_rule, object_name_rule, resource_group_rule,
+    Conditions, ManagementPolicy, azure_name_rule, duration_bounds_rule, duration_format_rule, guid_rule,
+    immutable_rule, object_name_rule, resource_group_rule,
 };
 use crate::crd::resource_guard::ProtectedOperation;
 use crate::operations::VaultKind;
@@ -64,8 +64,9 @@ pub struct VaultProtectionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soft_delete: Option<SoftDeleteSpec>,
 
-    /// How elevation for this vault's critical operations is approved, and for how long at most.
-    #[serde(default)]
+    /// Stricter elevation rules for this vault than the guard's (more approvals, shorter elevations).
+    /// Never wider: the security side's rules always apply.
+    #[serde(default, skip_serializing_if = "is_default")]
     pub approval: ApprovalPolicy,
 
     /// `Manage` (default) converges Azure to this spec; `Observe` only reports drift and never writes.
@@ -187,45 +188,25 @@ pub enum SoftDeleteState {
     Disabled,
 }
 
-/// Elevation policy for a vault's critical operations.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+/// The backup admin's narrowing of the guard's elevation rules for this vault. It can only make them
+/// stricter: the security side's rules (on the ResourceGuard or an ElevationPolicy) always apply.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalPolicy {
-    /// The default approval backend for requests on this vault: `Kubernetes` (default) or `PIM`.
-    #[serde(default)]
-    pub backend: ApprovalBackend,
-
-    /// How many distinct approvers must approve a request (Kubernetes backend), 1-5. Default 1.
+    /// Require at least this many distinct approvals, 1-5. The larger of this and the guard's rule applies.
     #[schemars(range(min = 1, max = 5))]
-    #[serde(default = "default_required_approvals")]
-    pub required_approvals: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_approvals: Option<i32>,
 
-    /// The longest elevation a request may ask for, between 5m and 24h. Default 8h.
+    /// Allow elevations of at most this long, between 5m and 24h. The shorter of this and the guard's rule
+    /// applies.
     #[x_kube(
         validation = duration_format_rule("approval.maxDuration"),
         validation = duration_bounds_rule("approval.maxDuration")
     )]
     #[schemars(length(max = 16))]
-    #[serde(default = "default_max_duration")]
-    pub max_duration: String,
-}
-
-fn default_required_approvals() -> i32 {
-    1
-}
-
-fn default_max_duration() -> String {
-    "8h".to_string()
-}
-
-impl Default for ApprovalPolicy {
-    fn default() -> Self {
-        Self {
-            backend: ApprovalBackend::default(),
-            required_approvals: default_required_approvals(),
-            max_duration: default_max_duration(),
-        }
-    }
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<String>,
 }
 
 /// What deleting a VaultProtection does to the vault's link.
@@ -286,4 +267,8 @@ pub struct VaultProtectionStatus {
     /// The critical operations the linked guard protects for this vault.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub protected_operations: Vec<ProtectedOperation>,
+}
+
+fn is_default(approval: &ApprovalPolicy) -> bool {
+    *approval == ApprovalPolicy::default()
 }
