@@ -72,6 +72,12 @@ pub struct CriticalOperationRequestSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requester: Option<String>,
 
+    /// The requester's Kubernetes groups, filled in by the API server with the creating user's groups (a
+    /// subset is accepted; more is refused). Used to match the guard's rules for allowed principals.
+    #[schemars(extend("x-kubernetes-list-type" = "atomic", "maxItems" = 64), inner(length(max = 512)))]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requester_groups: Vec<String>,
+
     /// The Azure principal to elevate, for operations done by hand (such as `ChangeMarsSecurityPin`); it
     /// must be one the guard's elevation rules allow for the requester. Not allowed for `DisableSoftDelete`
     /// and `DisableMultiUserAuthorization`: the operator performs those itself with its own identity.
@@ -136,8 +142,12 @@ pub enum Decision {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Approval {
-    /// The Kubernetes user who decided.
+    /// The Kubernetes user who decided (the admission policies require it to be the user writing it).
     pub approver: String,
+    /// The approver's Kubernetes groups when they decided (a subset of their real groups, checked at
+    /// admission), so the operator can re-check their right to approve with a SubjectAccessReview.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     /// `Approve` or `Deny`.
     pub decision: Decision,
     /// When they decided.
