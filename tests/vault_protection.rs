@@ -57,6 +57,7 @@ async fn linked(op: &Operator, extra: serde_json::Value) -> String {
 async fn elevate_backup_side(op: &Operator, guard_id: &str) {
     let request = authorization::ScheduleRequestSpec {
         scope: guard_id.to_string(),
+        tenant: None,
         role: authorization::CONTRIBUTOR.into(),
         principal_id: BACKUP_OID.into(),
         request_type: authorization::RequestType::AdminAssign,
@@ -581,7 +582,8 @@ async fn active_request(op: &Operator, name: &str, operation: &str, expires: jif
         .create(&PostParams::default(), &serde_json::from_value(request).unwrap())
         .await
         .unwrap();
-    let active = json!({"status": {"phase": "Active", "expiresAt": expires.to_string()}});
+    let active = json!({"status": {"phase": "Active", "expiresAt": expires.to_string(),
+        "elevation": {"scope": "granted-by-the-test"}}});
     op.requests()
         .patch_status(name, &PatchParams::default(), &Patch::Merge(&active))
         .await

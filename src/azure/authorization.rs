@@ -13,6 +13,8 @@ pub const ROLE_ASSIGNMENTS_API: &str = "2022-04-01";
 pub const PIM_API: &str = "2020-10-01";
 pub const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
 pub const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+/// The built-in Backup MUA Operator role: passes a guard's check for critical operations, nothing more.
+pub const BACKUP_MUA_OPERATOR: &str = "f54b6d04-23c6-443e-b462-9c16ab7b4a52";
 
 /// A role definition's full ID as seen from `scope` (ARM wants the subscription's form under one).
 pub fn role_definition_id(scope: &str, role: &str) -> String {
@@ -142,6 +144,8 @@ impl RequestType {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScheduleRequestSpec {
     pub scope: String,
+    /// The scope's tenant, when it is not the caller's home tenant.
+    pub tenant: Option<String>,
     pub role: String,
     pub principal_id: String,
     pub request_type: RequestType,
@@ -245,7 +249,11 @@ pub async fn request_schedule(client: &ArmClient, spec: &ScheduleRequestSpec) ->
         properties["ticketInfo"] = json!({"ticketSystem": system, "ticketNumber": number});
     }
     let reply = client
-        .send(&Call::new(Method::PUT, path, PIM_API).body(json!({"properties": properties})))
+        .send(
+            &Call::new(Method::PUT, path, PIM_API)
+                .in_tenant(spec.tenant.as_deref())
+                .body(json!({"properties": properties})),
+        )
         .await?;
     decode::<ScheduleRequestWire>("a PIM schedule request", reply.body).map(ScheduleRequest::from)
 }
@@ -261,6 +269,22 @@ pub async fn cancel_schedule_request(client: &ArmClient, id: &str) -> Result<(),
         .send(&Call::new(Method::POST, format!("{id}/cancel"), PIM_API))
         .await
         .map(|_| ())
+}
+
+/// Ends `principal`'s assignment of `role` at `scope`: `AdminRemove` by an identity that may assign roles
+/// there, or `SelfDeactivate` by the principal itself. An assignment that is already gone (Azure's own
+/// end time passed, or an earlier removal went through) counts as ended.
+pub async fn end_assignment(client: &ArmClient, spec: &ScheduleRequestSpec) -> Result<(), AzureError> {
+    match request_schedule(client, spec).await {
+        Ok(_) => Ok(()),
+        Err(err) if err.code() == Some("RoleAssignmentDoesNotExist") => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// PIM refuses to end an activation within five minutes of its start (Azure's error code for it).
+pub fn is_too_soon_to_deactivate(err: &AzureError) -> bool {
+    err.code() == Some("ActiveDurationTooShort")
 }
 
 #[cfg(test)]

@@ -230,6 +230,24 @@ impl ArmClient {
         tenant == self.tenant || self.auxiliary.contains_key(&tenant)
     }
 
+    /// The identity's object ID in its home tenant (the `oid` claim of its own ARM token): the principal
+    /// the security side elevates when the operator performs an operation itself. The token is the one
+    /// the identity was just issued, so reading its claims without checking the signature is sound.
+    pub async fn principal_id(&self) -> Result<String, AzureError> {
+        #[derive(serde::Deserialize)]
+        struct Claims {
+            oid: String,
+        }
+        let token = self.token("identify", &self.tenant, &self.credential).await?;
+        jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(&token)
+            .map(|claims| claims.oid.to_ascii_lowercase())
+            .map_err(|err| AzureError::Credential {
+                operation: "identify".into(),
+                tenant: self.tenant.clone(),
+                message: format!("the identity's token has no object ID (oid claim): {err}"),
+            })
+    }
+
     /// The identity's home tenant.
     pub fn home_tenant(&self) -> &str {
         &self.tenant

@@ -85,6 +85,12 @@ pub struct Context {
     pub backoff: Backoff,
     /// What the VaultProtection controller remembers between reconciles to spare ARM reads.
     pub vault_memo: super::vault_protection::Memo,
+    /// Whether the admission policies of the two-person rule are in the cluster (checked before elevating).
+    pub admission: super::admission::AdmissionCheck,
+    /// The Azure principal elevated for operations the operator performs itself: the backup side's
+    /// identity (configured, or read from the backup side's token once).
+    elevated_principal: tokio::sync::OnceCell<String>,
+    backup_identity: Option<ArmClient>,
 }
 
 impl Context {
@@ -102,7 +108,43 @@ impl Context {
             config: ControllerConfig::default(),
             backoff: Backoff::default(),
             vault_memo: Default::default(),
+            admission: Default::default(),
+            elevated_principal: tokio::sync::OnceCell::new(),
+            backup_identity: None,
         }
+    }
+
+    /// Names the backup side's Azure object ID, for a security side that runs without the backup side's
+    /// credential in the same process.
+    pub fn with_elevated_principal(self, object_id: Option<String>) -> Self {
+        if let Some(id) = object_id {
+            let _ = self.elevated_principal.set(id.to_ascii_lowercase());
+        }
+        self
+    }
+
+    /// Lets a security-side context ask the backup side's credential (in the same process) who it is,
+    /// without running any backup-side controller.
+    pub fn identifying_backup(mut self, backup: ArmClient) -> Self {
+        self.backup_identity = Some(backup);
+        self
+    }
+
+    /// The principal elevated when the operator performs an approved operation itself.
+    pub async fn elevated_principal(&self) -> Result<String, crate::azure::AzureError> {
+        self.elevated_principal
+            .get_or_try_init(|| async {
+                match self.backup.as_ref().or(self.backup_identity.as_ref()) {
+                    Some(backup) => backup.principal_id().await,
+                    None => Err(crate::azure::AzureError::Credential {
+                        operation: "elevate".into(),
+                        tenant: String::new(),
+                        message: "the backup side's object ID is unknown: run both sides in one process or pass --backup-principal-id".into(),
+                    }),
+                }
+            })
+            .await
+            .cloned()
     }
 
     pub fn with_namespace(mut self, namespace: Option<String>) -> Self {

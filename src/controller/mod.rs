@@ -2,9 +2,11 @@
 //! `azure::*` calls), `status` (pure) — and the pieces they share: the [`Context`], the one place
 //! results are reported ([`outcome`]), typed reasons, conditions, metrics and the clock.
 
+pub mod admission;
 pub mod clock;
 pub mod conditions;
 pub mod context;
+pub mod critical_operation_request;
 pub mod events;
 pub mod metrics;
 pub mod outcome;

@@ -133,6 +133,11 @@ pub trait Reported:
 
     /// Drops from a cached object what the reconciler never reads (the cache holds every object).
     fn slim_cached(&mut self) {}
+
+    /// The part of a status the operator writes (and compares): fields people own are left out.
+    fn written(status: &Self::Status) -> Self::Status {
+        status.clone()
+    }
 }
 
 /// Stands for a status whose hash is not known (no real status hashes to it in practice).
@@ -267,11 +272,12 @@ pub async fn report<K: Reported>(
         }
         changed
     } else {
+        let status = K::written(&status);
         let hash = status_hash(&status);
         let seen = ctx.statuses.lock().expect("statuses lock").get(&status_key).copied();
         let changed = match seen {
             Some(seen) => seen != hash,
-            None => object.status().map(status_hash) != Some(hash),
+            None => object.status().map(|s| status_hash(&K::written(s))) != Some(hash),
         };
         if changed {
             write_status(ctx, object, &status).await?;

@@ -54,6 +54,42 @@ pub enum Reason {
     AzureAccessDenied,
     /// Azure refused the request as invalid (4xx), or answered something that does not fit its API.
     AzureRejected,
+
+    // Elevation (CriticalOperationRequest).
+    /// A request waits for its approvals.
+    ApprovalPending,
+    /// Another request holds an elevation for the same vault and operation; this one waits.
+    AnotherElevationActive,
+    /// The required approvals were given.
+    Approved,
+    /// The elevation is in force in Azure until its end time.
+    Elevated,
+    /// No elevation is in force.
+    NotElevated,
+    /// The operation was performed and the elevation ended.
+    Completed,
+    /// The elevation's time ran out and it was revoked.
+    Expired,
+    /// The request or its elevation was revoked.
+    Revoked,
+    /// An approver denied the request.
+    Denied,
+    /// The VaultProtection a request names does not exist.
+    VaultProtectionNotFound,
+    /// No elevation rules (ResourceGuard.spec.elevation or an ElevationPolicy) cover the guard.
+    ElevationPolicyMissing,
+    /// The admission policies that enforce the two-person rule are missing: nobody is elevated.
+    AdmissionPoliciesMissing,
+    /// The approval backend the rules choose cannot be driven by this operator.
+    BackendUnavailable,
+    /// The request cannot be carried out as written; create a new one.
+    RequestInvalid,
+    /// The request asks for a longer elevation than the rules allow.
+    DurationTooLong,
+    /// The rules do not allow the requester to elevate the principal.
+    PrincipalNotAllowed,
+    /// The request failed; see the message.
+    RequestFailed,
 }
 
 impl Reason {
@@ -82,6 +118,23 @@ impl Reason {
             Drifted => "Drifted",
             AzureAccessDenied => "AzureAccessDenied",
             AzureRejected => "AzureRejected",
+            ApprovalPending => "ApprovalPending",
+            AnotherElevationActive => "AnotherElevationActive",
+            Approved => "Approved",
+            Elevated => "Elevated",
+            NotElevated => "NotElevated",
+            Completed => "Completed",
+            Expired => "Expired",
+            Revoked => "Revoked",
+            Denied => "Denied",
+            VaultProtectionNotFound => "VaultProtectionNotFound",
+            ElevationPolicyMissing => "ElevationPolicyMissing",
+            AdmissionPoliciesMissing => "AdmissionPoliciesMissing",
+            BackendUnavailable => "BackendUnavailable",
+            RequestInvalid => "RequestInvalid",
+            DurationTooLong => "DurationTooLong",
+            PrincipalNotAllowed => "PrincipalNotAllowed",
+            RequestFailed => "RequestFailed",
         }
     }
 }

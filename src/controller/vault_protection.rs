@@ -10,14 +10,15 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use kube::api::{Api, ListParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use super::outcome::{self, Cleanup, Notice, Outcome, Reported, Requeue, Summary};
-use super::{Context, Error, Reason, conditions, resource_guard, watch};
+use super::{Context, Error, Reason, conditions, critical_operation_request, resource_guard, watch};
 use crate::azure::guards::{self, GuardId};
 use crate::azure::vaults::{self, Link, SoftDelete, SoftDeleteChange, Vault, VaultId};
 use crate::crd::critical_operation_request::RequestPhase;
@@ -472,6 +473,9 @@ async fn apply(
             Step::WeakenSoftDelete { change, request } => {
                 let guard = request.as_ref().map(|_| &target.id);
                 vaults::set_soft_delete(backup, id, *change, guard).await?;
+                if let Some(request) = request {
+                    record_performed(ctx, key, request).await?;
+                }
                 let note = match request {
                     Some(request) => format!(
                         "set soft delete to {} under the CriticalOperationRequest {request} (DisableSoftDelete)",
@@ -487,6 +491,7 @@ async fn apply(
             }
             Step::Unlink { request } => {
                 vaults::unlink(backup, id, &target.id).await?;
+                record_performed(ctx, key, request).await?;
                 applied.notices.push(Notice::normal(
                     "CriticalOperationPerformed",
                     format!(
@@ -669,7 +674,25 @@ async fn resolve(
     Ok(Ok((target, Some(name))))
 }
 
-/// The approved requests for this object that are active now.
+/// Records on the request that its operation was performed, so the security side ends the elevation at
+/// once and the request is never used again (single use).
+async fn record_performed(ctx: &Context, key: &str, request: &str) -> Result<(), Error> {
+    let namespace = key.split('/').next().unwrap_or_default();
+    let api: Api<CriticalOperationRequest> = Api::namespaced(ctx.client.clone(), namespace);
+    let patch = serde_json::json!({"status": {"performedAt": Time(ctx.clock.now())}});
+    api.patch_status(
+        request,
+        &PatchParams {
+            field_manager: Some(outcome::FIELD_MANAGER.to_string()),
+            ..Default::default()
+        },
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The approved requests for this object that are active now and not yet used.
 async fn active_elevations(ctx: &Context, vp: &VaultProtection) -> Result<Vec<Elevation>, Error> {
     let requests: Api<CriticalOperationRequest> =
         Api::namespaced(ctx.client.clone(), &vp.namespace().unwrap_or_default());
@@ -682,7 +705,10 @@ async fn active_elevations(ctx: &Context, vp: &VaultProtection) -> Result<Vec<El
         .filter(|r| r.spec.vault_protection == name)
         .filter(|r| {
             r.status.as_ref().is_some_and(|s| {
-                s.phase == Some(RequestPhase::Active) && s.expires_at.as_ref().is_some_and(|t| t.0 > now)
+                s.phase == Some(RequestPhase::Active)
+                    && s.expires_at.as_ref().is_some_and(|t| t.0 > now)
+                    && s.performed_at.is_none()
+                    && critical_operation_request::holds_elevation(s)
             })
         })
         .map(|r| Elevation {

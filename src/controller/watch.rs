@@ -47,6 +47,7 @@ pub fn objects<K>(
     api: Api<K>,
     prepare: impl FnMut(&mut K) + Send + 'static,
     deleted: impl Fn(&K) + Send + 'static,
+    trigger: fn(&K) -> Option<u64>,
 ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
@@ -63,7 +64,7 @@ where
             }
         })
         .applied_objects()
-        .predicate_filter(trigger_hash::<K>, Default::default());
+        .predicate_filter(trigger, Default::default());
     (reader, stream)
 }
 
@@ -71,6 +72,16 @@ where
 /// status by hash before the cache drops what the reconciler does not read, and forgets what it kept
 /// about an object (metrics, memos) once the object is gone.
 pub fn controller<K: Reported>(api: Api<K>, ctx: &Arc<Context>) -> Controller<K> {
+    let (reader, stream) = objects_with_trigger(api, ctx, trigger_hash::<K>);
+    Controller::for_stream(stream, reader).with_config(Config::default().concurrency(ctx.config.concurrency))
+}
+
+/// The cache and trigger stream of a controller over `api` whose objects wake it on `trigger`.
+pub fn objects_with_trigger<K: Reported>(
+    api: Api<K>,
+    ctx: &Arc<Context>,
+    trigger: fn(&K) -> Option<u64>,
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static) {
     let (seen, forget) = (Arc::clone(ctx), Arc::clone(ctx));
     let prepare = move |object: &mut K| {
         if let Some(status) = object.status() {
@@ -78,14 +89,13 @@ pub fn controller<K: Reported>(api: Api<K>, ctx: &Arc<Context>) -> Controller<K>
             seen.statuses
                 .lock()
                 .expect("statuses lock")
-                .insert(key, status_hash(status));
+                .insert(key, status_hash(&K::written(status)));
         }
         slim(object);
         object.slim_cached();
     };
     let deleted = move |object: &K| forget.forget(K::CONTROLLER, &key(object));
-    let (reader, stream) = objects(api, prepare, deleted);
-    Controller::for_stream(stream, reader).with_config(Config::default().concurrency(ctx.config.concurrency))
+    objects(api, prepare, deleted, trigger)
 }
 
 /// Adds `finalizer` unless present; the test op makes the patch fail rather than clobber a concurrent

@@ -198,6 +198,12 @@ pub struct Elevation {
     /// The scope of the grant: the guard's ARM ID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The guard's tenant, when it is not the operator's home tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// The role granted (its role definition GUID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_definition_id: Option<String>,
     /// The role assignment the operator created (Kubernetes backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_assignment_id: Option<String>,

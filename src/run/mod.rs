@@ -21,7 +21,7 @@ use prometheus_client::registry::Registry;
 
 use crate::azure::ArmMetrics;
 use crate::controller::metrics::Metrics;
-use crate::controller::{Context, ControllerConfig, resource_guard, vault_protection};
+use crate::controller::{Context, ControllerConfig, critical_operation_request, resource_guard, vault_protection};
 use leader::LeaderGauge;
 
 /// Which controllers to run: the security side (guards, granting elevation) and the backup side (vault
@@ -54,6 +54,11 @@ pub struct RunArgs {
     /// Watch one namespace instead of all.
     #[arg(long, env = "MUA_NAMESPACE")]
     pub namespace: Option<String>,
+    /// The backup side's Azure object ID: the principal the security side elevates for operations the
+    /// operator performs itself. Needed when the security side runs without the backup side's
+    /// credential; otherwise read from the backup side's token.
+    #[arg(long, env = "MUA_BACKUP_PRINCIPAL_ID")]
+    pub backup_principal_id: Option<String>,
 
     /// Serve /metrics, /healthz and /readyz here (port 0 picks a free port; the bound address is logged).
     #[arg(
@@ -192,6 +197,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             args.lease_duration,
         )
     });
+    // The security side elevates the backup side's identity; in one process it can ask that identity's
+    // credential who it is.
+    let backup_arm = arms
+        .iter()
+        .find(|(side, _)| *side == Side::Backup)
+        .map(|(_, arm)| arm.clone());
     let mut running = Vec::new();
     for (side, arm) in arms {
         let lease = match &election {
@@ -206,7 +217,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         let setup = SideSetup {
             side,
             ctx: Arc::new(match side {
-                Side::Security => base.with_security(arm),
+                Side::Security => {
+                    let base = base
+                        .with_security(arm)
+                        .with_elevated_principal(args.backup_principal_id.clone());
+                    match &backup_arm {
+                        Some(backup) => base.identifying_backup(backup.clone()),
+                        None => base,
+                    }
+                }
                 Side::Backup => base.with_backup(arm),
             }),
         };
@@ -295,8 +314,15 @@ async fn run_side(
 fn start(setup: SideSetup, shutdown: Shutdown) -> BoxFuture<'static, ()> {
     let ctx = setup.ctx;
     match setup.side {
-        // The security side: the ResourceGuard controller.
-        Side::Security => resource_guard::run(ctx.api(), ctx, shutdown).boxed(),
+        // The security side: the ResourceGuard and CriticalOperationRequest controllers.
+        Side::Security => {
+            let requests = critical_operation_request::run(ctx.api(), ctx.clone(), shutdown.clone());
+            let guards = resource_guard::run(ctx.api(), ctx, shutdown);
+            async move {
+                futures::join!(guards, requests);
+            }
+            .boxed()
+        }
         // The backup side: the VaultProtection controller, woken by the guards and requests it names.
         Side::Backup => vault_protection::run(ctx.api(), ctx.api(), ctx.api(), ctx, shutdown).boxed(),
     }

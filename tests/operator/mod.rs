@@ -9,7 +9,9 @@ use std::time::Duration;
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use mua_operator::azure::{ArmClient, ArmMetrics, RetryPolicy};
-use mua_operator::controller::{Context, ControllerConfig, resource_guard, vault_protection};
+use mua_operator::controller::{
+    Context, ControllerConfig, critical_operation_request, resource_guard, vault_protection,
+};
 use mua_operator::crd::{CriticalOperationRequest, ResourceGuard, VaultProtection};
 use prometheus_client::registry::Registry;
 use reqwest::Method;
@@ -50,6 +52,8 @@ pub struct Options {
     pub config: ControllerConfig,
     /// A seed for the simulator instead of `examples/sim-seed.yaml`.
     pub seed: Option<std::path::PathBuf>,
+    /// Also run the CriticalOperationRequest controller (elevation).
+    pub requests: bool,
 }
 
 impl Default for Options {
@@ -64,6 +68,7 @@ impl Default for Options {
                 ..ControllerConfig::default()
             },
             seed: None,
+            requests: false,
         }
     }
 }
@@ -138,6 +143,13 @@ impl Operator {
             ctx.clone(),
             shutdown(stopped.clone()),
         ));
+        if options.requests {
+            tokio::spawn(critical_operation_request::run(
+                ns.admin_api(),
+                ctx.clone(),
+                shutdown(stopped.clone()),
+            ));
+        }
         tokio::spawn(vault_protection::run(
             ns.admin_api(),
             ns.admin_api(),

@@ -407,6 +407,21 @@ fn self_activate(w: &mut World, r: &ScheduleRequest) -> Result<Outcome, ArmError
 /// SelfDeactivate: ends the caller's own activation (never a standing assignment).
 fn self_deactivate(w: &mut World, r: &ScheduleRequest) -> Result<Outcome, ArmError> {
     self_only(r)?;
+    // PIM refuses to end an activation in its first five minutes (Microsoft Learn, "Activate my Azure
+    // resource roles in PIM": a role cannot be deactivated within five minutes of activation).
+    let too_recent = w.role_assignments.values().any(|a| {
+        a.scope.eq_ignore_ascii_case(r.scope)
+            && a.principal_id.eq_ignore_ascii_case(&r.principal)
+            && a.role_definition.eq_ignore_ascii_case(&r.role.id)
+            && a.schedule_request.is_some()
+            && r.now.duration_since(a.created_on) < SignedDuration::from_mins(5)
+    });
+    if too_recent {
+        return Err(ArmError::bad_request(
+            "ActiveDurationTooShort",
+            "The role assignment cannot be deactivated within 5 minutes of its activation.",
+        ));
+    }
     if !remove_assignment(w, r.scope, &r.principal, &r.role.id, true) {
         return Err(not_assigned());
     }

@@ -1,0 +1,431 @@
+//! Elevation end to end: CriticalOperationRequests created and approved by real users on the real API
+//! server (with the chart's admission policies and RBAC), the operator deciding, granting with an
+//! Azure-side end time and revoking in the ARM simulator, and the backup side performing the operation.
+
+mod cluster;
+mod operator;
+mod simulator;
+
+use std::time::Duration;
+
+use cluster::{ControlPlane, User};
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use mua_operator::azure::authorization;
+use mua_operator::azure::vaults::{self, SoftDelete, VaultId};
+use mua_operator::crd::CriticalOperationRequest;
+use mua_operator::crd::critical_operation_request::RequestPhase;
+use operator::{Operator, Options, eventually};
+use serde_json::{Value, json};
+use simulator::*;
+
+/// Long enough for a reconcile to reach Azure if it were going to.
+const QUIET: Duration = Duration::from_secs(3);
+
+async fn start(prefix: &str) -> Operator {
+    Operator::start_with(
+        prefix,
+        Options {
+            requests: true,
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+/// A guard whose rules need `required` approvals from the group `mua-approvers`, and `prod-vault` linked to
+/// it with soft delete on; returns the guard's ARM ID.
+async fn protected(op: &Operator, required: i32, vp_extra: Value) -> String {
+    let azure_name = op.unique("guard");
+    let elevation = json!({"elevation": {"approvers": {"groups": ["mua-approvers"]}, "requiredApprovals": required, "maxDuration": "1h"}});
+    op.create_guard("guard", &azure_name, elevation).await;
+    op.ready(&op.guards(), "guard").await;
+    let mut extra = json!({"softDelete": {"state": "Enabled"}});
+    for (k, v) in vp_extra.as_object().unwrap() {
+        extra[k] = v.clone();
+    }
+    op.create_protection("prod", &vault("prod-vault"), json!({"name": "guard"}), extra)
+        .await;
+    op.ready(&op.protections(), "prod").await;
+    guard(&azure_name)
+}
+
+async fn as_user(op: &Operator, user: User) -> Api<CriticalOperationRequest> {
+    Api::namespaced(ControlPlane::shared().client(user).await, &op.ns.name)
+}
+
+/// Creates a request as `user` (the API server fills in the requester).
+async fn request(op: &Operator, user: User, name: &str, operation: &str, duration: &str) {
+    let object = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": name},
+        "spec": {"vaultProtection": "prod", "operation": operation, "duration": duration,
+                 "justification": "decommission the vault", "ticket": {"system": "ServiceNow", "number": "CHG0012345"}}});
+    as_user(op, user)
+        .await
+        .create(&PostParams::default(), &serde_json::from_value(object).unwrap())
+        .await
+        .unwrap();
+}
+
+/// An approval (or denial) entry, as `kubectl mua approve` writes it: server-side apply on status with
+/// a field manager of the user's own.
+fn decision_entry(user: User, decision: &str) -> Value {
+    json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
+        "status": {"approvals": [{"approver": user.name(), "groups": [user.group()], "decision": decision,
+                                  "time": jiff::Timestamp::now().to_string(), "comment": "checked the ticket"}]}})
+}
+
+async fn decide(op: &Operator, user: User, name: &str, decision: &str) {
+    let manager = format!("kubectl-mua/{}", user.name());
+    as_user(op, user)
+        .await
+        .patch_status(
+            name,
+            &PatchParams::apply(&manager),
+            &Patch::Apply(decision_entry(user, decision)),
+        )
+        .await
+        .unwrap();
+}
+
+async fn phase_is(op: &Operator, name: &str, phase: RequestPhase) -> CriticalOperationRequest {
+    eventually(&format!("{name} is {phase:?}"), || async {
+        let cor = op.requests().get(name).await.ok()?;
+        (cor.status.as_ref()?.phase == Some(phase)).then_some(cor)
+    })
+    .await
+}
+
+/// The Backup MUA Operator assignments the backup identity holds on the guard.
+async fn grants(op: &Operator, guard_id: &str) -> usize {
+    authorization::list_for_principal(&op.security, guard_id, BACKUP_OID)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.role == authorization::BACKUP_MUA_OPERATOR)
+        .count()
+}
+
+async fn soft_delete(op: &Operator) -> Option<SoftDelete> {
+    vaults::get(&op.backup, &VaultId::parse(&vault("prod-vault")).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .soft_delete
+        .map(|s| s.state)
+}
+
+async fn want_soft_delete_off(op: &Operator) {
+    let patch = json!({"spec": {"softDelete": {"state": "Disabled"}}});
+    op.protections()
+        .patch("prod", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    op.wait_for(&op.protections(), "prod", "Ready", "False", Some("ElevationRequired"))
+        .await;
+}
+
+fn phases(cor: &CriticalOperationRequest) -> Vec<RequestPhase> {
+    cor.status
+        .as_ref()
+        .map(|s| s.history.iter().map(|t| t.phase).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn disabling_soft_delete_waits_for_approval_then_runs_once_and_the_grant_ends() {
+    let op = start("elev-sd").await;
+    let guard_id = protected(&op, 1, json!({})).await;
+    want_soft_delete_off(&op).await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    op.wait_for(&op.requests(), "sd", "Approved", "False", Some("ApprovalPending"))
+        .await;
+    assert_eq!(
+        soft_delete(&op).await,
+        Some(SoftDelete::Enabled),
+        "nothing before approval"
+    );
+    assert_eq!(grants(&op, &guard_id).await, 0);
+
+    decide(&op, User::ApproverA, "sd", "Approve").await;
+    let done = phase_is(&op, "sd", RequestPhase::Completed).await;
+    assert_eq!(soft_delete(&op).await, Some(SoftDelete::Disabled));
+    assert_eq!(grants(&op, &guard_id).await, 0, "the grant ended with the operation");
+    assert_eq!(
+        phases(&done),
+        [
+            RequestPhase::Pending,
+            RequestPhase::Approved,
+            RequestPhase::Active,
+            RequestPhase::Completed
+        ]
+    );
+    let history = &done.status.as_ref().unwrap().history;
+    assert_eq!(history[1].actor, "approver-a", "the approver is on the record");
+    assert_eq!(done.spec.requester.as_deref(), Some("backup-admin"));
+}
+
+#[tokio::test]
+async fn after_completion_the_backup_identity_is_refused_by_azure_again() {
+    let op = start("elev-after").await;
+    let _guard_id = protected(&op, 1, json!({})).await;
+    want_soft_delete_off(&op).await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    decide(&op, User::ApproverA, "sd", "Approve").await;
+    phase_is(&op, "sd", RequestPhase::Completed).await;
+    // Turn it back on (strengthening needs nothing), then try to weaken it directly, as the backup
+    // identity: the guard refuses without a grant.
+    let id = VaultId::parse(&vault("prod-vault")).unwrap();
+    let on = vaults::SoftDeleteChange {
+        state: SoftDelete::Enabled,
+        retention_days: None,
+    };
+    vaults::set_soft_delete(&op.backup, &id, on, None).await.unwrap();
+    let off = vaults::SoftDeleteChange {
+        state: SoftDelete::Disabled,
+        retention_days: None,
+    };
+    let guard = mua_operator::azure::guards::GuardId::parse(&_guard_id).unwrap();
+    let refused = vaults::set_soft_delete(&op.backup, &id, off, Some(&guard)).await;
+    assert!(
+        refused.is_err(),
+        "Azure must refuse the backup identity once the grant ended"
+    );
+}
+
+#[tokio::test]
+async fn unlinking_waits_for_approval_then_runs_once_and_the_grant_ends() {
+    let op = start("elev-unlink").await;
+    let guard_id = protected(&op, 1, json!({})).await;
+    let patch = json!({"spec": {"multiUserAuthorization": "Disabled"}});
+    op.protections()
+        .patch("prod", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    request(&op, User::BackupAdmin, "unlink", "DisableMultiUserAuthorization", "15m").await;
+    op.wait_for(&op.requests(), "unlink", "Approved", "False", Some("ApprovalPending"))
+        .await;
+    let id = VaultId::parse(&vault("prod-vault")).unwrap();
+    assert!(
+        vaults::get_link(&op.backup, &id).await.unwrap().is_some(),
+        "still linked"
+    );
+
+    decide(&op, User::ApproverA, "unlink", "Approve").await;
+    phase_is(&op, "unlink", RequestPhase::Completed).await;
+    assert!(vaults::get_link(&op.backup, &id).await.unwrap().is_none(), "unlinked");
+    assert_eq!(grants(&op, &guard_id).await, 0);
+}
+
+#[tokio::test]
+async fn two_approvals_are_needed_when_the_rules_say_two() {
+    let op = start("elev-two").await;
+    let guard_id = protected(&op, 2, json!({})).await;
+    want_soft_delete_off(&op).await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    decide(&op, User::ApproverA, "sd", "Approve").await;
+    let waiting = op
+        .wait_for(&op.requests(), "sd", "Approved", "False", Some("ApprovalPending"))
+        .await;
+    let (_, _, message) = Operator::condition(&waiting, "Approved").unwrap();
+    assert!(message.starts_with("1 of 2"), "{message}");
+    op.assert_no_calls(
+        &["PUT", "PATCH", "POST", "DELETE"],
+        QUIET,
+        "one approval of two grants nothing",
+    )
+    .await;
+    assert_eq!(grants(&op, &guard_id).await, 0);
+    decide(&op, User::ApproverB, "sd", "Approve").await;
+    phase_is(&op, "sd", RequestPhase::Completed).await;
+}
+
+#[tokio::test]
+async fn a_denied_request_grants_nothing() {
+    let op = start("elev-deny").await;
+    let guard_id = protected(&op, 1, json!({})).await;
+    want_soft_delete_off(&op).await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    decide(&op, User::ApproverA, "sd", "Deny").await;
+    let denied = phase_is(&op, "sd", RequestPhase::Denied).await;
+    assert_eq!(denied.status.unwrap().history.last().unwrap().actor, "approver-a");
+    assert_eq!(grants(&op, &guard_id).await, 0);
+    assert_eq!(soft_delete(&op).await, Some(SoftDelete::Enabled));
+}
+
+#[tokio::test]
+async fn an_unused_elevation_expires_on_the_simulators_clock_and_is_revoked() {
+    let op = start("elev-expire").await;
+    let guard_id = protected(&op, 1, json!({})).await;
+    // The VaultProtection still wants soft delete on: the elevation is granted but never used.
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "10m").await;
+    decide(&op, User::ApproverA, "sd", "Approve").await;
+    phase_is(&op, "sd", RequestPhase::Active).await;
+    assert_eq!(grants(&op, &guard_id).await, 1);
+    op.ts.sim.state.clock.advance(Duration::from_secs(601));
+    op.nudge(&op.requests(), "sd").await;
+    let expired = phase_is(&op, "sd", RequestPhase::Expired).await;
+    assert!(expired.status.unwrap().ended_at.is_some());
+    assert_eq!(grants(&op, &guard_id).await, 0);
+}
+
+#[tokio::test]
+async fn the_requester_revokes_an_active_elevation_at_once() {
+    let op = start("elev-revoke").await;
+    let guard_id = protected(&op, 1, json!({})).await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    decide(&op, User::ApproverA, "sd", "Approve").await;
+    phase_is(&op, "sd", RequestPhase::Active).await;
+    let revocation = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
+        "status": {"revocation": {"by": "backup-admin", "time": jiff::Timestamp::now().to_string(), "reason": "not needed"}}});
+    as_user(&op, User::BackupAdmin)
+        .await
+        .patch_status(
+            "sd",
+            &PatchParams::apply("kubectl-mua/backup-admin"),
+            &Patch::Apply(revocation),
+        )
+        .await
+        .unwrap();
+    let revoked = phase_is(&op, "sd", RequestPhase::Revoked).await;
+    assert_eq!(revoked.status.unwrap().history.last().unwrap().actor, "backup-admin");
+    assert_eq!(grants(&op, &guard_id).await, 0);
+}
+
+#[tokio::test]
+async fn a_request_longer_than_the_rules_allow_fails_without_a_grant() {
+    let op = start("elev-long").await;
+    let guard_id = protected(&op, 1, json!({})).await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "2h").await;
+    let failed = op
+        .wait_for(&op.requests(), "sd", "Stalled", "True", Some("DurationTooLong"))
+        .await;
+    assert_eq!(failed.status.unwrap().phase, Some(RequestPhase::Failed));
+    assert_eq!(grants(&op, &guard_id).await, 0);
+}
+
+#[tokio::test]
+async fn attack_widening_the_rules_from_the_vault_protection_changes_nothing() {
+    let op = start("attack-widen").await;
+    // The backup admin's VaultProtection asks for one approval and 24 hours; the guard says two and 1h.
+    let guard_id = protected(
+        &op,
+        2,
+        json!({"approval": {"requiredApprovals": 1, "maxDuration": "24h"}}),
+    )
+    .await;
+    request(&op, User::BackupAdmin, "long", "DisableSoftDelete", "8h").await;
+    op.wait_for(&op.requests(), "long", "Stalled", "True", Some("DurationTooLong"))
+        .await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    decide(&op, User::ApproverA, "sd", "Approve").await;
+    op.wait_for(&op.requests(), "sd", "Approved", "False", Some("ApprovalPending"))
+        .await;
+    op.assert_no_calls(
+        &["PUT", "PATCH", "POST", "DELETE"],
+        QUIET,
+        "one approval is not the guard's two",
+    )
+    .await;
+    assert_eq!(grants(&op, &guard_id).await, 0);
+}
+
+#[tokio::test]
+async fn attack_a_self_approval_written_past_admission_is_not_counted() {
+    let op = start("attack-self").await;
+    let guard_id = protected(&op, 1, json!({})).await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    // Someone with the operator's rights writes the requester's own approval: admission lets the
+    // operator's identity through, so the operator must refuse it itself.
+    let forged = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
+        "status": {"approvals": [{"approver": "backup-admin", "groups": ["backup-admins", "mua-approvers"], "decision": "Approve",
+                                  "time": jiff::Timestamp::now().to_string()}]}});
+    op.requests()
+        .patch_status("sd", &PatchParams::apply("forger"), &Patch::Apply(forged))
+        .await
+        .unwrap();
+    let waiting = op
+        .wait_for(&op.requests(), "sd", "Approved", "False", Some("ApprovalPending"))
+        .await;
+    let (_, _, message) = Operator::condition(&waiting, "Approved").unwrap();
+    assert!(message.contains("backup-admin is the requester"), "{message}");
+    op.assert_no_calls(
+        &["PUT", "PATCH", "POST", "DELETE"],
+        QUIET,
+        "a self-approval grants nothing",
+    )
+    .await;
+    assert_eq!(grants(&op, &guard_id).await, 0);
+}
+
+#[tokio::test]
+async fn attack_an_approval_from_someone_rbac_does_not_allow_is_not_counted() {
+    let op = start("attack-rbac").await;
+    let guard_id = protected(&op, 1, json!({})).await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    // security-admin claims the approvers' group in a forged entry; RBAC says they cannot approve.
+    let forged = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
+        "status": {"approvals": [{"approver": "security-admin", "groups": ["security-admins"], "decision": "Approve",
+                                  "time": jiff::Timestamp::now().to_string()}]}});
+    op.requests()
+        .patch_status("sd", &PatchParams::apply("forger"), &Patch::Apply(forged))
+        .await
+        .unwrap();
+    let waiting = op
+        .wait_for(&op.requests(), "sd", "Approved", "False", Some("ApprovalPending"))
+        .await;
+    let (_, _, message) = Operator::condition(&waiting, "Approved").unwrap();
+    assert!(message.contains("security-admin"), "{message}");
+    op.assert_no_calls(
+        &["PUT", "PATCH", "POST", "DELETE"],
+        QUIET,
+        "an approval RBAC does not allow grants nothing",
+    )
+    .await;
+    assert_eq!(grants(&op, &guard_id).await, 0);
+}
+
+#[tokio::test]
+async fn attack_a_second_request_cannot_extend_an_active_elevation() {
+    let op = start("attack-extend").await;
+    let guard_id = protected(&op, 1, json!({})).await;
+    request(&op, User::BackupAdmin, "first", "DisableSoftDelete", "10m").await;
+    decide(&op, User::ApproverA, "first", "Approve").await;
+    let first = phase_is(&op, "first", RequestPhase::Active).await;
+    request(&op, User::BackupAdmin, "second", "DisableSoftDelete", "1h").await;
+    decide(&op, User::ApproverA, "second", "Approve").await;
+    op.wait_for(
+        &op.requests(),
+        "second",
+        "Approved",
+        "False",
+        Some("AnotherElevationActive"),
+    )
+    .await;
+    assert_eq!(grants(&op, &guard_id).await, 1, "one grant, not two");
+    let again = op.requests().get("first").await.unwrap();
+    assert_eq!(
+        again.status.unwrap().expires_at,
+        first.status.unwrap().expires_at,
+        "the first elevation's end did not move"
+    );
+}
+
+#[tokio::test]
+async fn attack_deleting_an_active_request_revokes_its_grant_first() {
+    let op = start("attack-delete").await;
+    let guard_id = protected(&op, 1, json!({})).await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    decide(&op, User::ApproverA, "sd", "Approve").await;
+    phase_is(&op, "sd", RequestPhase::Active).await;
+    assert_eq!(grants(&op, &guard_id).await, 1);
+    as_user(&op, User::BackupAdmin)
+        .await
+        .delete("sd", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the request is gone", || async {
+        op.requests().get_opt("sd").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert_eq!(grants(&op, &guard_id).await, 0, "revoked before the object went");
+}
