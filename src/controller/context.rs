@@ -130,6 +130,18 @@ impl Context {
         self
     }
 
+    /// The client of the principal that self-activates in PIM: the backup side's identity.
+    pub fn pim_client(&self) -> Result<&ArmClient, crate::azure::AzureError> {
+        self.backup
+            .as_ref()
+            .or(self.backup_identity.as_ref())
+            .ok_or_else(|| crate::azure::AzureError::Credential {
+                operation: "activate in PIM".into(),
+                tenant: String::new(),
+                message: "PIM activations are made by the backup side's identity: run the security side with the backup side's credential in the same process".into(),
+            })
+    }
+
     /// The principal elevated when the operator performs an approved operation itself.
     pub async fn elevated_principal(&self) -> Result<String, crate::azure::AzureError> {
         self.elevated_principal

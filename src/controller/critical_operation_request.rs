@@ -21,7 +21,7 @@ use kube::{Resource, ResourceExt};
 
 use super::outcome::{self, Cleanup, Health, Notice, Outcome, Reported, Requeue, Summary};
 use super::{Context, Error, Reason, admission, conditions, resource_guard, watch};
-use crate::azure::authorization::{self, RequestType, ScheduleRequestSpec};
+use crate::azure::authorization::{self, RequestType, ScheduleRequestSpec, ScheduleStatus};
 use crate::azure::guards::GuardId;
 use crate::crd::critical_operation_request::{
     Approval, CriticalOperationRequestStatus, Decision as Verdict, EffectivePolicy, Elevation, RequestPhase, Transition,
@@ -265,10 +265,10 @@ pub fn check_spec(cor: &CriticalOperationRequest, resolved: &Resolved) -> Result
             ));
         }
     }
-    if resolved.policy.backend == ApprovalBackend::Pim {
-        return Err(Refusal::waiting(
-            Reason::BackendUnavailable,
-            "the guard's rules choose the PIM backend, which this version of the operator does not drive yet; ask a security admin to use the Kubernetes backend",
+    if resolved.policy.backend == ApprovalBackend::Pim && spec.principal.is_some() {
+        return Err(Refusal::fatal(
+            Reason::RequestInvalid,
+            "the guard's rules choose PIM: a person activates their own eligible assignment in Azure PIM; requests here are for the operations the operator performs itself",
         ));
     }
     Ok(duration)
@@ -342,6 +342,8 @@ pub struct Observed {
     pub performed: bool,
     /// `(by, reason)`.
     pub revoked_by: Option<(String, Option<String>)>,
+    /// The PIM backend: the activation request's status while it waits for Azure's approvers.
+    pub pim: Option<ScheduleStatus>,
 }
 
 /// What to do.
@@ -356,6 +358,10 @@ pub enum Decision {
     },
     /// Grant the elevation (the approvals are in), then the request is Active.
     Grant { approvers: Vec<String> },
+    /// PIM: the principal asks PIM to activate its eligible assignment; PIM's approvers decide.
+    Activate,
+    /// PIM activated the assignment: the request is Active from now.
+    Provisioned,
     /// End the request in a final phase, revoking the elevation first if one is in force.
     End {
         phase: RequestPhase,
@@ -398,6 +404,11 @@ pub fn decide(o: &Observed) -> Decision {
             None => format!("revoked by {by}"),
         };
         return end(RequestPhase::Revoked, by, Reason::Revoked, message);
+    }
+    if let Some(status) = &o.pim
+        && o.phase == RequestPhase::Pending
+    {
+        return follow_pim(status);
     }
     if o.phase == RequestPhase::Active || o.granted {
         if o.performed {
@@ -448,6 +459,13 @@ pub fn decide(o: &Observed) -> Decision {
             requeue: Requeue::After(Duration::from_secs(30)),
         };
     }
+    if resolved.policy.backend == ApprovalBackend::Pim {
+        // PIM's approvers decide in Azure; the operator asks and follows.
+        return match &o.other_active {
+            Some(other) => another_active(other),
+            None => Decision::Activate,
+        };
+    }
     let required = resolved.policy.required_approvals.max(1) as usize;
     if o.judged.approvers.len() < required {
         let mut message = format!(
@@ -465,17 +483,53 @@ pub fn decide(o: &Observed) -> Decision {
         };
     }
     if let Some(other) = &o.other_active {
-        return Decision::Wait {
-            health: Health::Waiting,
-            reason: Reason::AnotherElevationActive,
-            message: format!(
-                "the request {other} holds an elevation for the same vault and operation; this one waits until it ends (elevations are never merged or extended)"
-            ),
-            requeue: Requeue::After(Duration::from_secs(15)),
-        };
+        return another_active(other);
     }
     Decision::Grant {
         approvers: o.judged.approvers.clone(),
+    }
+}
+
+fn another_active(other: &str) -> Decision {
+    Decision::Wait {
+        health: Health::Waiting,
+        reason: Reason::AnotherElevationActive,
+        message: format!(
+            "the request {other} holds an elevation for the same vault and operation; this one waits until it ends (elevations are never merged or extended)"
+        ),
+        requeue: Requeue::After(Duration::from_secs(15)),
+    }
+}
+
+/// Where a PIM activation request stands, as a decision.
+fn follow_pim(status: &ScheduleStatus) -> Decision {
+    use ScheduleStatus::*;
+    match status {
+        Provisioned | Granted | ScheduleCreated | AdminApproved => Decision::Provisioned,
+        Denied | AdminDenied => end(
+            RequestPhase::Denied,
+            "PIM",
+            Reason::Denied,
+            "PIM's approvers denied the activation",
+        ),
+        TimedOut => end(
+            RequestPhase::Expired,
+            "PIM",
+            Reason::Expired,
+            "nobody approved the activation in PIM in time",
+        ),
+        Canceled | Revoked | Failed | FailedAsResourceIsLocked | Invalid => end(
+            RequestPhase::Failed,
+            "PIM",
+            Reason::RequestFailed,
+            format!("PIM ended the activation request: {status:?}"),
+        ),
+        other => Decision::Wait {
+            health: Health::Waiting,
+            reason: Reason::PendingApprovalInAzure,
+            message: format!("waiting for PIM's approvers in Azure (the activation request is {other:?})"),
+            requeue: Requeue::After(Duration::from_secs(10)),
+        },
     }
 }
 
@@ -547,23 +601,71 @@ fn schedule_spec(
     }
 }
 
-/// Removes the elevation in Azure (AdminRemove by the security side); an assignment Azure already
-/// removed at its end time counts as ended.
+/// Ends the elevation in Azure: AdminRemove by the security side (Kubernetes backend); for PIM, cancels
+/// an activation still waiting for approval or self-deactivates an active one. An assignment Azure already
+/// removed at its end time counts as ended. `Ok(false)`: PIM refuses a deactivation this soon after the
+/// activation; try again (Azure's end time bounds it meanwhile).
 async fn revoke(
     ctx: &Context,
     cor: &CriticalOperationRequest,
     status: &CriticalOperationRequestStatus,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let Some(elevation) = &status.elevation else {
-        return Ok(());
+        return Ok(true);
     };
+    if status
+        .policy
+        .as_ref()
+        .is_some_and(|p| p.backend == ApprovalBackend::Pim)
+    {
+        return revoke_pim(ctx, cor, status, elevation).await;
+    }
     let role = elevation
         .role_definition_id
         .clone()
         .unwrap_or_else(|| authorization::BACKUP_MUA_OPERATOR.to_string());
     let spec = schedule_spec(cor, elevation, &role, RequestType::AdminRemove, Duration::ZERO);
     authorization::end_assignment(ctx.security(), &spec).await?;
-    Ok(())
+    Ok(true)
+}
+
+async fn revoke_pim(
+    ctx: &Context,
+    cor: &CriticalOperationRequest,
+    status: &CriticalOperationRequestStatus,
+    elevation: &Elevation,
+) -> Result<bool, Error> {
+    let pim = ctx.pim_client().map_err(Error::Azure)?;
+    if status.granted_at.is_none() {
+        if let Some(id) = &elevation.schedule_request_id {
+            let request = authorization::get_schedule_request(pim, id).await?;
+            if !matches!(request.status, ScheduleStatus::Provisioned | ScheduleStatus::Granted) {
+                // Still waiting for PIM's approvers (or already over): cancel what can be cancelled.
+                return match authorization::cancel_schedule_request(pim, id).await {
+                    Ok(()) => Ok(true),
+                    Err(err)
+                        if matches!(
+                            err,
+                            crate::azure::AzureError::Arm {
+                                status: 400 | 404 | 409,
+                                ..
+                            }
+                        ) =>
+                    {
+                        Ok(true)
+                    }
+                    Err(err) => Err(err.into()),
+                };
+            }
+        }
+    }
+    let role = elevation.role_definition_id.clone().unwrap_or_default();
+    let spec = schedule_spec(cor, elevation, &role, RequestType::SelfDeactivate, Duration::ZERO);
+    match authorization::end_assignment(pim, &spec).await {
+        Ok(()) => Ok(true),
+        Err(err) if authorization::is_too_soon_to_deactivate(&err) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
 }
 
 fn transition(
@@ -625,9 +727,20 @@ async fn converge(
         granted: holds_elevation(&previous),
         performed: previous.performed_at.is_some(),
         revoked_by: previous.revocation.as_ref().map(|r| (r.by.clone(), r.reason.clone())),
+        pim: None,
     };
+    let pim_pending = phase == RequestPhase::Pending
+        && previous.granted_at.is_none()
+        && previous
+            .policy
+            .as_ref()
+            .is_some_and(|p| p.backend == ApprovalBackend::Pim);
+    if pim_pending && let Some(id) = previous.elevation.as_ref().and_then(|e| e.schedule_request_id.clone()) {
+        let pim = ctx.pim_client().map_err(Error::Azure)?;
+        observed.pim = Some(authorization::get_schedule_request(pim, &id).await?.status);
+    }
     // Only an undecided request needs its rules, approvals and the admission policies looked at.
-    let undecided = !phase.is_final() && !observed.granted;
+    let undecided = !phase.is_final() && !observed.granted && observed.pim.is_none();
     if undecided && observed.revoked_by.is_none() {
         observed.resolved = resolve(ctx, cor).await?;
         if let Ok(resolved) = &observed.resolved {
@@ -729,13 +842,69 @@ async fn converge(
                 Requeue::After(duration),
             )
         }
+        Decision::Activate => {
+            let resolved = observed.resolved.as_ref().expect("activated only when resolved");
+            let duration = *observed.duration.as_ref().expect("activated only when valid");
+            let role = role_id(resolved.policy.role);
+            let elevation = Elevation {
+                principal_id: Some(principal_for(ctx, cor).await?),
+                scope: Some(resolved.guard.path()),
+                tenant_id: resolved.guard.tenant.clone(),
+                role_definition_id: Some(role.to_string()),
+                ..Default::default()
+            };
+            let spec = schedule_spec(cor, &elevation, role, RequestType::SelfActivate, duration);
+            let pim = ctx.pim_client().map_err(Error::Azure)?;
+            let submitted = authorization::request_schedule(pim, &spec).await?;
+            status.elevation = Some(Elevation {
+                schedule_request_id: Some(submitted.id),
+                ..elevation
+            });
+            let message = format!(
+                "asked PIM to activate {} on the guard for {}; PIM's approvers decide in Azure",
+                resolved.policy.role.azure_name(),
+                cor.spec.duration
+            );
+            if previous.phase.is_none() {
+                transition(
+                    &mut status,
+                    RequestPhase::Pending,
+                    OPERATOR,
+                    Reason::PendingApprovalInAzure,
+                    &message,
+                    now,
+                );
+            }
+            notices.push(Notice::normal("ActivationRequested", message.clone()));
+            match follow_pim(&submitted.status) {
+                // PIM's policy asks for no approval: active at once.
+                Decision::Provisioned => activated(&mut status, cor, now, &mut notices),
+                _ => (
+                    summary(Health::Waiting, Reason::PendingApprovalInAzure, message),
+                    Requeue::After(Duration::from_secs(10)),
+                ),
+            }
+        }
+        Decision::Provisioned => activated(&mut status, cor, now, &mut notices),
         Decision::End {
             phase: final_phase,
             actor,
             reason,
             message,
         } => {
-            revoke(ctx, cor, &status).await?;
+            if !revoke(ctx, cor, &status).await? {
+                let waiting = Summary::waiting(
+                    Reason::DeactivationRefused,
+                    "PIM refuses to deactivate within five minutes of the activation; the operator keeps trying (Azure's end time bounds the elevation meanwhile)",
+                );
+                set_conditions(&mut status, cor.meta().generation, now, &waiting);
+                return Ok(Outcome {
+                    status,
+                    summary: waiting,
+                    requeue: Requeue::After(Duration::from_secs(30)),
+                    notices,
+                });
+            }
             if status.elevation.is_some() && status.ended_at.is_none() {
                 status.ended_at = Some(Time(now));
             }
@@ -762,6 +931,34 @@ async fn converge(
         requeue,
         notices,
     })
+}
+
+/// PIM activated the assignment: the request is Active from now, for its duration.
+fn activated(
+    status: &mut CriticalOperationRequestStatus,
+    cor: &CriticalOperationRequest,
+    now: Timestamp,
+    notices: &mut Vec<Notice>,
+) -> (Summary, Requeue) {
+    let duration = parse_duration(&cor.spec.duration).unwrap_or_default();
+    let expires = now + jiff::SignedDuration::try_from(duration).unwrap_or_default();
+    transition(
+        status,
+        RequestPhase::Approved,
+        "PIM",
+        Reason::Approved,
+        "approved in PIM",
+        now,
+    );
+    status.granted_at = Some(Time(now));
+    status.expires_at = Some(Time(expires));
+    let message = format!("PIM activated the assignment until {expires}");
+    transition(status, RequestPhase::Active, OPERATOR, Reason::Elevated, &message, now);
+    notices.push(Notice::normal("Elevated", message.clone()));
+    (
+        summary(Health::Ready, Reason::Elevated, message),
+        Requeue::After(duration),
+    )
 }
 
 fn summary(health: Health, reason: Reason, message: String) -> Summary {
@@ -997,6 +1194,7 @@ mod tests {
             granted: false,
             performed: false,
             revoked_by: None,
+            pim: None,
         }
     }
 

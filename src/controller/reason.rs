@@ -90,6 +90,10 @@ pub enum Reason {
     PrincipalNotAllowed,
     /// The request failed; see the message.
     RequestFailed,
+    /// PIM: the activation waits for PIM's approvers in Azure.
+    PendingApprovalInAzure,
+    /// PIM refuses a deactivation within five minutes of the activation; retried.
+    DeactivationRefused,
 }
 
 impl Reason {
@@ -135,6 +139,8 @@ impl Reason {
             DurationTooLong => "DurationTooLong",
             PrincipalNotAllowed => "PrincipalNotAllowed",
             RequestFailed => "RequestFailed",
+            PendingApprovalInAzure => "PendingApprovalInAzure",
+            DeactivationRefused => "DeactivationRefused",
         }
     }
 }
