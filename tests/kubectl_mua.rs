@@ -648,6 +648,32 @@ async fn revoke_sets_the_revocation() {
 }
 
 #[tokio::test]
+async fn revoking_twice_is_refused_and_keeps_the_first_revocation() {
+    let ns = setup("cli-revoke-twice").await;
+    create_request(&ns, "twice", Some("backup-admin")).await;
+    mua(User::BackupAdmin, &ns.name, &["revoke", "twice", "--reason", "first"])
+        .await
+        .assert_code(0);
+    let run = mua(
+        User::SecurityAdmin,
+        &ns.name,
+        &["revoke", "twice", "--reason", "second"],
+    )
+    .await;
+    run.assert_code(6);
+    assert!(
+        run.stderr.contains("\"twice\" was already revoked by backup-admin at "),
+        "{}",
+        run.stderr
+    );
+    let revocation = read(&ns, "twice").await.status.unwrap().revocation.unwrap();
+    assert_eq!(
+        (revocation.by.as_str(), revocation.reason.as_deref()),
+        ("backup-admin", Some("first"))
+    );
+}
+
+#[tokio::test]
 async fn revoking_an_ended_request_is_refused() {
     let ns = setup("cli-revoke-ended").await;
     create_request(&ns, "ended", Some("backup-admin")).await;

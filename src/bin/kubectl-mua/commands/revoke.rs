@@ -24,6 +24,15 @@ pub async fn run(session: &Session, args: RevokeArgs, format: Output) -> Result<
             args.name
         )));
     }
+    // One revocation per request: a second would only overwrite who revoked first.
+    if let Some(earlier) = request.status.as_ref().and_then(|s| s.revocation.as_ref()) {
+        return Err(Failure::refused(format!(
+            "{KIND} \"{}\" was already revoked by {} at {}",
+            args.name,
+            earlier.by,
+            output::timestamp(&earlier.time)
+        )));
+    }
 
     let revocation = Revocation {
         by: me.username.clone(),
