@@ -352,6 +352,7 @@ async fn role_assignments_and_pim_requests_through_the_typed_calls() {
 
     // PIM self-activation waits for Bob; a pending request can be cancelled.
     let activation = ScheduleRequestSpec {
+        name: None,
         scope: security_rg(),
         tenant: None,
         role: CONTRIBUTOR.into(),

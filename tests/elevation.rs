@@ -429,3 +429,147 @@ async fn attack_deleting_an_active_request_revokes_its_grant_first() {
     .await;
     assert_eq!(grants(&op, &guard_id).await, 0, "revoked before the object went");
 }
+
+#[tokio::test]
+async fn with_the_operator_gone_azures_own_end_time_removes_the_grant() {
+    let mut op = start("elev-azure-end").await;
+    let guard_id = protected(&op, 1, json!({})).await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "10m").await;
+    decide(&op, User::ApproverA, "sd", "Approve").await;
+    phase_is(&op, "sd", RequestPhase::Active).await;
+    assert_eq!(grants(&op, &guard_id).await, 1);
+    op.stop();
+    op.ts.sim.state.clock.advance(Duration::from_secs(601));
+    assert_eq!(
+        grants(&op, &guard_id).await,
+        0,
+        "Azure ended the assignment at its end time"
+    );
+}
+
+/// A guard whose rules choose PIM (the seed makes the backup identity eligible for Contributor on the
+/// security resource group, with Bob as PIM's approver), and `prod-vault` linked to it.
+async fn protected_by_pim(op: &Operator) -> String {
+    let azure_name = op.unique("guard");
+    let elevation = json!({"elevation": {"approvers": {"groups": ["mua-approvers"]}, "backend": "PIM", "role": "Contributor", "maxDuration": "1h"}});
+    op.create_guard("guard", &azure_name, elevation).await;
+    op.ready(&op.guards(), "guard").await;
+    op.create_protection(
+        "prod",
+        &vault("prod-vault"),
+        json!({"name": "guard"}),
+        json!({"softDelete": {"state": "Enabled"}}),
+    )
+    .await;
+    op.ready(&op.protections(), "prod").await;
+    guard(&azure_name)
+}
+
+async fn contributor_grants(op: &Operator, guard_id: &str) -> usize {
+    authorization::list_for_principal(&op.security, guard_id, BACKUP_OID)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.role == authorization::CONTRIBUTOR)
+        .count()
+}
+
+/// Bob approves the PIM activation the request asked for, in Azure.
+async fn approve_in_pim(op: &Operator, name: &str) {
+    let cor = op.requests().get(name).await.unwrap();
+    let id = cor.status.unwrap().elevation.unwrap().schedule_request_id.unwrap();
+    let pim = authorization::get_schedule_request(&op.backup, &id).await.unwrap();
+    let approval = pim.approval_id.expect("PIM asks for an approval");
+    let approval = approval.rsplit('/').next().unwrap().to_string();
+    let bob = op.ts.user_token(CONTOSO, "bob@contoso.example", "bob-password").await;
+    let stage = format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{approval}/stages/{approval}");
+    op.ts
+        .call_with(
+            &bob,
+            &[],
+            reqwest::Method::PUT,
+            &stage,
+            Some(json!({"properties": {"reviewResult": "Approve", "justification": "ticket checked"}})),
+        )
+        .await
+        .expect(200, "Bob approves in PIM");
+}
+
+#[tokio::test]
+async fn under_pim_the_operator_activates_waits_for_pims_approver_performs_then_deactivates() {
+    let op = start("elev-pim").await;
+    let guard_id = protected_by_pim(&op).await;
+    want_soft_delete_off(&op).await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    op.wait_for(
+        &op.requests(),
+        "sd",
+        "Approved",
+        "False",
+        Some("PendingApprovalInAzure"),
+    )
+    .await;
+    assert_eq!(
+        soft_delete(&op).await,
+        Some(SoftDelete::Enabled),
+        "nothing before PIM approves"
+    );
+    assert_eq!(contributor_grants(&op, &guard_id).await, 0);
+
+    approve_in_pim(&op, "sd").await;
+    op.nudge(&op.requests(), "sd").await;
+    // Performed at once; PIM refuses the deactivation for five minutes, and the request says so.
+    let refused = op
+        .wait_for(&op.requests(), "sd", "Reconciling", "True", Some("DeactivationRefused"))
+        .await;
+    assert!(refused.status.unwrap().performed_at.is_some());
+    assert_eq!(soft_delete(&op).await, Some(SoftDelete::Disabled));
+    assert_eq!(
+        contributor_grants(&op, &guard_id).await,
+        1,
+        "still active inside PIM's five minutes"
+    );
+
+    op.ts.sim.state.clock.advance(Duration::from_secs(301));
+    op.nudge(&op.requests(), "sd").await;
+    let done = phase_is(&op, "sd", RequestPhase::Completed).await;
+    assert_eq!(contributor_grants(&op, &guard_id).await, 0, "self-deactivated");
+    assert_eq!(
+        phases(&done),
+        [
+            RequestPhase::Pending,
+            RequestPhase::Approved,
+            RequestPhase::Active,
+            RequestPhase::Completed
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_start_up_sweep_removes_a_grant_whose_request_is_gone() {
+    // The request controller is not running yet: as if the operator were down when the request went.
+    let op = Operator::start("elev-sweep").await;
+    let guard_id = protected(&op, 1, json!({})).await;
+    let orphan = authorization::ScheduleRequestSpec {
+        name: None,
+        scope: guard_id.clone(),
+        tenant: None,
+        role: authorization::BACKUP_MUA_OPERATOR.into(),
+        principal_id: BACKUP_OID.into(),
+        request_type: authorization::RequestType::AdminAssign,
+        duration: Duration::from_secs(3600),
+        justification: "granted for a request that was deleted while the operator was down".into(),
+        ticket: None,
+    };
+    authorization::request_schedule(&op.security, &orphan).await.unwrap();
+    assert_eq!(grants(&op, &guard_id).await, 1);
+    tokio::spawn(mua_operator::controller::critical_operation_request::run(
+        op.requests(),
+        op.ctx.clone(),
+        std::future::pending(),
+    ));
+    eventually("the orphaned grant is removed", || async {
+        (grants(&op, &guard_id).await == 0).then_some(())
+    })
+    .await;
+}

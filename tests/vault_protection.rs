@@ -56,6 +56,7 @@ async fn linked(op: &Operator, extra: serde_json::Value) -> String {
 /// approved request, or as an elevated admin would hold it).
 async fn elevate_backup_side(op: &Operator, guard_id: &str) {
     let request = authorization::ScheduleRequestSpec {
+        name: None,
         scope: guard_id.to_string(),
         tenant: None,
         role: authorization::CONTRIBUTOR.into(),
@@ -577,7 +578,7 @@ async fn with_an_active_request_soft_delete_is_disabled_citing_the_guard() {
 async fn active_request(op: &Operator, name: &str, operation: &str, expires: jiff::Timestamp) {
     let request = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": name},
         "spec": {"vaultProtection": "prod", "operation": operation, "duration": "30m",
-                 "justification": "decommission", "requester": "backup-admin"}});
+                 "justification": "decommission"}});
     op.requests()
         .create(&PostParams::default(), &serde_json::from_value(request).unwrap())
         .await

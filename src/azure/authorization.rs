@@ -35,6 +35,8 @@ pub struct RoleAssignment {
     /// The role definition's GUID.
     pub role: String,
     pub principal_id: String,
+    /// When Azure created it.
+    pub created_on: Option<jiff::Timestamp>,
 }
 
 // The wire shapes, private: the fields the operator relies on are required, so a body without them
@@ -51,6 +53,8 @@ struct RoleAssignmentPropertiesWire {
     scope: String,
     role_definition_id: String,
     principal_id: String,
+    #[serde(default)]
+    created_on: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -67,6 +71,7 @@ impl From<RoleAssignmentWire> for RoleAssignment {
             scope: p.scope,
             role: p.role_definition_id.rsplit('/').next().unwrap_or_default().to_string(),
             principal_id: p.principal_id,
+            created_on: p.created_on.and_then(|t| t.parse().ok()),
         }
     }
 }
@@ -143,6 +148,9 @@ impl RequestType {
 /// What a PIM request asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScheduleRequestSpec {
+    /// The request's name (a GUID). Give a stable one to make the request idempotent: sending it again
+    /// returns the request already made instead of asking twice. None: a fresh one.
+    pub name: Option<String>,
     pub scope: String,
     /// The scope's tenant, when it is not the caller's home tenant.
     pub tenant: Option<String>,
@@ -233,28 +241,42 @@ pub fn iso_duration(duration: std::time::Duration) -> String {
 
 /// Submits a PIM role assignment schedule request.
 pub async fn request_schedule(client: &ArmClient, spec: &ScheduleRequestSpec) -> Result<ScheduleRequest, AzureError> {
+    let name = spec.name.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let path = format!(
-        "{}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
-        spec.scope,
-        uuid::Uuid::new_v4()
+        "{}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{name}",
+        spec.scope
     );
     let mut properties = json!({
         "principalId": spec.principal_id,
         "roleDefinitionId": role_definition_id(&spec.scope, &spec.role),
         "requestType": spec.request_type.as_str(),
         "justification": spec.justification,
-        "scheduleInfo": {"expiration": {"type": "AfterDuration", "duration": iso_duration(spec.duration)}},
     });
+    // Only what grants has a schedule; a removal ends what is there.
+    if matches!(spec.request_type, RequestType::SelfActivate | RequestType::AdminAssign) {
+        properties["scheduleInfo"] =
+            json!({"expiration": {"type": "AfterDuration", "duration": iso_duration(spec.duration)}});
+    }
     if let Some((system, number)) = &spec.ticket {
         properties["ticketInfo"] = json!({"ticketSystem": system, "ticketNumber": number});
     }
-    let reply = client
+    let sent = client
         .send(
-            &Call::new(Method::PUT, path, PIM_API)
+            &Call::new(Method::PUT, path.as_str(), PIM_API)
                 .in_tenant(spec.tenant.as_deref())
                 .body(json!({"properties": properties})),
         )
-        .await?;
+        .await;
+    let reply = match sent {
+        Ok(reply) => reply,
+        // The same request was made before (a retry after its answer was lost): it is the answer.
+        Err(err) if spec.name.is_some() && err.code() == Some("RoleAssignmentRequestExists") => {
+            client
+                .send(&Call::new(Method::GET, path.as_str(), PIM_API).in_tenant(spec.tenant.as_deref()))
+                .await?
+        }
+        Err(err) => return Err(err),
+    };
     decode::<ScheduleRequestWire>("a PIM schedule request", reply.body).map(ScheduleRequest::from)
 }
 

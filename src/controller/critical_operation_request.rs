@@ -583,7 +583,15 @@ fn schedule_spec(
     request_type: RequestType,
     duration: Duration,
 ) -> ScheduleRequestSpec {
+    // A name of its own per request and kind: asking again after a lost answer (or a failed status
+    // write) finds the request already made, so a grant is never made twice.
+    let name = uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("mua.dev/{}/{request_type:?}", cor.uid().unwrap_or_default()).as_bytes(),
+    );
+    let idempotent = matches!(request_type, RequestType::AdminAssign | RequestType::SelfActivate);
     ScheduleRequestSpec {
+        name: idempotent.then(|| name.to_string()),
         scope: elevation.scope.clone().unwrap_or_default(),
         tenant: elevation.tenant_id.clone(),
         role: role.to_string(),
@@ -1064,12 +1072,89 @@ fn trigger(cor: &CriticalOperationRequest) -> Option<u64> {
     Some(hasher.finish())
 }
 
-/// Runs the CriticalOperationRequest controller until `shutdown` resolves.
+/// The start-up sweep: every elevation role the elevated principal holds directly on a guard the cluster
+/// knows, with no request holding it, is removed — a request deleted while the operator was down (its
+/// finalizer forced away) leaves no grant behind. Grants whose time has passed are ended by the first
+/// reconcile of their request, which the initial list triggers for every request.
+pub async fn sweep(ctx: &Context) -> Result<usize, Error> {
+    // Only grants older than the sweep: one the controller makes meanwhile is recorded by its request.
+    let started = ctx.clock.now();
+    let principal = ctx.elevated_principal().await?;
+    let mut scopes: Vec<GuardId> = ctx
+        .api::<ResourceGuard>()
+        .list(&ListParams::default())
+        .await?
+        .into_iter()
+        .filter(|rg| rg.spec.elevation.is_some())
+        .map(|rg| resource_guard::guard_id(&rg.spec))
+        .collect();
+    for policy in ctx.api::<ElevationPolicy>().list(&ListParams::default()).await? {
+        if let Some(id) = GuardId::parse(&policy.spec.guard_id) {
+            scopes.push(id);
+        }
+    }
+    let held: Vec<String> = ctx
+        .api::<CriticalOperationRequest>()
+        .list(&ListParams::default())
+        .await?
+        .into_iter()
+        .filter_map(|cor| cor.status)
+        .filter(holds_elevation)
+        .filter_map(|s| s.elevation.and_then(|e| e.scope))
+        .collect();
+    let mut removed = 0;
+    for guard in scopes {
+        let scope = guard.path();
+        if held.iter().any(|h| h.eq_ignore_ascii_case(&scope)) {
+            continue;
+        }
+        let assignments = match authorization::list_for_principal(ctx.security(), &scope, &principal).await {
+            Ok(list) => list,
+            // A guard that is gone, or one this identity cannot read: nothing it could have granted there.
+            Err(err) => {
+                tracing::debug!(guard = %scope, %err, "sweep: cannot list role assignments");
+                continue;
+            }
+        };
+        for assignment in assignments {
+            let elevation_role = [authorization::BACKUP_MUA_OPERATOR, authorization::CONTRIBUTOR]
+                .iter()
+                .any(|r| assignment.role.eq_ignore_ascii_case(r));
+            let older = assignment.created_on.is_some_and(|t| t < started);
+            if !elevation_role || !older || !assignment.scope.eq_ignore_ascii_case(&scope) {
+                continue;
+            }
+            let spec = ScheduleRequestSpec {
+                name: None,
+                scope: scope.clone(),
+                tenant: guard.tenant.clone(),
+                role: assignment.role.clone(),
+                principal_id: principal.clone(),
+                request_type: RequestType::AdminRemove,
+                duration: Duration::ZERO,
+                justification: "mua-operator start-up sweep: no CriticalOperationRequest holds this elevation".into(),
+                ticket: None,
+            };
+            authorization::end_assignment(ctx.security(), &spec).await?;
+            tracing::warn!(guard = %scope, role = %assignment.role, %principal, "removed an elevation no request holds");
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Runs the CriticalOperationRequest controller until `shutdown` resolves, after the start-up sweep.
 pub async fn run(
     api: Api<CriticalOperationRequest>,
     ctx: Arc<Context>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let sweeping = Arc::clone(&ctx);
+    tokio::spawn(async move {
+        if let Err(err) = sweep(&sweeping).await {
+            tracing::warn!(reason = %err.reason(), %err, "start-up sweep of elevations failed");
+        }
+    });
     let (reader, stream) = watch::objects_with_trigger(api, &ctx, trigger);
     Controller::for_stream(stream, reader)
         .with_config(Config::default().concurrency(ctx.config.concurrency))

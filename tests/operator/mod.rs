@@ -349,6 +349,15 @@ impl Operator {
     }
 }
 
+impl Operator {
+    /// Stops the controllers (as if every copy of the operator were gone); the simulator keeps running.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+    }
+}
+
 impl Drop for Operator {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
