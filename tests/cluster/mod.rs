@@ -2,9 +2,11 @@
 //! started once per test binary on free loopback ports with a tmpfs data directory, and stopped when the
 //! binary exits (also after a failed test). Each test gets a fresh namespace and per-user clients.
 //!
-//! Users (static tokens): `admin` (system:masters), `backup-admin` (group `backup-admins`) and
-//! `security-admin` (group `security-admins`). The CRDs from `crds/` are installed and Established before
-//! the first test runs.
+//! Users (static tokens): `admin` (system:masters), `backup-admin` (group `backup-admins`),
+//! `security-admin` (group `security-admins`), `approver-a` and `approver-b` (group `mua-approvers`). Before
+//! the first test runs, the CRDs from `crds/` are installed and Established, and the chart's RBAC
+//! (`charts/mua-operator/files/rbac.yaml`, bound to those groups) and admission policies
+//! (`charts/mua-operator/files/admission-policies.yaml`) are applied and in force.
 
 #![allow(dead_code)] // each test binary uses a different part of the fixture
 
@@ -17,10 +19,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::Scope;
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, Config};
 
@@ -36,16 +42,26 @@ pub enum User {
     Admin,
     BackupAdmin,
     SecurityAdmin,
+    ApproverA,
+    ApproverB,
 }
 
 impl User {
-    pub const ALL: [User; 3] = [User::Admin, User::BackupAdmin, User::SecurityAdmin];
+    pub const ALL: [User; 5] = [
+        User::Admin,
+        User::BackupAdmin,
+        User::SecurityAdmin,
+        User::ApproverA,
+        User::ApproverB,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             User::Admin => "admin",
             User::BackupAdmin => "backup-admin",
             User::SecurityAdmin => "security-admin",
+            User::ApproverA => "approver-a",
+            User::ApproverB => "approver-b",
         }
     }
 
@@ -54,9 +70,22 @@ impl User {
             User::Admin => "system:masters",
             User::BackupAdmin => "backup-admins",
             User::SecurityAdmin => "security-admins",
+            User::ApproverA | User::ApproverB => "mua-approvers",
         }
     }
 }
+
+/// The chart's ClusterRoles bound to the test users' groups: (ClusterRole, group).
+pub const ROLE_BINDINGS: [(&str, &str); 4] = [
+    ("mua-backup-admin", "backup-admins"),
+    ("mua-security-admin", "security-admins"),
+    ("mua-approver", "mua-approvers"),
+    // Approvers may ask for elevation too (never approve their own: the admission policies see to it).
+    ("mua-requester", "mua-approvers"),
+];
+
+/// The namespace where the start-up probes check that the admission policies are in force.
+pub const PROBE_NAMESPACE: &str = "mua-admission-probe";
 
 /// The running control plane shared by every test of one test binary.
 #[derive(Debug)]
@@ -346,7 +375,12 @@ fn launch(bin_dir: &Path, work_dir: &Path) -> Result<ControlPlane, String> {
     runtime.block_on(async {
         let admin = client_from_kubeconfig(&cp.kubeconfig_path(User::Admin)).await;
         wait_for_apiserver(&admin, &work_dir.join("apiserver.log")).await?;
-        install_crds(&admin).await
+        install_crds(&admin).await?;
+        install_rbac_and_admission(&admin).await?;
+        let backup = client_from_kubeconfig(&cp.kubeconfig_path(User::BackupAdmin)).await;
+        let approver = client_from_kubeconfig(&cp.kubeconfig_path(User::ApproverA)).await;
+        let security = client_from_kubeconfig(&cp.kubeconfig_path(User::SecurityAdmin)).await;
+        admission::wait_until_in_force(&admin, &backup, &approver, &security).await
     })?;
     Ok(cp)
 }
@@ -460,6 +494,302 @@ async fn install_crds(admin: &Client) -> Result<(), String> {
         .map_err(|err| format!("waiting for CRD {name}: {err}"))?;
     }
     Ok(())
+}
+
+/// The chart's plain-YAML manifests, as the tests apply them.
+pub fn chart_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("charts/mua-operator/files")
+        .join(name)
+}
+
+/// Applies the chart's RBAC and admission policies (server-side apply, as `helm` or Argo CD would) and binds
+/// the people's ClusterRoles to the test users' groups.
+async fn install_rbac_and_admission(admin: &Client) -> Result<(), String> {
+    apply_manifests(admin, &chart_file("rbac.yaml")).await?;
+    let bindings: Api<ClusterRoleBinding> = Api::all(admin.clone());
+    for (role, group) in ROLE_BINDINGS {
+        let name = format!("{role}-{group}");
+        let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
+        }))
+        .expect("a well-formed ClusterRoleBinding");
+        bindings
+            .patch(&name, &PatchParams::apply("mua-tests").force(), &Patch::Apply(&binding))
+            .await
+            .map_err(|err| format!("binding {role} to {group}: {err}"))?;
+    }
+    apply_manifests(admin, &chart_file("admission-policies.yaml")).await
+}
+
+/// Server-side applies every document of a multi-document YAML file of cluster-scoped objects.
+pub async fn apply_manifests(admin: &Client, path: &Path) -> Result<(), String> {
+    use serde::Deserialize;
+    let text = std::fs::read_to_string(path).map_err(|err| format!("reading {}: {err}", path.display()))?;
+    for document in yaml_serde::Deserializer::from_str(&text) {
+        let value =
+            serde_json::Value::deserialize(document).map_err(|err| format!("parsing {}: {err}", path.display()))?;
+        if value.is_null() {
+            continue;
+        }
+        let object: DynamicObject =
+            serde_json::from_value(value).map_err(|err| format!("reading an object in {}: {err}", path.display()))?;
+        let types = object
+            .types
+            .as_ref()
+            .ok_or_else(|| format!("an object without apiVersion/kind in {}", path.display()))?;
+        let gvk = GroupVersionKind::try_from(types).map_err(|err| format!("{}: {err}", path.display()))?;
+        let (resource, capabilities) = kube::discovery::pinned_kind(admin, &gvk)
+            .await
+            .map_err(|err| format!("discovering {gvk:?}: {err}"))?;
+        if capabilities.scope != Scope::Cluster {
+            return Err(format!("{}: {} is not cluster-scoped", path.display(), gvk.kind));
+        }
+        let name = object.name_any();
+        Api::<DynamicObject>::all_with(admin.clone(), &resource)
+            .patch(&name, &PatchParams::apply("mua-tests").force(), &Patch::Apply(&object))
+            .await
+            .map_err(|err| format!("applying {} {name} from {}: {err}", gvk.kind, path.display()))?;
+    }
+    Ok(())
+}
+
+/// Start-up probes: admission policies (and the RBAC they consult) load asynchronously after they are
+/// created, so each is exercised in a scratch namespace until it answers as it will in the tests.
+mod admission {
+    use super::*;
+    use serde_json::{Value, json};
+
+    const IN_FORCE_TIMEOUT: Duration = Duration::from_secs(60);
+
+    fn request(name: &str, extra: Value) -> Value {
+        let mut spec = json!({
+            "vaultProtection": "probe", "operation": "DisableSoftDelete", "duration": "30m",
+            "justification": "probing the admission policies",
+        });
+        for (key, value) in extra.as_object().expect("an object").clone() {
+            spec[key] = value;
+        }
+        json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
+               "metadata": {"name": name}, "spec": spec})
+    }
+
+    fn api(client: &Client) -> Api<DynamicObject> {
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("mua.dev", "v1alpha1", "CriticalOperationRequest"),
+            "criticaloperationrequests",
+        );
+        Api::namespaced_with(client.clone(), PROBE_NAMESPACE, &resource)
+    }
+
+    fn object(value: Value) -> DynamicObject {
+        serde_json::from_value(value).expect("a well-formed object")
+    }
+
+    fn dry_run() -> PostParams {
+        PostParams {
+            dry_run: true,
+            ..Default::default()
+        }
+    }
+
+    /// `Ok` when the API server refused with `code` and a message containing `expected`.
+    fn refused<T>(result: Result<T, kube::Error>, code: u16, expected: &str) -> Result<(), String> {
+        match result {
+            Err(kube::Error::Api(status)) if status.code == code && status.message.contains(expected) => Ok(()),
+            Err(err) => Err(format!("refused otherwise: {err}")),
+            Ok(_) => Err("accepted".into()),
+        }
+    }
+
+    async fn until<F>(what: &str, mut probe: F) -> Result<(), String>
+    where
+        F: AsyncFnMut() -> Result<(), String>,
+    {
+        let deadline = Instant::now() + IN_FORCE_TIMEOUT;
+        loop {
+            let outcome = probe().await;
+            match outcome {
+                Ok(()) => return Ok(()),
+                Err(last) if Instant::now() > deadline => {
+                    return Err(format!(
+                        "{what}: not in force within {IN_FORCE_TIMEOUT:?}; last: {last}"
+                    ));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// `Ok` when RBAC allows the client's user `verb` on `resource` in the probe namespace.
+    async fn allowed(client: &Client, resource: &str, verb: &str) -> Result<(), String> {
+        let review: SelfSubjectAccessReview = serde_json::from_value(json!({
+            "spec": {"resourceAttributes": {"group": "mua.dev", "resource": resource, "verb": verb,
+                                            "namespace": PROBE_NAMESPACE}},
+        }))
+        .unwrap();
+        let answer = Api::<SelfSubjectAccessReview>::all(client.clone())
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|err| err.to_string())?;
+        match answer.status {
+            Some(status) if status.allowed => Ok(()),
+            other => Err(format!("not allowed: {other:?}")),
+        }
+    }
+
+    pub async fn wait_until_in_force(
+        admin: &Client,
+        backup: &Client,
+        approver: &Client,
+        security: &Client,
+    ) -> Result<(), String> {
+        // Every binding of the people's roles, before anything relies on them.
+        until("RBAC for the security admin", async || {
+            allowed(security, "elevationpolicies", "create").await
+        })
+        .await?;
+        until("RBAC for the approvers as requesters", async || {
+            allowed(approver, "criticaloperationrequests", "create").await
+        })
+        .await?;
+        until("RBAC for the approvers", async || {
+            allowed(approver, "criticaloperationrequests", "approve").await
+        })
+        .await?;
+        until("RBAC for the backup admin", async || {
+            allowed(backup, "vaultprotections", "create").await
+        })
+        .await?;
+
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": PROBE_NAMESPACE}})).unwrap();
+        Api::<Namespace>::all(admin.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .map_err(|err| format!("creating namespace {PROBE_NAMESPACE}: {err}"))?;
+
+        until("the MutatingAdmissionPolicy filling in spec.requester", async || {
+            let created = api(backup)
+                .create(&dry_run(), &object(request("probe-mutation", json!({}))))
+                .await
+                .map_err(|err| err.to_string())?;
+            match created.data["spec"]["requester"].as_str() {
+                Some("backup-admin") => Ok(()),
+                other => Err(format!("requester {other:?}")),
+            }
+        })
+        .await?;
+        until("the policy refusing another user as requester", async || {
+            let sent = object(request("probe-requester", json!({"requester": "someone-else"})));
+            refused(
+                api(backup).create(&dry_run(), &sent).await,
+                403,
+                "spec.requester must be the user who creates the request",
+            )
+        })
+        .await?;
+
+        api(backup)
+            .create(&PostParams::default(), &object(request("probe", json!({}))))
+            .await
+            .map_err(|err| format!("creating the probe request: {err}"))?;
+        until("the policy on status writes", async || {
+            let patch = json!({"status": {"phase": "Approved"}});
+            let params = PatchParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            refused(
+                api(backup).patch_status("probe", &params, &Patch::Merge(&patch)).await,
+                403,
+                "only the operator writes status.phase",
+            )
+        })
+        .await?;
+        until("RBAC letting approver-a approve", async || {
+            let approval = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
+                "metadata": {"name": "probe"},
+                "status": {"approvals": [{"approver": "approver-a", "decision": "Approve",
+                                          "time": "2026-01-01T00:00:00Z"}]}});
+            let params = PatchParams::apply("kubectl-mua/approver-a").dry_run();
+            api(approver)
+                .patch_status("probe", &params, &Patch::Apply(&approval))
+                .await
+                .map(|_| ())
+                .map_err(|err| err.to_string())
+        })
+        .await?;
+
+        // The finalizer policy, tried by a user RBAC lets update requests in this namespace.
+        let role: Role = serde_json::from_value(json!({
+            "metadata": {"name": "probe-request-editor", "namespace": PROBE_NAMESPACE},
+            "rules": [{"apiGroups": ["mua.dev"], "resources": ["criticaloperationrequests"], "verbs": ["patch"]}],
+        }))
+        .unwrap();
+        Api::<Role>::namespaced(admin.clone(), PROBE_NAMESPACE)
+            .create(&PostParams::default(), &role)
+            .await
+            .map_err(|err| format!("creating the probe Role: {err}"))?;
+        let binding: RoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": "probe-request-editor", "namespace": PROBE_NAMESPACE},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "probe-request-editor"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "backup-admin"}],
+        }))
+        .unwrap();
+        Api::<RoleBinding>::namespaced(admin.clone(), PROBE_NAMESPACE)
+            .create(&PostParams::default(), &binding)
+            .await
+            .map_err(|err| format!("binding the probe Role: {err}"))?;
+        let mut with_finalizer = request("probe-finalizer", json!({}));
+        with_finalizer["metadata"]["finalizers"] = json!(["mua.dev/probe"]);
+        api(admin)
+            .create(&PostParams::default(), &object(with_finalizer))
+            .await
+            .map_err(|err| format!("creating the probe request with a finalizer: {err}"))?;
+        until("the policy on the operator's finalizers", async || {
+            let patch = json!({"metadata": {"finalizers": null}});
+            let params = PatchParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            refused(
+                api(backup)
+                    .patch("probe-finalizer", &params, &Patch::Merge(&patch))
+                    .await,
+                403,
+                "only the operator removes the finalizer mua.dev/probe",
+            )
+        })
+        .await?;
+
+        // The ElevationPolicy ceilings: the policy must see a labelled ElevationPolicy in the namespace.
+        let policy_resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("mua.dev", "v1alpha1", "ElevationPolicy"),
+            "elevationpolicies",
+        );
+        let policy = object(json!({
+            "apiVersion": "mua.dev/v1alpha1", "kind": "ElevationPolicy",
+            "metadata": {"name": "probe", "labels": {"mua.dev/admission-params": "true"}},
+            "spec": {"guardId": "/subscriptions/0b352192-dcac-4cc7-992e-a96190ccc68c/resourceGroups/security-rg/providers/Microsoft.DataProtection/resourceGuards/probe",
+                     "approvers": {"groups": ["mua-approvers"]}, "maxDuration": "1h"},
+        }));
+        Api::<DynamicObject>::namespaced_with(admin.clone(), PROBE_NAMESPACE, &policy_resource)
+            .create(&PostParams::default(), &policy)
+            .await
+            .map_err(|err| format!("creating the probe ElevationPolicy: {err}"))?;
+        until("the ElevationPolicy ceilings", async || {
+            let sent = object(request("probe-ceiling", json!({"duration": "2h"})));
+            refused(
+                api(backup).create(&dry_run(), &sent).await,
+                422,
+                "spec.duration 2h is longer than 1h",
+            )
+        })
+        .await
+    }
 }
 
 struct Pki {
