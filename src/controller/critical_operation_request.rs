@@ -344,6 +344,8 @@ pub struct Observed {
     pub revoked_by: Option<(String, Option<String>)>,
     /// The PIM backend: the activation request's status while it waits for Azure's approvers.
     pub pim: Option<ScheduleStatus>,
+    /// Why a final request ended, from its last transition.
+    pub ending: Option<(Reason, String)>,
 }
 
 /// What to do.
@@ -386,16 +388,23 @@ pub fn decide(o: &Observed) -> Decision {
         return match o.granted {
             // A grant left over (a crash between revoking and recording it): end it again.
             true => end(o.phase, OPERATOR, Reason::Revoked, "ending an elevation left in force"),
-            false => Decision::Wait {
-                health: if o.phase == RequestPhase::Failed {
-                    Health::Stalled
-                } else {
-                    Health::Ready
-                },
-                reason: final_reason(o.phase),
-                message: format!("the request is {:?}", o.phase),
-                requeue: Requeue::OnChange,
-            },
+            false => {
+                // A final request keeps saying why it ended.
+                let (reason, message) = o
+                    .ending
+                    .clone()
+                    .unwrap_or((final_reason(o.phase), format!("the request is {:?}", o.phase)));
+                Decision::Wait {
+                    health: if o.phase == RequestPhase::Failed {
+                        Health::Stalled
+                    } else {
+                        Health::Ready
+                    },
+                    reason,
+                    message,
+                    requeue: Requeue::OnChange,
+                }
+            }
         };
     }
     if let Some((by, reason)) = &o.revoked_by {
@@ -736,6 +745,10 @@ async fn converge(
         performed: previous.performed_at.is_some(),
         revoked_by: previous.revocation.as_ref().map(|r| (r.by.clone(), r.reason.clone())),
         pim: None,
+        ending: previous.history.last().and_then(|t| {
+            let reason = Reason::parse(t.reason.as_deref()?)?;
+            Some((reason, t.message.clone().unwrap_or_default()))
+        }),
     };
     let pim_pending = phase == RequestPhase::Pending
         && previous.granted_at.is_none()
@@ -1280,6 +1293,7 @@ mod tests {
             performed: false,
             revoked_by: None,
             pim: None,
+            ending: None,
         }
     }
 

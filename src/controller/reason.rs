@@ -97,6 +97,56 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, for reading one back from what was written.
+    pub const ALL: &'static [Reason] = &[
+        Reason::InSync,
+        Reason::Observed,
+        Reason::GuardNotReady,
+        Reason::ElevationRequired,
+        Reason::AzureThrottled,
+        Reason::AzureUnavailable,
+        Reason::AzureConflict,
+        Reason::KubernetesError,
+        Reason::GuardNotFound,
+        Reason::VaultNotFound,
+        Reason::RegionMismatch,
+        Reason::ReaderRoleMissing,
+        Reason::LinkedToOtherGuard,
+        Reason::TenantCredentialMissing,
+        Reason::AlreadyExists,
+        Reason::OwnedByAnother,
+        Reason::VaultsLinked,
+        Reason::AlwaysOnCannotBeWeakened,
+        Reason::NotFound,
+        Reason::Drifted,
+        Reason::AzureAccessDenied,
+        Reason::AzureRejected,
+        Reason::ApprovalPending,
+        Reason::AnotherElevationActive,
+        Reason::Approved,
+        Reason::Elevated,
+        Reason::NotElevated,
+        Reason::Completed,
+        Reason::Expired,
+        Reason::Revoked,
+        Reason::Denied,
+        Reason::VaultProtectionNotFound,
+        Reason::ElevationPolicyMissing,
+        Reason::AdmissionPoliciesMissing,
+        Reason::BackendUnavailable,
+        Reason::RequestInvalid,
+        Reason::DurationTooLong,
+        Reason::PrincipalNotAllowed,
+        Reason::RequestFailed,
+        Reason::PendingApprovalInAzure,
+        Reason::DeactivationRefused,
+    ];
+
+    /// The reason written as `text`, if it is one.
+    pub fn parse(text: &str) -> Option<Reason> {
+        Self::ALL.iter().copied().find(|r| r.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         use Reason::*;
         match self {
@@ -148,5 +198,18 @@ impl Reason {
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_reads_back_as_itself() {
+        for reason in Reason::ALL {
+            assert_eq!(Reason::parse(reason.as_str()), Some(*reason));
+        }
+        assert_eq!(Reason::parse("NoSuchReason"), None);
     }
 }

@@ -453,7 +453,13 @@ pub fn put_schedule_request(sim: &SimState, req: &ArmRequest) -> ArmResult {
         ));
     };
     let now = sim.clock.now();
-    let (start, end) = schedule(now, &props["scheduleInfo"])?;
+    // A removal ends what is there and needs no schedule (Azure PowerShell's SelfDeactivate and
+    // AdminRemove examples send none); one it is given must still be valid.
+    let removal = matches!(props["requestType"].as_str(), Some("SelfDeactivate" | "AdminRemove"));
+    let (start, end) = match props.get("scheduleInfo") {
+        None if removal => (now, None),
+        _ => schedule(now, &props["scheduleInfo"])?,
+    };
     let request = ScheduleRequest {
         key: id.to_ascii_lowercase(),
         scope: &req.path.scope,
