@@ -574,3 +574,92 @@ async fn the_start_up_sweep_removes_a_grant_whose_request_is_gone() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn attack_a_request_for_a_vault_linked_to_another_guard_is_not_elevated() {
+    let op = start("attack-other-guard").await;
+    let other = op.ts.create_guard(&op.unique("other")).await;
+    vaults::link(
+        &op.backup,
+        &VaultId::parse(&vault("prod-vault")).unwrap(),
+        &mua_operator::azure::guards::GuardId::parse(&other).unwrap(),
+    )
+    .await
+    .unwrap();
+    let azure_name = op.unique("guard");
+    let elevation = json!({"elevation": {"approvers": {"groups": ["mua-approvers"]}}});
+    op.create_guard("guard", &azure_name, elevation).await;
+    op.ready(&op.guards(), "guard").await;
+    op.create_protection("prod", &vault("prod-vault"), json!({"name": "guard"}), json!({}))
+        .await;
+    op.wait_for(&op.protections(), "prod", "Linked", "False", Some("LinkedToOtherGuard"))
+        .await;
+    request(&op, User::BackupAdmin, "unlink", "DisableMultiUserAuthorization", "15m").await;
+    op.reset_calls().await;
+    decide(&op, User::ApproverA, "unlink", "Approve").await;
+    op.wait_for(&op.requests(), "unlink", "Stalled", "True", Some("LinkedToOtherGuard"))
+        .await;
+    op.assert_no_calls(
+        &["PUT", "PATCH", "POST", "DELETE"],
+        QUIET,
+        "nobody is elevated for a vault on another guard",
+    )
+    .await;
+    assert_eq!(grants(&op, &guard(&azure_name)).await, 0);
+}
+
+#[tokio::test]
+async fn attack_deleting_and_recreating_a_request_starts_over_without_approvals() {
+    let op = start("attack-recreate").await;
+    let guard_id = protected(&op, 2, json!({})).await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    decide(&op, User::ApproverA, "sd", "Approve").await;
+    approved_condition_says(&op, "sd", "1 of 2").await;
+    as_user(&op, User::BackupAdmin)
+        .await
+        .delete("sd", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the request is gone", || async {
+        op.requests().get_opt("sd").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    op.reset_calls().await;
+    decide(&op, User::ApproverB, "sd", "Approve").await;
+    approved_condition_says(&op, "sd", "1 of 2").await;
+    op.assert_no_calls(
+        &["PUT", "PATCH", "POST", "DELETE"],
+        QUIET,
+        "the first approval did not carry over",
+    )
+    .await;
+    assert_eq!(grants(&op, &guard_id).await, 0);
+}
+
+#[tokio::test]
+async fn attack_elevating_a_principal_the_rules_do_not_allow_fails() {
+    let op = start("attack-principal").await;
+    let guard_id = protected(&op, 1, json!({})).await;
+    let object = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": "pin"},
+        "spec": {"vaultProtection": "prod", "operation": "ChangeMarsSecurityPin", "duration": "15m",
+                 "justification": "rotate the MARS passphrase", "principal": {"objectId": "8b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d01"}}});
+    as_user(&op, User::BackupAdmin)
+        .await
+        .create(&PostParams::default(), &serde_json::from_value(object).unwrap())
+        .await
+        .unwrap();
+    op.reset_calls().await;
+    decide(&op, User::ApproverA, "pin", "Approve").await;
+    let failed = op
+        .wait_for(&op.requests(), "pin", "Stalled", "True", Some("PrincipalNotAllowed"))
+        .await;
+    assert_eq!(failed.status.unwrap().phase, Some(RequestPhase::Failed));
+    op.assert_no_calls(
+        &["PUT", "PATCH", "POST", "DELETE"],
+        QUIET,
+        "nobody the rules do not name is elevated",
+    )
+    .await;
+    assert_eq!(grants(&op, &guard_id).await, 0);
+}

@@ -145,6 +145,19 @@ async fn resolve(ctx: &Context, cor: &CriticalOperationRequest) -> Result<Result
             ),
         )));
     };
+    // A vault linked to another guard would not be helped by an elevation on this one: nobody is elevated
+    // for nothing.
+    if let Some(linked) = vp.status.as_ref().and_then(|s| s.conditions.get("Linked"))
+        && linked.reason == Reason::LinkedToOtherGuard.as_str()
+    {
+        return Ok(Err(Refusal::waiting(
+            Reason::LinkedToOtherGuard,
+            format!(
+                "the vault of the VaultProtection {} is linked to another guard: {}",
+                cor.spec.vault_protection, linked.message
+            ),
+        )));
+    }
     let resolved = match &vp.spec.guard {
         GuardReference { name: Some(name), .. } => {
             let guards: Api<ResourceGuard> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -653,27 +666,21 @@ async fn revoke_pim(
     elevation: &Elevation,
 ) -> Result<bool, Error> {
     let pim = ctx.pim_client().map_err(Error::Azure)?;
-    if status.granted_at.is_none() {
-        if let Some(id) = &elevation.schedule_request_id {
-            let request = authorization::get_schedule_request(pim, id).await?;
-            if !matches!(request.status, ScheduleStatus::Provisioned | ScheduleStatus::Granted) {
-                // Still waiting for PIM's approvers (or already over): cancel what can be cancelled.
-                return match authorization::cancel_schedule_request(pim, id).await {
-                    Ok(()) => Ok(true),
-                    Err(err)
-                        if matches!(
-                            err,
-                            crate::azure::AzureError::Arm {
-                                status: 400 | 404 | 409,
-                                ..
-                            }
-                        ) =>
-                    {
-                        Ok(true)
-                    }
-                    Err(err) => Err(err.into()),
-                };
-            }
+    if status.granted_at.is_none()
+        && let Some(id) = &elevation.schedule_request_id
+    {
+        let request = authorization::get_schedule_request(pim, id).await?;
+        if !matches!(request.status, ScheduleStatus::Provisioned | ScheduleStatus::Granted) {
+            // Still waiting for PIM's approvers (or already over): cancel what can be cancelled; a
+            // request PIM no longer holds open needs nothing more.
+            return match authorization::cancel_schedule_request(pim, id).await {
+                Ok(())
+                | Err(crate::azure::AzureError::Arm {
+                    status: 400 | 404 | 409,
+                    ..
+                }) => Ok(true),
+                Err(err) => Err(err.into()),
+            };
         }
     }
     let role = elevation.role_definition_id.clone().unwrap_or_default();
