@@ -784,7 +784,9 @@ async fn converge(
             }
             observed.judged = judge(&previous.approvals, &requester, &resolved.rules, &may);
             observed.admission = ctx.admission.verify(&ctx.client).await;
-            if observed.judged.approvers.len() >= resolved.policy.required_approvals as usize {
+            // Only a request about to be elevated needs to know whether another one holds an elevation.
+            let pim = resolved.policy.backend == ApprovalBackend::Pim;
+            if pim || observed.judged.approvers.len() >= resolved.policy.required_approvals as usize {
                 observed.other_active = other_active(ctx, cor).await?;
             }
         }
