@@ -114,16 +114,6 @@ async fn soft_delete(op: &Operator) -> Option<SoftDelete> {
         .map(|s| s.state)
 }
 
-async fn want_soft_delete_off(op: &Operator) {
-    let patch = json!({"spec": {"softDelete": {"state": "Disabled"}}});
-    op.protections()
-        .patch("prod", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-    op.wait_for(&op.protections(), "prod", "Ready", "False", Some("ElevationRequired"))
-        .await;
-}
-
 /// Waits until the request's `Approved` condition is False with a message containing `text`.
 async fn approved_condition_says(op: &Operator, name: &str, text: &str) {
     eventually(&format!("{name}: Approved=False saying {text:?}"), || async {
@@ -145,7 +135,7 @@ fn phases(cor: &CriticalOperationRequest) -> Vec<RequestPhase> {
 async fn disabling_soft_delete_waits_for_approval_then_runs_once_and_the_grant_ends() {
     let op = start("elev-sd").await;
     let guard_id = protected(&op, 1, json!({})).await;
-    want_soft_delete_off(&op).await;
+    op.declare_soft_delete_off("prod").await;
     request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
     op.wait_for(&op.requests(), "sd", "Approved", "False", Some("ApprovalPending"))
         .await;
@@ -178,7 +168,7 @@ async fn disabling_soft_delete_waits_for_approval_then_runs_once_and_the_grant_e
 async fn after_completion_the_backup_identity_is_refused_by_azure_again() {
     let op = start("elev-after").await;
     let _guard_id = protected(&op, 1, json!({})).await;
-    want_soft_delete_off(&op).await;
+    op.declare_soft_delete_off("prod").await;
     request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
     decide(&op, User::ApproverA, "sd", "Approve").await;
     phase_is(&op, "sd", RequestPhase::Completed).await;
@@ -230,7 +220,7 @@ async fn unlinking_waits_for_approval_then_runs_once_and_the_grant_ends() {
 async fn two_approvals_are_needed_when_the_rules_say_two() {
     let op = start("elev-two").await;
     let guard_id = protected(&op, 2, json!({})).await;
-    want_soft_delete_off(&op).await;
+    op.declare_soft_delete_off("prod").await;
     request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
     op.reset_calls().await;
     decide(&op, User::ApproverA, "sd", "Approve").await;
@@ -250,7 +240,7 @@ async fn two_approvals_are_needed_when_the_rules_say_two() {
 async fn a_denied_request_grants_nothing() {
     let op = start("elev-deny").await;
     let guard_id = protected(&op, 1, json!({})).await;
-    want_soft_delete_off(&op).await;
+    op.declare_soft_delete_off("prod").await;
     request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
     decide(&op, User::ApproverA, "sd", "Deny").await;
     let denied = phase_is(&op, "sd", RequestPhase::Denied).await;
@@ -336,53 +326,69 @@ async fn attack_widening_the_rules_from_the_vault_protection_changes_nothing() {
     assert_eq!(grants(&op, &guard_id).await, 0);
 }
 
+/// Writes `entry` into the request's approvals with the operator's rights (which admission lets
+/// through), then asserts the operator does not count it (saying `why`) and grants nothing.
+async fn forged_approval_is_not_counted(op: &Operator, guard_id: &str, entry: Value, why: &str) {
+    let forged = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
+        "status": {"approvals": [entry]}});
+    op.reset_calls().await;
+    op.requests()
+        .patch_status("sd", &PatchParams::apply("forger"), &Patch::Apply(forged))
+        .await
+        .unwrap();
+    approved_condition_says(op, "sd", why).await;
+    op.assert_no_calls(&["PUT", "PATCH", "POST", "DELETE"], QUIET, why)
+        .await;
+    assert_eq!(grants(op, guard_id).await, 0);
+}
+
 #[tokio::test]
 async fn attack_a_self_approval_written_past_admission_is_not_counted() {
     let op = start("attack-self").await;
     let guard_id = protected(&op, 1, json!({})).await;
     request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
-    // Someone with the operator's rights writes the requester's own approval: admission lets the
-    // operator's identity through, so the operator must refuse it itself.
-    let forged = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
-        "status": {"approvals": [{"approver": "backup-admin", "groups": ["backup-admins", "mua-approvers"], "decision": "Approve",
-                                  "time": jiff::Timestamp::now().to_string()}]}});
-    op.reset_calls().await;
-    op.requests()
-        .patch_status("sd", &PatchParams::apply("forger"), &Patch::Apply(forged))
-        .await
-        .unwrap();
-    approved_condition_says(&op, "sd", "backup-admin is the requester").await;
-    op.assert_no_calls(
-        &["PUT", "PATCH", "POST", "DELETE"],
-        QUIET,
-        "a self-approval grants nothing",
-    )
-    .await;
-    assert_eq!(grants(&op, &guard_id).await, 0);
+    let entry = json!({"approver": "backup-admin", "groups": ["backup-admins", "mua-approvers"], "decision": "Approve",
+                       "time": jiff::Timestamp::now().to_string()});
+    forged_approval_is_not_counted(&op, &guard_id, entry, "backup-admin is the requester").await;
 }
 
 #[tokio::test]
-async fn attack_an_approval_from_someone_rbac_does_not_allow_is_not_counted() {
-    let op = start("attack-rbac").await;
+async fn attack_an_approval_by_someone_outside_the_rules_is_not_counted() {
+    let op = start("attack-outsider").await;
     let guard_id = protected(&op, 1, json!({})).await;
     request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
-    // security-admin claims the approvers' group in a forged entry; RBAC says they cannot approve.
-    let forged = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
-        "status": {"approvals": [{"approver": "security-admin", "groups": ["security-admins"], "decision": "Approve",
-                                  "time": jiff::Timestamp::now().to_string()}]}});
-    op.reset_calls().await;
-    op.requests()
-        .patch_status("sd", &PatchParams::apply("forger"), &Patch::Apply(forged))
-        .await
-        .unwrap();
-    approved_condition_says(&op, "sd", "security-admin is not an approver").await;
-    op.assert_no_calls(
-        &["PUT", "PATCH", "POST", "DELETE"],
-        QUIET,
-        "an approval RBAC does not allow grants nothing",
+    let entry = json!({"approver": "security-admin", "groups": ["security-admins"], "decision": "Approve",
+                       "time": jiff::Timestamp::now().to_string()});
+    forged_approval_is_not_counted(
+        &op,
+        &guard_id,
+        entry,
+        "security-admin is not an approver under the guard's rules",
     )
     .await;
-    assert_eq!(grants(&op, &guard_id).await, 0);
+}
+
+#[tokio::test]
+async fn attack_an_approval_by_a_named_approver_rbac_does_not_allow_is_not_counted() {
+    let op = start("attack-rbac").await;
+    // The rules name security-admin, but RBAC gives them no `approve` verb: the SubjectAccessReview says no.
+    let azure_name = op.unique("guard");
+    let elevation = json!({"elevation": {"approvers": {"users": ["security-admin"], "groups": ["mua-approvers"]}}});
+    op.create_guard("guard", &azure_name, elevation).await;
+    op.ready(&op.guards(), "guard").await;
+    op.create_protection("prod", &vault("prod-vault"), json!({"name": "guard"}), json!({}))
+        .await;
+    op.ready(&op.protections(), "prod").await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    let entry = json!({"approver": "security-admin", "groups": ["security-admins"], "decision": "Approve",
+                       "time": jiff::Timestamp::now().to_string()});
+    forged_approval_is_not_counted(
+        &op,
+        &guard(&azure_name),
+        entry,
+        "security-admin lacks the approve permission",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -500,7 +506,7 @@ async fn approve_in_pim(op: &Operator, name: &str) {
 async fn under_pim_the_operator_activates_waits_for_pims_approver_performs_then_deactivates() {
     let op = start("elev-pim").await;
     let guard_id = protected_by_pim(&op).await;
-    want_soft_delete_off(&op).await;
+    op.declare_soft_delete_off("prod").await;
     request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
     op.wait_for(
         &op.requests(),

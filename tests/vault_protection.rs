@@ -606,13 +606,7 @@ async fn a_request_past_its_end_on_the_clock_is_not_used() {
     // Twenty minutes later on the shared clock (the simulator's, which the operator reads too).
     op.ts.sim.advance(Duration::from_secs(20 * 60));
     op.reset_calls().await;
-    let patch = json!({"spec": {"softDelete": {"state": "Disabled"}}});
-    op.protections()
-        .patch("prod", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-    op.wait_for(&op.protections(), "prod", "Ready", "False", Some("ElevationRequired"))
-        .await;
+    op.declare_soft_delete_off("prod").await;
     op.assert_no_calls(WRITES, QUIET, "an expired request weakens nothing")
         .await;
     assert_eq!(

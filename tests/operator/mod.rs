@@ -350,6 +350,18 @@ impl Operator {
 }
 
 impl Operator {
+    /// Declares soft delete off on the VaultProtection `name` and waits until it says the change needs an
+    /// elevation.
+    pub async fn declare_soft_delete_off(&self, name: &str) {
+        let patch = json!({"spec": {"softDelete": {"state": "Disabled"}}});
+        self.protections()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+        self.wait_for(&self.protections(), name, "Ready", "False", Some("ElevationRequired"))
+            .await;
+    }
+
     /// Stops the controllers (as if every copy of the operator were gone); the simulator keeps running.
     pub fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
