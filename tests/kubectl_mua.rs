@@ -1,8 +1,10 @@
-//! `kubectl mua` as people run it: the built binary against the real test control plane, acting as
-//! `backup-admin` (who asks) and `security-admin` (who decides), each with their own kubeconfig. Where a
-//! behaviour needs the operator's transitions, the test writes them as `admin` through the status
-//! subresource, as the operator does. The chart's admission policies are not installed here, so
-//! `spec.requester` is only set where a test sets it itself.
+//! `kubectl mua` as people run it: the built binary against the real test control plane, with the chart's
+//! RBAC and admission policies in force (`tests/cluster`). Each person has their own kubeconfig and the
+//! shipped role bound to their group: `backup-admin` asks (mua-backup-admin), `approver-a` and `approver-b`
+//! decide (mua-approver, and may ask too: mua-requester), `security-admin` reads (mua-security-admin).
+//! Requests are created by their real requester, the plugin or the requester's own client, and the API
+//! server fills in `spec.requester`. Where a behaviour needs the operator's transitions, the test writes
+//! them as `admin` through the status subresource, as the operator does (`admin` holds the verb `operate`).
 
 mod cluster;
 
@@ -10,8 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use cluster::{ControlPlane, TestNamespace, User};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use mua_operator::crd::critical_operation_request::{CriticalOperationRequestSpec, Decision, RequestPhase, Ticket};
 use mua_operator::crd::{CriticalOperationRequest, VaultProtection};
 use mua_operator::operations::CriticalOperation;
@@ -77,48 +78,10 @@ fn mua_in_background(user: User, ns: &str, args: &[&str]) -> tokio::task::JoinHa
     })
 }
 
-/// What the chart's requester and approver roles grant, cluster-wide so `-A` works: the backup and
-/// security admins may read and create requests and write status (their own entries, in production
-/// enforced by the admission policies), and read VaultProtections. Idempotent (server-side apply).
-async fn grant_roles(cp: &ControlPlane) {
-    let admin = cp.client(User::Admin).await;
-    let role: ClusterRole = serde_json::from_value(json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": {"name": "kubectl-mua-test"},
-        "rules": [
-            {"apiGroups": ["mua.dev"], "resources": ["criticaloperationrequests"],
-             "verbs": ["get", "list", "watch", "create"]},
-            {"apiGroups": ["mua.dev"], "resources": ["criticaloperationrequests/status"],
-             "verbs": ["get", "patch"]},
-            {"apiGroups": ["mua.dev"], "resources": ["vaultprotections"], "verbs": ["get", "list"]},
-        ]
-    }))
-    .unwrap();
-    let binding: ClusterRoleBinding = serde_json::from_value(json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": "kubectl-mua-test"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kubectl-mua-test"},
-        "subjects": [
-            {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "backup-admins"},
-            {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "security-admins"},
-        ]
-    }))
-    .unwrap();
-    let apply = PatchParams::apply("kubectl-mua-tests").force();
-    Api::<ClusterRole>::all(admin.clone())
-        .patch("kubectl-mua-test", &apply, &Patch::Apply(&role))
-        .await
-        .expect("applying the test ClusterRole");
-    Api::<ClusterRoleBinding>::all(admin)
-        .patch("kubectl-mua-test", &apply, &Patch::Apply(&binding))
-        .await
-        .expect("applying the test ClusterRoleBinding");
-}
-
-/// A namespace with the roles granted and the VaultProtection requests refer to.
+/// A namespace with the VaultProtection requests refer to. The people's roles are the chart's, bound
+/// cluster-wide by the test control plane (so `-A` works); nothing else is granted.
 async fn setup(prefix: &str) -> TestNamespace {
     let cp = ControlPlane::shared();
-    grant_roles(cp).await;
     let ns = cp.namespace(prefix).await;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vault-protection.yaml");
     let vp: VaultProtection = yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -129,8 +92,9 @@ async fn setup(prefix: &str) -> TestNamespace {
     ns
 }
 
-/// Creates a request as admin, with `spec.requester` set as the admission policy would have set it.
-async fn create_request(ns: &TestNamespace, name: &str, requester: Option<&str>) -> CriticalOperationRequest {
+/// `requester` creates a request with their own kubeconfig, as with `kubectl create`: without
+/// `spec.requester`, which the API server's admission policy fills in with the creating user.
+async fn create_request(ns: &TestNamespace, requester: User, name: &str) -> CriticalOperationRequest {
     let spec = CriticalOperationRequestSpec {
         vault_protection: VAULT_PROTECTION.into(),
         operation: CriticalOperation::DisableSoftDelete,
@@ -140,14 +104,18 @@ async fn create_request(ns: &TestNamespace, name: &str, requester: Option<&str>)
             system: "ServiceNow".into(),
             number: "CHG0012345".into(),
         }),
-        requester: requester.map(Into::into),
+        requester: None,
         requester_groups: Vec::new(),
         principal: None,
     };
-    ns.admin_api::<CriticalOperationRequest>()
+    let client = ControlPlane::shared().client(requester).await;
+    let created = ns
+        .api::<CriticalOperationRequest>(client)
         .create(&PostParams::default(), &CriticalOperationRequest::new(name, spec))
         .await
-        .expect("creating the request")
+        .unwrap_or_else(|err| panic!("{} creating request {name}: {err}", requester.name()));
+    assert_eq!(created.spec.requester.as_deref(), Some(requester.name()));
+    created
 }
 
 /// Writes status as the operator does: through the status subresource.
@@ -230,9 +198,12 @@ async fn request_no_wait_creates_the_request_with_the_given_fields() {
         })
     );
     assert_eq!(spec.principal.as_ref().map(|p| p.object_id.as_str()), Some(PRINCIPAL));
-    assert_eq!(
-        spec.requester, None,
-        "the CLI leaves the requester to the API server's admission policy"
+    // The plugin sends neither field: the API server's admission policy fills in who created the request.
+    assert_eq!(spec.requester.as_deref(), Some("backup-admin"));
+    assert!(
+        spec.requester_groups.contains(&"backup-admins".to_string()),
+        "{:?}",
+        spec.requester_groups
     );
 }
 
@@ -371,7 +342,7 @@ async fn request_shows_the_guards_instructions_for_asking_access() {
 async fn the_kubeconfig_comes_from_the_environment_like_kubectl() {
     let cp = ControlPlane::shared();
     let ns = setup("cli-kubeconfig-env").await;
-    create_request(&ns, "seen", None).await;
+    create_request(&ns, User::BackupAdmin, "seen").await;
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-mua"))
         .args(["-n", &ns.name, "list"])
         .env("KUBECONFIG", cp.kubeconfig_path(User::SecurityAdmin))
@@ -451,7 +422,7 @@ async fn a_request_the_api_server_refuses_exits_6_with_its_message() {
 // approve, deny, revoke
 
 #[tokio::test]
-async fn approve_as_security_admin_writes_an_approval_entry() {
+async fn approve_as_an_approver_writes_an_approval_entry() {
     let ns = setup("cli-approve").await;
     mua(
         User::BackupAdmin,
@@ -474,7 +445,7 @@ async fn approve_as_security_admin_writes_an_approval_entry() {
     .assert_code(0);
 
     let run = mua(
-        User::SecurityAdmin,
+        User::ApproverA,
         &ns.name,
         &["approve", "to-approve", "--reason", "Checked CHG0012345"],
     )
@@ -482,7 +453,7 @@ async fn approve_as_security_admin_writes_an_approval_entry() {
     run.assert_code(0);
     assert!(
         run.stdout
-            .contains("criticaloperationrequest/to-approve approved by security-admin (approvals: 1)"),
+            .contains("criticaloperationrequest/to-approve approved by approver-a (approvals: 1)"),
         "{}",
         run.stdout
     );
@@ -491,11 +462,11 @@ async fn approve_as_security_admin_writes_an_approval_entry() {
     let approvals = request.status.unwrap().approvals;
     assert_eq!(approvals.len(), 1, "{approvals:?}");
     let approval = &approvals[0];
-    assert_eq!(approval.approver, "security-admin");
+    assert_eq!(approval.approver, "approver-a");
     assert_eq!(approval.decision, Decision::Approve);
     assert_eq!(approval.comment.as_deref(), Some("Checked CHG0012345"));
     assert!(
-        approval.groups.contains(&"security-admins".to_string()),
+        approval.groups.contains(&"mua-approvers".to_string()),
         "{:?}",
         approval.groups
     );
@@ -506,7 +477,7 @@ async fn approve_as_security_admin_writes_an_approval_entry() {
     assert!(
         managers
             .iter()
-            .any(|m| m.manager.as_deref() == Some("kubectl-mua/security-admin")
+            .any(|m| m.manager.as_deref() == Some("kubectl-mua/approver-a")
                 && m.operation.as_deref() == Some("Apply")
                 && m.subresource.as_deref() == Some("status")),
         "the approval is applied server-side under the approver's own field manager: {managers:?}"
@@ -516,27 +487,19 @@ async fn approve_as_security_admin_writes_an_approval_entry() {
 #[tokio::test]
 async fn approvals_by_two_people_are_kept_side_by_side() {
     let ns = setup("cli-two-approvers").await;
-    create_request(&ns, "two", Some("backup-admin")).await;
-    mua(
-        User::SecurityAdmin,
-        &ns.name,
-        &["approve", "two", "--reason", "ok from security"],
-    )
-    .await
-    .assert_code(0);
-    mua(
-        User::Admin,
-        &ns.name,
-        &["approve", "two", "--reason", "ok from platform"],
-    )
-    .await
-    .assert_code(0);
+    create_request(&ns, User::BackupAdmin, "two").await;
+    mua(User::ApproverA, &ns.name, &["approve", "two", "--reason", "ok from a"])
+        .await
+        .assert_code(0);
+    mua(User::ApproverB, &ns.name, &["approve", "two", "--reason", "ok from b"])
+        .await
+        .assert_code(0);
     let approvals = read(&ns, "two").await.status.unwrap().approvals;
     let mut approvers: Vec<&str> = approvals.iter().map(|a| a.approver.as_str()).collect();
     approvers.sort();
     assert_eq!(
         approvers,
-        ["admin", "security-admin"],
+        ["approver-a", "approver-b"],
         "neither approval overwrote the other"
     );
 }
@@ -544,18 +507,13 @@ async fn approvals_by_two_people_are_kept_side_by_side() {
 #[tokio::test]
 async fn approve_without_a_reason_is_a_usage_error() {
     let ns = setup("cli-approve-usage").await;
-    create_request(&ns, "no-reason", None).await;
-    let run = mua(User::SecurityAdmin, &ns.name, &["approve", "no-reason"]).await;
+    create_request(&ns, User::BackupAdmin, "no-reason").await;
+    let run = mua(User::ApproverA, &ns.name, &["approve", "no-reason"]).await;
     run.assert_code(2);
     assert!(run.stderr.contains("--reason"), "{}", run.stderr);
     assert!(read(&ns, "no-reason").await.status.is_none(), "nothing was written");
 
-    let run = mua(
-        User::SecurityAdmin,
-        &ns.name,
-        &["approve", "no-reason", "--reason", "  "],
-    )
-    .await;
+    let run = mua(User::ApproverA, &ns.name, &["approve", "no-reason", "--reason", "  "]).await;
     run.assert_code(2);
     assert!(run.stderr.contains("--reason must not be empty"), "{}", run.stderr);
 }
@@ -563,14 +521,9 @@ async fn approve_without_a_reason_is_a_usage_error() {
 #[tokio::test]
 async fn approving_a_request_already_decided_is_refused() {
     let ns = setup("cli-approve-decided").await;
-    create_request(&ns, "decided", Some("backup-admin")).await;
+    create_request(&ns, User::BackupAdmin, "decided").await;
     set_status(&ns, "decided", json!({"phase": "Approved"})).await;
-    let run = mua(
-        User::SecurityAdmin,
-        &ns.name,
-        &["approve", "decided", "--reason", "late"],
-    )
-    .await;
+    let run = mua(User::ApproverA, &ns.name, &["approve", "decided", "--reason", "late"]).await;
     run.assert_code(6);
     assert_eq!(
         run.stderr.trim(),
@@ -581,25 +534,57 @@ async fn approving_a_request_already_decided_is_refused() {
 
 #[tokio::test]
 async fn approving_your_own_request_is_refused() {
+    // An approver may ask too (mua-requester), never decide on what they asked for.
     let ns = setup("cli-approve-self").await;
-    create_request(&ns, "mine", Some("backup-admin")).await;
+    create_request(&ns, User::ApproverA, "mine").await;
+    let run = mua(User::ApproverA, &ns.name, &["approve", "mine", "--reason", "trust me"]).await;
+    run.assert_code(6);
+    assert_eq!(
+        run.stderr.trim(),
+        "error: you cannot approve your own request: another person must (two-person rule)"
+    );
+    assert!(read(&ns, "mine").await.status.is_none(), "nothing was written");
+}
+
+#[tokio::test]
+async fn approving_without_the_approve_verb_is_refused_by_the_api_server() {
+    // backup-admin may write status (to revoke their own requests) but RBAC grants them no `approve`: the
+    // plugin sends the approval and the admission policy refuses it.
+    let ns = setup("cli-approve-noverb").await;
+    let before = create_request(&ns, User::ApproverB, "theirs").await;
     let run = mua(
         User::BackupAdmin,
         &ns.name,
-        &["approve", "mine", "--reason", "trust me"],
+        &["approve", "theirs", "--reason", "looks fine"],
     )
     .await;
     run.assert_code(6);
-    assert_eq!(run.stderr.trim(), "error: you cannot approve your own request");
-    assert!(read(&ns, "mine").await.status.is_none(), "nothing was written");
+    assert!(
+        run.stderr.starts_with("error: ") && run.stderr.lines().count() == 1,
+        "one error line: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "backup-admin may not approve criticaloperationrequests/theirs in namespace {}: RBAC grants no verb \"approve\" on it (ask for the mua-approver ClusterRole)",
+            ns.name
+        )),
+        "the admission policy's message reaches the user: {}",
+        run.stderr
+    );
+    let after = read(&ns, "theirs").await;
+    assert_eq!(
+        after.metadata.resource_version, before.metadata.resource_version,
+        "nothing was written"
+    );
 }
 
 #[tokio::test]
 async fn deny_writes_a_deny_entry() {
     let ns = setup("cli-deny").await;
-    create_request(&ns, "to-deny", Some("backup-admin")).await;
+    create_request(&ns, User::BackupAdmin, "to-deny").await;
     let run = mua(
-        User::SecurityAdmin,
+        User::ApproverB,
         &ns.name,
         &["deny", "to-deny", "--reason", "No change ticket approved"],
     )
@@ -607,13 +592,13 @@ async fn deny_writes_a_deny_entry() {
     run.assert_code(0);
     assert!(
         run.stdout
-            .contains("criticaloperationrequest/to-deny denied by security-admin"),
+            .contains("criticaloperationrequest/to-deny denied by approver-b"),
         "{}",
         run.stdout
     );
     let approvals = read(&ns, "to-deny").await.status.unwrap().approvals;
     assert_eq!(approvals.len(), 1);
-    assert_eq!(approvals[0].approver, "security-admin");
+    assert_eq!(approvals[0].approver, "approver-b");
     assert_eq!(approvals[0].decision, Decision::Deny);
     assert_eq!(approvals[0].comment.as_deref(), Some("No change ticket approved"));
 }
@@ -621,7 +606,7 @@ async fn deny_writes_a_deny_entry() {
 #[tokio::test]
 async fn revoke_sets_the_revocation() {
     let ns = setup("cli-revoke").await;
-    create_request(&ns, "to-revoke", Some("backup-admin")).await;
+    create_request(&ns, User::BackupAdmin, "to-revoke").await;
     set_status(&ns, "to-revoke", json!({"phase": "Active", "expiresAt": at(1200)})).await;
     let run = mua(
         User::BackupAdmin,
@@ -650,16 +635,12 @@ async fn revoke_sets_the_revocation() {
 #[tokio::test]
 async fn revoking_twice_is_refused_and_keeps_the_first_revocation() {
     let ns = setup("cli-revoke-twice").await;
-    create_request(&ns, "twice", Some("backup-admin")).await;
+    create_request(&ns, User::BackupAdmin, "twice").await;
     mua(User::BackupAdmin, &ns.name, &["revoke", "twice", "--reason", "first"])
         .await
         .assert_code(0);
-    let run = mua(
-        User::SecurityAdmin,
-        &ns.name,
-        &["revoke", "twice", "--reason", "second"],
-    )
-    .await;
+    // An approver may revoke too, but not once the request is revoked.
+    let run = mua(User::ApproverA, &ns.name, &["revoke", "twice", "--reason", "second"]).await;
     run.assert_code(6);
     assert!(
         run.stderr.contains("\"twice\" was already revoked by backup-admin at "),
@@ -674,9 +655,34 @@ async fn revoking_twice_is_refused_and_keeps_the_first_revocation() {
 }
 
 #[tokio::test]
+async fn revoking_someone_elses_request_without_the_approve_verb_is_refused_by_the_api_server() {
+    let ns = setup("cli-revoke-other").await;
+    let before = create_request(&ns, User::ApproverA, "not-yours").await;
+    let run = mua(
+        User::BackupAdmin,
+        &ns.name,
+        &["revoke", "not-yours", "--reason", "oops"],
+    )
+    .await;
+    run.assert_code(6);
+    assert!(
+        run.stderr.contains(
+            "backup-admin may not revoke criticaloperationrequests/not-yours: only its requester (approver-a) or an approver (RBAC verb \"approve\") may"
+        ),
+        "the admission policy's message reaches the user: {}",
+        run.stderr
+    );
+    let after = read(&ns, "not-yours").await;
+    assert_eq!(
+        after.metadata.resource_version, before.metadata.resource_version,
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
 async fn revoking_an_ended_request_is_refused() {
     let ns = setup("cli-revoke-ended").await;
-    create_request(&ns, "ended", Some("backup-admin")).await;
+    create_request(&ns, User::BackupAdmin, "ended").await;
     set_status(&ns, "ended", json!({"phase": "Expired"})).await;
     let run = mua(User::BackupAdmin, &ns.name, &["revoke", "ended"]).await;
     run.assert_code(6);
@@ -708,16 +714,16 @@ fn rows(table: &str) -> Vec<Vec<String>> {
 #[tokio::test]
 async fn list_shows_requests_with_approvals_and_expiry() {
     let ns = setup("cli-list").await;
-    create_request(&ns, "a-active", Some("backup-admin")).await;
+    create_request(&ns, User::BackupAdmin, "a-active").await;
     set_status(
         &ns,
         "a-active",
         json!({"phase": "Active", "expiresAt": at(725),
-               "approvals": [{"approver": "security-admin", "decision": "Approve", "time": at(-30)}],
+               "approvals": [{"approver": "approver-a", "decision": "Approve", "time": at(-30)}],
                "policy": {"requiredApprovals": 2, "maxDuration": "1h", "backend": "Kubernetes", "role": "BackupMUAOperator"}}),
     )
     .await;
-    create_request(&ns, "b-new", None).await;
+    create_request(&ns, User::ApproverB, "b-new").await;
 
     let run = mua(User::SecurityAdmin, &ns.name, &["list"]).await;
     run.assert_code(0);
@@ -755,18 +761,18 @@ async fn list_shows_requests_with_approvals_and_expiry() {
     assert!(rows[0][6] == "in 12m" || rows[0][6] == "in 11m", "{:?}", rows[0]);
     assert_eq!(
         rows[1][..7],
-        ["b-new", "prod-vault", "DisableSoftDelete", "-", "-", "0", "-"],
-        "a missing requester, phase and expiry show as -"
+        ["b-new", "prod-vault", "DisableSoftDelete", "approver-b", "-", "0", "-"],
+        "a missing phase and expiry show as -"
     );
 }
 
 #[tokio::test]
 async fn list_pending_shows_only_undecided_requests() {
     let ns = setup("cli-list-pending").await;
-    create_request(&ns, "new", None).await;
-    create_request(&ns, "pending", None).await;
+    create_request(&ns, User::BackupAdmin, "new").await;
+    create_request(&ns, User::BackupAdmin, "pending").await;
     set_status(&ns, "pending", json!({"phase": "Pending"})).await;
-    create_request(&ns, "denied", None).await;
+    create_request(&ns, User::BackupAdmin, "denied").await;
     set_status(&ns, "denied", json!({"phase": "Denied"})).await;
 
     let run = mua(User::SecurityAdmin, &ns.name, &["list", "--pending"]).await;
@@ -778,9 +784,8 @@ async fn list_pending_shows_only_undecided_requests() {
 #[tokio::test]
 async fn list_mine_shows_only_the_callers_requests() {
     let ns = setup("cli-list-mine").await;
-    create_request(&ns, "by-backup-admin", Some("backup-admin")).await;
-    create_request(&ns, "by-someone-else", Some("alice")).await;
-    create_request(&ns, "by-nobody-known", None).await;
+    create_request(&ns, User::BackupAdmin, "by-backup-admin").await;
+    create_request(&ns, User::ApproverA, "by-someone-else").await;
 
     let run = mua(User::BackupAdmin, &ns.name, &["list", "--mine"]).await;
     run.assert_code(0);
@@ -800,8 +805,8 @@ async fn list_mine_shows_only_the_callers_requests() {
 async fn list_all_namespaces_adds_a_namespace_column() {
     let first = setup("cli-list-all-a").await;
     let second = setup("cli-list-all-b").await;
-    create_request(&first, "in-first", None).await;
-    create_request(&second, "in-second", None).await;
+    create_request(&first, User::BackupAdmin, "in-first").await;
+    create_request(&second, User::BackupAdmin, "in-second").await;
 
     let run = mua(User::SecurityAdmin, &first.name, &["list", "-A"]).await;
     run.assert_code(0);
@@ -827,8 +832,8 @@ async fn list_all_namespaces_adds_a_namespace_column() {
 #[tokio::test]
 async fn list_prints_a_json_list() {
     let ns = setup("cli-list-json").await;
-    create_request(&ns, "one", None).await;
-    create_request(&ns, "two", None).await;
+    create_request(&ns, User::BackupAdmin, "one").await;
+    create_request(&ns, User::BackupAdmin, "two").await;
     let run = mua(User::SecurityAdmin, &ns.name, &["list", "-o", "json"]).await;
     run.assert_code(0);
     let list: Value =
@@ -851,7 +856,7 @@ async fn list_prints_a_json_list() {
 #[tokio::test]
 async fn describe_shows_the_timeline() {
     let ns = setup("cli-describe").await;
-    create_request(&ns, "described", Some("backup-admin")).await;
+    create_request(&ns, User::BackupAdmin, "described").await;
     let scope = "/subscriptions/0b352192-dcac-4cc7-992e-a96190ccc68c/resourceGroups/sec/providers/Microsoft.DataProtection/resourceGuards/backup-guard";
     set_status(
         &ns,
@@ -861,11 +866,11 @@ async fn describe_shows_the_timeline() {
             "expiresAt": at(1500),
             "grantedAt": at(-300),
             "guardDescription": "Ask #backup-security on Slack, with the change ticket.\nOn call: +1 555 0100",
-            "approvals": [{"approver": "security-admin", "groups": ["security-admins"], "decision": "Approve",
+            "approvals": [{"approver": "approver-a", "groups": ["mua-approvers"], "decision": "Approve",
                            "time": at(-400), "comment": "Checked the ticket"}],
             "history": history(&[
                 ("Pending", "mua-operator", "Waiting for 1 approval"),
-                ("Approved", "security-admin", "Approved by security-admin"),
+                ("Approved", "approver-a", "Approved by approver-a"),
                 ("Active", "mua-operator", "Granted Backup MUA Operator until expiry"),
             ]),
             "elevation": {"principalId": PRINCIPAL, "scope": scope,
@@ -898,7 +903,7 @@ async fn describe_shows_the_timeline() {
         "Policy:",
         "role Backup MUA Operator",
         "How to ask for access:\n  Ask #backup-security on Slack, with the change ticket.\n  On call: +1 555 0100\n",
-        "security-admin   Approve",
+        "approver-a   Approve",
         "Checked the ticket",
         "Ready",
         "The elevation is active",
@@ -921,7 +926,7 @@ async fn describe_shows_the_timeline() {
     );
     for (line, (phase, actor, message)) in lines[1..].iter().zip([
         ("Pending", "mua-operator", "Waiting for 1 approval"),
-        ("Approved", "security-admin", "Approved by security-admin"),
+        ("Approved", "approver-a", "Approved by approver-a"),
         ("Active", "mua-operator", "Granted Backup MUA Operator until expiry"),
     ]) {
         for cell in [phase, actor, &format!("{phase}Reason"), message] {
@@ -936,7 +941,7 @@ async fn describe_shows_the_timeline() {
 #[tokio::test]
 async fn wait_exits_0_when_the_request_becomes_active() {
     let ns = setup("cli-wait-active").await;
-    create_request(&ns, "soon-active", None).await;
+    create_request(&ns, User::BackupAdmin, "soon-active").await;
     let waiting = mua_in_background(
         User::BackupAdmin,
         &ns.name,
@@ -953,17 +958,17 @@ async fn wait_exits_0_when_the_request_becomes_active() {
 #[tokio::test]
 async fn wait_exits_3_when_denied() {
     let ns = setup("cli-wait-denied").await;
-    create_request(&ns, "denied", None).await;
+    create_request(&ns, User::BackupAdmin, "denied").await;
     set_status(
         &ns,
         "denied",
-        json!({"phase": "Denied", "history": history(&[("Denied", "security-admin", "No ticket")])}),
+        json!({"phase": "Denied", "history": history(&[("Denied", "approver-a", "No ticket")])}),
     )
     .await;
     let run = mua(User::BackupAdmin, &ns.name, &["wait", "denied"]).await;
     run.assert_code(3);
     assert!(
-        run.stdout.contains("denied: Denied (by security-admin: No ticket)"),
+        run.stdout.contains("denied: Denied (by approver-a: No ticket)"),
         "{}",
         run.stdout
     );
@@ -978,7 +983,7 @@ async fn wait_exits_3_when_denied() {
 #[tokio::test]
 async fn wait_exits_4_when_expired() {
     let ns = setup("cli-wait-expired").await;
-    create_request(&ns, "expired", None).await;
+    create_request(&ns, User::BackupAdmin, "expired").await;
     set_status(&ns, "expired", json!({"phase": "Active", "expiresAt": at(600)})).await;
     let waiting = mua_in_background(User::BackupAdmin, &ns.name, &["wait", "expired", "--for", "final"]);
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -991,7 +996,7 @@ async fn wait_exits_4_when_expired() {
 #[tokio::test]
 async fn wait_exits_5_on_timeout() {
     let ns = setup("cli-wait-timeout").await;
-    create_request(&ns, "stuck", None).await;
+    create_request(&ns, User::BackupAdmin, "stuck").await;
     set_status(&ns, "stuck", json!({"phase": "Pending"})).await;
     let run = mua(User::BackupAdmin, &ns.name, &["wait", "stuck", "--timeout", "2s"]).await;
     run.assert_code(5);
@@ -1006,7 +1011,7 @@ async fn wait_exits_5_on_timeout() {
 #[tokio::test]
 async fn wait_prints_the_final_object_as_json() {
     let ns = setup("cli-wait-json").await;
-    create_request(&ns, "done", None).await;
+    create_request(&ns, User::BackupAdmin, "done").await;
     set_status(&ns, "done", json!({"phase": "Completed"})).await;
     let run = mua(User::BackupAdmin, &ns.name, &["wait", "done", "-o", "json"]).await;
     run.assert_code(0);

@@ -21,7 +21,8 @@ pub async fn run(session: &Session, args: DecideArgs, decision: Decision, format
     let me = session.whoami().await?;
     let request = get(session, &args.name).await?;
 
-    // The API server refuses both too; saying so here names the actual reason.
+    // The admission policies refuse both too (and say so in their own words); checking here first names
+    // the reason without sending anything.
     if !state::is_undecided(&request) {
         return Err(Failure::refused(format!(
             "{KIND} \"{}\" is already {}: only a pending request can be approved or denied",
@@ -32,10 +33,14 @@ pub async fn run(session: &Session, args: DecideArgs, decision: Decision, format
     if state::requester(&request) == Some(me.username.as_str()) {
         let hint = match decision {
             Decision::Approve => String::new(),
-            Decision::Deny => format!(" (to withdraw it: kubectl mua revoke {})", args.name),
+            Decision::Deny => format!("; to withdraw it: kubectl mua revoke {}", args.name),
         };
-        return Err(Failure::refused(format!("you cannot {verb} your own request{hint}")));
+        return Err(Failure::refused(format!(
+            "you cannot {verb} your own request: another person must (two-person rule){hint}"
+        )));
     }
+    // Whether RBAC grants us the verb `approve` is left to the API server: its admission policy refuses
+    // with a message that names the role to ask for, printed as it is.
 
     let approval = Approval {
         approver: me.username.clone(),

@@ -82,3 +82,41 @@ fn table(requests: &[CriticalOperationRequest], all_namespaces: bool, now: Times
     }
     table
 }
+
+#[cfg(test)]
+mod tests {
+    use mua_operator::crd::critical_operation_request::CriticalOperationRequestSpec;
+    use mua_operator::operations::CriticalOperation;
+
+    use super::*;
+
+    /// With the chart's admission policies every request names its requester; one created before they
+    /// were installed does not, and neither has a phase or expiry before the operator sees it.
+    #[test]
+    fn what_is_not_set_shows_as_a_dash() {
+        let spec = CriticalOperationRequestSpec {
+            vault_protection: "prod-vault".into(),
+            operation: CriticalOperation::DisableSoftDelete,
+            duration: "30m".into(),
+            justification: "Decommission".into(),
+            ticket: None,
+            requester: None,
+            requester_groups: Vec::new(),
+            principal: None,
+        };
+        let request = CriticalOperationRequest::new("legacy", spec);
+        let rendered = table(&[request], false, Timestamp::now()).render();
+        let row: Vec<&str> = rendered
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split("   ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(
+            row,
+            ["legacy", "prod-vault", "DisableSoftDelete", "-", "-", "0", "-", "-"]
+        );
+    }
+}
