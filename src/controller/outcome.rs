@@ -215,9 +215,43 @@ pub fn error_policy<K: Reported>(object: Arc<K>, error: &Error, ctx: Arc<Context
 }
 
 /// How the operator keys what it remembers about one object of one controller (an object and a
-/// VaultProtection of the same name are different objects).
-pub fn memo_key(controller: &str, key: &str) -> String {
-    format!("{controller}:{key}")
+/// VaultProtection of the same name are different objects): a hash of the controller's name and the
+/// object's `namespace/name`, 8 bytes where a `String` key costs some 60 per object in each map.
+///
+/// Beside the key comes a second hash of the same, the salt: values kept by the key are salted with it
+/// ([`MemoKey::salted`]). Two objects whose keys collide (odds about n²/2⁶⁵: 3·10⁻¹² for 10,000
+/// objects) then only overwrite each other's entries and find values that match neither of them: a
+/// status written once more or an Event not held back, never a needed write or Event skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoKey {
+    key: u64,
+    salt: u64,
+}
+
+impl MemoKey {
+    pub fn new(controller: &str, key: &str) -> Self {
+        let hash = |part: u8| {
+            let mut hasher = DefaultHasher::new();
+            (part, controller, key).hash(&mut hasher);
+            hasher.finish()
+        };
+        Self {
+            key: hash(0),
+            salt: hash(1),
+        }
+    }
+
+    /// What the object's entries are kept by.
+    pub fn key(self) -> u64 {
+        self.key
+    }
+
+    /// `value` as kept for this object: salted with its identity.
+    pub fn salted(self, value: u64) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        (self.salt, value).hash(&mut hasher);
+        hasher.finish()
+    }
 }
 
 /// `namespace/name`, for logs and metrics.
@@ -254,7 +288,7 @@ pub async fn report<K: Reported>(
     } = outcome;
     conditions::summarize(K::conditions(&mut status), &summary, generation, ctx.clock.now());
     K::set_observed_generation(&mut status, generation);
-    let status_key = memo_key(K::CONTROLLER, &key);
+    let memo = MemoKey::new(K::CONTROLLER, &key);
     let changed = if failed.is_some() {
         // A failure changes the conditions only: what was last seen of Azure stays as it was (and the
         // cache may not hold all of it).
@@ -265,26 +299,19 @@ pub async fn report<K: Reported>(
             write_conditions(ctx, object, &conditions, generation).await?;
             // The status's hash is unknown until the watch shows the patched object: a success before
             // then must write.
-            ctx.statuses
-                .lock()
-                .expect("statuses lock")
-                .insert(status_key.clone(), UNKNOWN_STATUS);
+            ctx.statuses.seen(memo, UNKNOWN_STATUS);
         }
         changed
     } else {
         let status = K::written(&status);
         let hash = status_hash(&status);
-        let seen = ctx.statuses.lock().expect("statuses lock").get(&status_key).copied();
-        let changed = match seen {
-            Some(seen) => seen != hash,
+        let changed = match ctx.statuses.is(memo, hash) {
+            Some(same) => !same,
             None => object.status().map(|s| status_hash(&K::written(s))) != Some(hash),
         };
         if changed {
             write_status(ctx, object, &status).await?;
-            ctx.statuses
-                .lock()
-                .expect("statuses lock")
-                .insert(status_key.clone(), hash);
+            ctx.statuses.seen(memo, hash);
         }
         changed
     };
@@ -312,7 +339,8 @@ pub async fn report<K: Reported>(
         }
     }
     for notice in &notices {
-        ctx.events.publish(&status_key, object.object_ref(&()), notice);
+        ctx.events
+            .publish(memo, (K::CONTROLLER, &key), object.object_ref(&()), notice);
     }
     Ok(match requeue {
         Requeue::Resync => Action::requeue(ctx.config.resync_with_jitter()),

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::Context;
-use super::outcome::{Reported, key, memo_key, status_hash};
+use super::outcome::{MemoKey, Reported, key, status_hash};
 
 /// Set this annotation (to any new value, e.g. a timestamp) to ask for a reconcile now.
 pub const RECONCILE_REQUEST: &str = "mua.dev/reconcile-requested-at";
@@ -149,11 +149,8 @@ pub fn objects_with_trigger<K: Reported>(
     let (seen, forget) = (Arc::clone(ctx), Arc::clone(ctx));
     let prepare = move |object: &mut K| {
         if let Some(status) = object.status() {
-            let key = memo_key(K::CONTROLLER, &key(object));
-            seen.statuses
-                .lock()
-                .expect("statuses lock")
-                .insert(key, status_hash(&K::written(status)));
+            let memo = MemoKey::new(K::CONTROLLER, &key(object));
+            seen.statuses.seen(memo, status_hash(&K::written(status)));
         }
         slim(object);
         object.slim_cached();
