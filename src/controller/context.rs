@@ -71,25 +71,33 @@ impl Backoff {
     }
 }
 
-/// A hash of each object's status as the API server last showed it (taken before the cache drops
-/// fields): status is written only when it would change. Kept by [`MemoKey`] and salted, so a collision
-/// of two objects' keys costs a status write, never skips one.
+/// Hashes of each object's status and of its conditions as the API server last showed them (taken
+/// before the cache drops fields, see `outcome::status_hashes`): status is written only when it would
+/// change. Kept by [`MemoKey`] and salted, so a collision of two objects' keys costs a status write,
+/// never skips one.
 #[derive(Default)]
-pub struct Statuses(Mutex<HashMap<u64, u64>>);
+pub struct Statuses(Mutex<HashMap<u64, (u64, u64)>>);
 
 impl Statuses {
-    /// The object's status as the API server shows it hashes to `status`.
-    pub fn seen(&self, memo: MemoKey, status: u64) {
+    /// The object's status and conditions as the API server shows them hash to `status` and
+    /// `conditions`.
+    pub fn seen(&self, memo: MemoKey, (status, conditions): (u64, u64)) {
         self.0
             .lock()
             .expect("statuses lock")
-            .insert(memo.key(), memo.salted(status));
+            .insert(memo.key(), (memo.salted(status), memo.salted(conditions)));
     }
 
     /// Whether the status last seen of the object hashes to `status`; `None` if none was seen.
     pub fn is(&self, memo: MemoKey, status: u64) -> Option<bool> {
         let seen = self.0.lock().expect("statuses lock").get(&memo.key()).copied();
-        seen.map(|seen| seen == memo.salted(status))
+        seen.map(|(seen, _)| seen == memo.salted(status))
+    }
+
+    /// Whether the conditions last seen of the object hash to `conditions`; `None` if none were seen.
+    pub fn conditions_are(&self, memo: MemoKey, conditions: u64) -> Option<bool> {
+        let seen = self.0.lock().expect("statuses lock").get(&memo.key()).copied();
+        seen.map(|(_, seen)| seen == memo.salted(conditions))
     }
 
     fn forget(&self, memo: MemoKey) {

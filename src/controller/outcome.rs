@@ -151,6 +151,29 @@ pub fn status_hash<S: Serialize>(status: &S) -> u64 {
     hasher.finish()
 }
 
+/// The hashes kept of a status as written (see [`K::written`](Reported::written)): of the whole, and of
+/// its conditions (what a failure compares, so the cache need not keep them whole either).
+pub fn status_hashes<K: Reported>(written: &mut K::Status) -> (u64, u64) {
+    (status_hash(&*written), status_hash(K::conditions(written)))
+}
+
+/// The conditions every report sets anew from its summary (`conditions::summarize`).
+const SUMMARY_CONDITIONS: [&str; 3] = ["Ready", "Reconciling", "Stalled"];
+
+/// Drops from cached conditions what no reconcile reads. Every report sets the summary conditions anew,
+/// reading of the previous ones only their status and transition time (kept while the status holds),
+/// and compares conditions by hash ([`status_hashes`]); their reason, message and generation go. Other
+/// conditions stay whole: a failure writes them back as they were.
+pub fn slim_conditions(conditions: &mut Conditions) {
+    for condition in conditions.0.iter_mut() {
+        if SUMMARY_CONDITIONS.contains(&condition.type_.as_str()) {
+            condition.reason = String::new();
+            condition.message = String::new();
+            condition.observed_generation = None;
+        }
+    }
+}
+
 /// Where deleting an object stands.
 pub enum Cleanup<S> {
     /// Nothing (more) to do in Azure: the finalizer may go.
@@ -292,26 +315,31 @@ pub async fn report<K: Reported>(
     let changed = if failed.is_some() {
         // A failure changes the conditions only: what was last seen of Azure stays as it was (and the
         // cache may not hold all of it).
-        let mut cached = object.status().cloned().unwrap_or_default();
         let conditions = K::conditions(&mut status).clone();
-        let changed = *K::conditions(&mut cached) != conditions;
+        let changed = match ctx.statuses.conditions_are(memo, status_hash(&conditions)) {
+            Some(same) => !same,
+            None => {
+                let mut cached = object.status().cloned().unwrap_or_default();
+                *K::conditions(&mut cached) != conditions
+            }
+        };
         if changed {
             write_conditions(ctx, object, &conditions, generation).await?;
-            // The status's hash is unknown until the watch shows the patched object: a success before
-            // then must write.
-            ctx.statuses.seen(memo, UNKNOWN_STATUS);
+            // The status's hashes are unknown until the watch shows the patched object: a reconcile
+            // before then must write.
+            ctx.statuses.seen(memo, (UNKNOWN_STATUS, UNKNOWN_STATUS));
         }
         changed
     } else {
-        let status = K::written(&status);
-        let hash = status_hash(&status);
-        let changed = match ctx.statuses.is(memo, hash) {
+        let mut status = K::written(&status);
+        let hashes = status_hashes::<K>(&mut status);
+        let changed = match ctx.statuses.is(memo, hashes.0) {
             Some(same) => !same,
-            None => object.status().map(|s| status_hash(&K::written(s))) != Some(hash),
+            None => object.status().map(|s| status_hash(&K::written(s))) != Some(hashes.0),
         };
         if changed {
             write_status(ctx, object, &status).await?;
-            ctx.statuses.seen(memo, hash);
+            ctx.statuses.seen(memo, hashes);
         }
         changed
     };

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::Context;
-use super::outcome::{MemoKey, Reported, key, status_hash};
+use super::outcome::{MemoKey, Reported, key, status_hashes};
 
 /// Set this annotation (to any new value, e.g. a timestamp) to ask for a reconcile now.
 pub const RECONCILE_REQUEST: &str = "mua.dev/reconcile-requested-at";
@@ -150,7 +150,7 @@ pub fn objects_with_trigger<K: Reported>(
     let prepare = move |object: &mut K| {
         if let Some(status) = object.status() {
             let memo = MemoKey::new(K::CONTROLLER, &key(object));
-            seen.statuses.seen(memo, status_hash(&K::written(status)));
+            seen.statuses.seen(memo, status_hashes::<K>(&mut K::written(status)));
         }
         slim(object);
         object.slim_cached();
