@@ -11,7 +11,8 @@
 //!
 //! Run with `cargo bench --bench converge` (all parts; `-- guards vaults` picks parts). Scale:
 //! `MUA_BENCH_OBJECTS` (default 1000), `MUA_BENCH_WATCHED` (default 10000); `MUA_BENCH_QUICK=1` is a
-//! smoke run (50 objects, 500 watched).
+//! smoke run (50 objects, 500 watched). `MUA_BENCH_WRAP` (e.g. `heaptrack`) runs the `watch` part's
+//! operator under a wrapper such as a heap profiler.
 
 #[path = "../tests/cluster/mod.rs"]
 mod cluster;
@@ -600,9 +601,35 @@ async fn watch(cp: &ControlPlane, m: usize) {
         })
     };
 
+    // `MUA_BENCH_WRAP="heaptrack"` (say) runs the operator under a profiler; the figures are then the
+    // profiled process's.
+    let wrapper: Vec<String> = std::env::var("MUA_BENCH_WRAP")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let operator_pid = |child: &tokio::process::Child| {
+        let spawned = child.id().expect("a pid");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match support::procfs::process_named(spawned, "mua-operator") {
+                Some(pid) => break pid,
+                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                None => panic!("no mua-operator process below pid {spawned}"),
+            }
+        }
+    };
     let start_operator = |log: &str| {
         let log = std::fs::File::create(dir.path().join(log)).expect("a log file");
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_mua-operator"))
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = tokio::process::Command::new(program);
+                command.args(args).arg(env!("CARGO_BIN_EXE_mua-operator"));
+                command
+            }
+            None => tokio::process::Command::new(env!("CARGO_BIN_EXE_mua-operator")),
+        };
+        command
             .args(["run", "--controllers", "security", "--namespace", &ns.name])
             .args(["--arm-url", &ts.sim.arm_url, "--authority-host", &ts.sim.authority_host])
             .args(["--tenant-id", CONTOSO, "--client-id", SECURITY_APP])
@@ -620,7 +647,7 @@ async fn watch(cp: &ControlPlane, m: usize) {
     };
     let errors_before = apiserver_errors().await;
     let mut operator = start_operator("operator-1.log");
-    let pid = operator.id().expect("a pid");
+    let pid = operator_pid(&operator);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = support::procfs::memory_kib(pid).map_or(0, |(_, rss)| rss);
 
@@ -702,7 +729,7 @@ async fn watch(cp: &ControlPlane, m: usize) {
     ts.sim.state.reset_calls();
     let restarted = Instant::now();
     operator = start_operator("operator-2.log");
-    let pid2 = operator.id().expect("a pid");
+    let pid2 = operator_pid(&operator);
     let mut max_api2 = 0;
     let resynced = loop {
         max_api2 = max_api2.max(support::procfs::established_to(pid2, api_port));

@@ -53,3 +53,18 @@ pub fn established_to(pid: u32, port: u16) -> usize {
     }
     count
 }
+
+/// `pid` itself, or the first process below it whose command name is `name` (the operator started by a
+/// wrapper such as a heap profiler), once it exists.
+pub fn process_named(pid: u32, name: &str) -> Option<u32> {
+    let comm = |p: u32| std::fs::read_to_string(format!("/proc/{p}/comm")).ok();
+    let mut below = vec![pid];
+    while let Some(p) = below.pop() {
+        if comm(p).is_some_and(|c| c.trim_end() == name) {
+            return Some(p);
+        }
+        let children = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        below.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+    }
+    None
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::clock::{Clock, SystemClock};
 use super::events::Events;
 use super::metrics::Metrics;
-use super::outcome::memo_key;
+use super::outcome::MemoKey;
 use crate::azure::ArmClient;
 
 /// Tunables shared by the controllers.
@@ -44,9 +44,10 @@ impl ControllerConfig {
     }
 }
 
-/// Per-object exponential backoff after failures, forgotten after a success.
+/// Per-object exponential backoff after failures, forgotten after a success (by [`MemoKey`]: two
+/// objects whose keys collide would share one count).
 #[derive(Default)]
-pub struct Backoff(Mutex<HashMap<String, u32>>);
+pub struct Backoff(Mutex<HashMap<u64, u32>>);
 
 impl Backoff {
     const FIRST: Duration = Duration::from_secs(2);
@@ -56,14 +57,51 @@ impl Backoff {
     /// jitter.
     pub fn failed(&self, controller: &str, key: &str) -> Duration {
         let mut failures = self.0.lock().expect("backoff lock");
-        let count = failures.entry(memo_key(controller, key)).or_default();
+        let count = failures.entry(MemoKey::new(controller, key).key()).or_default();
         *count = count.saturating_add(1);
         let wait = Self::FIRST.saturating_mul(1 << (*count - 1).min(16)).min(Self::MAX);
         wait.mul_f64(0.8 + fastrand::f64() * 0.4)
     }
 
     pub fn succeeded(&self, controller: &str, key: &str) {
-        self.0.lock().expect("backoff lock").remove(&memo_key(controller, key));
+        self.0
+            .lock()
+            .expect("backoff lock")
+            .remove(&MemoKey::new(controller, key).key());
+    }
+}
+
+/// Hashes of each object's status and of its conditions as the API server last showed them (taken
+/// before the cache drops fields, see `outcome::status_hashes`): status is written only when it would
+/// change. Kept by [`MemoKey`] and salted, so a collision of two objects' keys costs a status write,
+/// never skips one.
+#[derive(Default)]
+pub struct Statuses(Mutex<HashMap<u64, (u64, u64)>>);
+
+impl Statuses {
+    /// The object's status and conditions as the API server shows them hash to `status` and
+    /// `conditions`.
+    pub fn seen(&self, memo: MemoKey, (status, conditions): (u64, u64)) {
+        self.0
+            .lock()
+            .expect("statuses lock")
+            .insert(memo.key(), (memo.salted(status), memo.salted(conditions)));
+    }
+
+    /// Whether the status last seen of the object hashes to `status`; `None` if none was seen.
+    pub fn is(&self, memo: MemoKey, status: u64) -> Option<bool> {
+        let seen = self.0.lock().expect("statuses lock").get(&memo.key()).copied();
+        seen.map(|(seen, _)| seen == memo.salted(status))
+    }
+
+    /// Whether the conditions last seen of the object hash to `conditions`; `None` if none were seen.
+    pub fn conditions_are(&self, memo: MemoKey, conditions: u64) -> Option<bool> {
+        let seen = self.0.lock().expect("statuses lock").get(&memo.key()).copied();
+        seen.map(|(_, seen)| seen == memo.salted(conditions))
+    }
+
+    fn forget(&self, memo: MemoKey) {
+        self.0.lock().expect("statuses lock").remove(&memo.key());
     }
 }
 
@@ -78,9 +116,7 @@ pub struct Context {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub events: Events,
-    /// A hash of each object's status as the API server last showed it (taken before the cache drops
-    /// fields), by `controller:namespace/name`: status is written only when it would change.
-    pub statuses: Mutex<HashMap<String, u64>>,
+    pub statuses: Statuses,
     pub config: ControllerConfig,
     pub backoff: Backoff,
     /// What the VaultProtection controller remembers between reconciles to spare ARM reads.
@@ -98,7 +134,7 @@ impl Context {
     pub fn new(client: kube::Client) -> Self {
         Self {
             events: Events::new(client.clone()),
-            statuses: Mutex::default(),
+            statuses: Statuses::default(),
             client,
             namespace: None,
             security: None,
@@ -203,13 +239,11 @@ impl Context {
 
     /// Drops what was kept about an object that is gone.
     pub fn forget(&self, controller: &'static str, key: &str) {
+        let memo = MemoKey::new(controller, key);
         self.metrics.forget(controller, key);
         self.backoff.succeeded(controller, key);
-        self.events.forget(&memo_key(controller, key));
-        self.statuses
-            .lock()
-            .expect("statuses lock")
-            .remove(&memo_key(controller, key));
+        self.events.forget(memo);
+        self.statuses.forget(memo);
         if controller == super::vault_protection::CONTROLLER {
             self.vault_memo.forget(key);
         }

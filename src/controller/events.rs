@@ -2,7 +2,8 @@
 //! worker (so Events never hold more than one API-server connection, however many reconciles publish
 //! at once; when the API server falls far behind, Events are dropped, never reconciles). kube-runtime's
 //! Recorder keeps every Event it published for minutes to group repeats into series, which costs memory
-//! in proportion to the objects; here only a hash of each object's last Event is kept, and an Event
+//! in proportion to the objects; here only a hash of each object's last Event is kept (by
+//! [`MemoKey`], salted: a collision of two objects' keys never holds an Event back), and an Event
 //! identical to the object's last one within [`REPEAT_AFTER`] is not published again (the conditions say
 //! the same thing meanwhile).
 
@@ -17,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
 use tokio::sync::mpsc;
 
-use super::outcome::Notice;
+use super::outcome::{MemoKey, Notice};
 
 /// How long an identical Event is held back.
 pub const REPEAT_AFTER: Duration = Duration::from_secs(600);
@@ -29,7 +30,7 @@ const QUEUE: usize = 1024;
 pub struct Events {
     client: kube::Client,
     instance: String,
-    last: Mutex<HashMap<String, (u64, Instant)>>,
+    last: Mutex<HashMap<u64, (u64, Instant)>>,
     queue: OnceLock<mpsc::Sender<(String, Event)>>,
 }
 
@@ -62,21 +63,21 @@ impl Events {
         })
     }
 
-    /// Publishes `notice` about the object `regarding` (keyed `key`) in the background; failures are
-    /// logged, never fail a reconcile.
-    pub fn publish(&self, key: &str, regarding: ObjectReference, notice: &Notice) {
+    /// Publishes `notice` about the object `regarding` (`memo`; for logs, its controller and
+    /// `namespace/name`) in the background; failures are logged, never fail a reconcile.
+    pub fn publish(&self, memo: MemoKey, (controller, key): (&str, &str), regarding: ObjectReference, notice: &Notice) {
         let mut hasher = DefaultHasher::new();
         (notice.warning, notice.reason, &notice.message).hash(&mut hasher);
-        let hash = hasher.finish();
+        let hash = memo.salted(hasher.finish());
         {
             let mut last = self.last.lock().expect("events lock");
             if last
-                .get(key)
+                .get(&memo.key())
                 .is_some_and(|(h, at)| *h == hash && at.elapsed() < REPEAT_AFTER)
             {
                 return;
             }
-            last.insert(key.to_string(), (hash, Instant::now()));
+            last.insert(memo.key(), (hash, Instant::now()));
             // Entries only matter for REPEAT_AFTER: drop old ones now and then, so the map does not keep
             // an entry for every object that ever had an Event.
             if last.len().is_power_of_two() && last.len() >= 1024 {
@@ -105,13 +106,14 @@ impl Events {
             reporting_instance: Some(self.instance.clone()),
             ..Default::default()
         };
-        if self.queue().try_send((key.to_string(), event)).is_err() {
+        if let Err(full) = self.queue().try_send((format!("{controller}:{key}"), event)) {
+            let (key, _) = full.into_inner();
             tracing::debug!(object = %key, "the Event queue is full: an Event was dropped");
         }
     }
 
     /// The object is gone.
-    pub fn forget(&self, key: &str) {
-        self.last.lock().expect("events lock").remove(key);
+    pub fn forget(&self, memo: MemoKey) {
+        self.last.lock().expect("events lock").remove(&memo.key());
     }
 }

@@ -13,6 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::outcome::MemoKey;
 use super::reason::Reason;
 
 /// How a reconcile ended.
@@ -58,8 +59,9 @@ pub struct Metrics {
     failures: Family<FailureLabels, Counter>,
     duration: Family<ControllerLabels, Histogram>,
     objects: Family<ObjectLabels, Gauge>,
-    /// Each object's last `Ready` state, so the gauge moves an object from one series to another.
-    states: Mutex<HashMap<(&'static str, String), ObjectLabels>>,
+    /// Each object's last `Ready` state and reason, so the gauge moves an object from one series to
+    /// another: per controller, by [`MemoKey`] (two objects whose keys collide would count as one).
+    states: Mutex<HashMap<&'static str, HashMap<u64, (bool, Reason)>>>,
 }
 
 impl Default for Metrics {
@@ -113,16 +115,7 @@ impl Metrics {
         self.duration
             .get_or_create(&ControllerLabels { controller })
             .observe(took.as_secs_f64());
-        let ready = if result == Result::Ready { "True" } else { "False" };
-        self.set_state(
-            controller,
-            key,
-            Some(ObjectLabels {
-                controller,
-                ready,
-                reason,
-            }),
-        );
+        self.set_state(controller, key, Some((result == Result::Ready, reason)));
     }
 
     /// The object is gone: it no longer counts.
@@ -130,20 +123,26 @@ impl Metrics {
         self.set_state(controller, key, None);
     }
 
-    fn set_state(&self, controller: &'static str, key: &str, state: Option<ObjectLabels>) {
+    fn set_state(&self, controller: &'static str, key: &str, state: Option<(bool, Reason)>) {
+        let key = MemoKey::new(controller, key).key();
         let mut states = self.states.lock().expect("metrics lock");
-        let previous = match &state {
-            Some(labels) => states.insert((controller, key.to_string()), labels.clone()),
-            None => states.remove(&(controller, key.to_string())),
+        let previous = match state {
+            Some(state) => states.entry(controller).or_default().insert(key, state),
+            None => states.get_mut(controller).and_then(|states| states.remove(&key)),
         };
         if previous == state {
             return;
         }
+        let labels = |(ready, reason)| ObjectLabels {
+            controller,
+            ready: if ready { "True" } else { "False" },
+            reason,
+        };
         if let Some(previous) = previous {
-            self.objects.get_or_create(&previous).dec();
+            self.objects.get_or_create(&labels(previous)).dec();
         }
         if let Some(state) = state {
-            self.objects.get_or_create(&state).inc();
+            self.objects.get_or_create(&labels(state)).inc();
         }
     }
 }

@@ -39,12 +39,15 @@ impl Reported for ResourceGuard {
         status.observed_generation = generation;
     }
 
-    /// The reconciler reads only the conditions of the previous status.
+    /// The reconciler reads only the conditions of the previous status, and of those not all
+    /// (`outcome::slim_conditions`).
     fn slim_cached(&mut self) {
         if let Some(status) = self.status.as_mut() {
+            let mut conditions = std::mem::take(&mut status.conditions);
+            outcome::slim_conditions(&mut conditions);
             *status = ResourceGuardStatus {
                 observed_generation: status.observed_generation,
-                conditions: std::mem::take(&mut status.conditions),
+                conditions,
                 ..Default::default()
             };
         }
@@ -441,6 +444,47 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn the_slimmed_cache_leads_to_the_conditions_the_whole_status_would() {
+        let s = spec();
+        let guard = azure(&s, Some("ns/g"));
+        let (t0, t1) = (
+            jiff::Timestamp::from_second(1_000).unwrap(),
+            jiff::Timestamp::from_second(2_000).unwrap(),
+        );
+        let in_sync = (true, Reason::InSync, "Azure matches the spec");
+        let mut whole = status(&s, Some(&guard), &Default::default(), in_sync, Some(1), t0);
+        let ready = Summary::ready(Reason::InSync, "the guard is in Azure as declared");
+        conditions::summarize(&mut whole.conditions, &ready, Some(1), t0);
+        let mut cached = ResourceGuard::new("g", s.clone());
+        cached.status = Some(whole.clone());
+        cached.slim_cached();
+        let slim = cached.status.expect("a status");
+        assert_eq!(slim.resource_id, None);
+        assert!(slim.conditions.get("Ready").is_some_and(|c| c.message.is_empty()));
+        assert_eq!(slim.conditions.get("Synced"), whole.conditions.get("Synced"));
+
+        let moved = (false, Reason::RegionMismatch, "moved");
+        for (synced, summary) in [
+            (in_sync, ready),
+            (moved, Summary::stalled(Reason::RegionMismatch, "moved")),
+        ] {
+            let converged = |previous: &ResourceGuardStatus| {
+                let mut next = status(&s, Some(&guard), previous, synced, Some(2), t1);
+                conditions::summarize(&mut next.conditions, &summary, Some(2), t1);
+                next.conditions
+            };
+            assert_eq!(converged(&slim), converged(&whole));
+        }
+        let failed = |previous: &ResourceGuardStatus| {
+            let mut next = previous.conditions.clone();
+            let waiting = Summary::waiting(Reason::AzureUnavailable, "ARM answered 503");
+            conditions::summarize(&mut next, &waiting, Some(1), t1);
+            next
+        };
+        assert_eq!(failed(&slim), failed(&whole));
     }
 
     #[test]

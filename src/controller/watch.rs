@@ -2,10 +2,11 @@
 //! a trigger that fires on spec changes and explicit reconcile requests only, so the operator's own
 //! status writes cost no reconcile and no Azure read; plus finalizers added and removed by JSON patch.
 
+use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, TryStreamExt, future};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Config, Controller};
 use kube::runtime::reflector::{self, Store};
@@ -15,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::Context;
-use super::outcome::{Reported, key, memo_key, status_hash};
+use super::outcome::{MemoKey, Reported, key, status_hashes};
 
 /// Set this annotation (to any new value, e.g. a timestamp) to ask for a reconcile now.
 pub const RECONCILE_REQUEST: &str = "mua.dev/reconcile-requested-at";
@@ -40,6 +41,74 @@ fn trigger_hash<K: Resource>(object: &K) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// Which objects are worth a reconcile: those whose trigger hash changed, and new ones. kube's
+/// `predicate_filter` does the same with a map keyed by each object's name, namespace and uid (three
+/// `String`s per object) and forgets entries after an hour; this keeps 16 bytes per object (a hash of
+/// the same three, and the trigger hash) and forgets an object when it is deleted, or when a relist no
+/// longer shows it. A collision of two objects' keys (odds about n²/2⁶⁵: 3·10⁻¹² for 10,000 objects)
+/// could hold back one of them only if it also had the other's trigger hash.
+#[derive(Default)]
+struct Triggers {
+    last: HashMap<u64, u64>,
+    /// The objects a relist showed so far, while it runs.
+    relisted: Option<HashSet<u64>>,
+}
+
+impl Triggers {
+    fn identity<K: Resource>(object: &K) -> u64 {
+        let meta = object.meta();
+        let mut hasher = DefaultHasher::new();
+        (&meta.namespace, &meta.name, &meta.uid).hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// The object of `event` if it is worth a reconcile; `deleted` hears of deletions.
+    fn pass<K: Resource>(
+        &mut self,
+        event: watcher::Event<K>,
+        trigger: fn(&K) -> Option<u64>,
+        deleted: &impl Fn(&K),
+    ) -> Option<K> {
+        match event {
+            watcher::Event::Init => {
+                self.relisted = Some(HashSet::new());
+                None
+            }
+            watcher::Event::InitApply(object) | watcher::Event::Apply(object) => {
+                let identity = Self::identity(&object);
+                if let Some(relisted) = self.relisted.as_mut() {
+                    relisted.insert(identity);
+                }
+                // Without a trigger hash an object always passes (as with kube's filter).
+                let changed = trigger(&object).is_none_or(|hash| self.last.insert(identity, hash) != Some(hash));
+                changed.then(|| for_controller(object))
+            }
+            watcher::Event::InitDone => {
+                if let Some(relisted) = self.relisted.take() {
+                    self.last.retain(|identity, _| relisted.contains(identity));
+                }
+                None
+            }
+            watcher::Event::Delete(object) => {
+                self.last.remove(&Self::identity(&object));
+                deleted(&object);
+                None
+            }
+        }
+    }
+}
+
+/// What the controller takes of a passing object: its name and namespace, to key a reconcile request
+/// (the reconcile reads the object from the store). Without its resourceVersion and uid, the requests
+/// kube-runtime's scheduler keeps for every object (twice: by key and in its queue) are two `String`s
+/// lighter each.
+fn for_controller<K: Resource>(mut object: K) -> K {
+    let meta = object.meta_mut();
+    meta.resource_version = None;
+    meta.uid = None;
+    object
+}
+
 /// The objects of `api`, cached after `prepare` (which slims them), as a trigger stream and the store
 /// behind it; `deleted` hears of every object that goes away (no reconcile follows a deletion without a
 /// finalizer).
@@ -53,18 +122,13 @@ where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
+    let mut triggers = Triggers::default();
     // Small pages: the initial list of thousands of objects never sits in memory at once.
     let stream = watcher(api, watcher::Config::default().page_size(LIST_PAGE))
         .default_backoff()
         .modify(prepare)
         .reflect(writer)
-        .inspect_ok(move |event| {
-            if let watcher::Event::Delete(object) = event {
-                deleted(object);
-            }
-        })
-        .applied_objects()
-        .predicate_filter(trigger, Default::default());
+        .try_filter_map(move |event| future::ready(Ok(triggers.pass(event, trigger, &deleted))));
     (reader, stream)
 }
 
@@ -85,11 +149,8 @@ pub fn objects_with_trigger<K: Reported>(
     let (seen, forget) = (Arc::clone(ctx), Arc::clone(ctx));
     let prepare = move |object: &mut K| {
         if let Some(status) = object.status() {
-            let key = memo_key(K::CONTROLLER, &key(object));
-            seen.statuses
-                .lock()
-                .expect("statuses lock")
-                .insert(key, status_hash(&K::written(status)));
+            let memo = MemoKey::new(K::CONTROLLER, &key(object));
+            seen.statuses.seen(memo, status_hashes::<K>(&mut K::written(status)));
         }
         slim(object);
         object.slim_cached();
@@ -138,4 +199,99 @@ where
     api.patch(&object.name_any(), &PatchParams::default(), &Patch::Json::<()>(patch))
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use std::cell::RefCell;
+
+    fn object(name: &str, uid: &str, generation: i64) -> ConfigMap {
+        let mut object = ConfigMap::default();
+        object.metadata.namespace = Some("ns".into());
+        object.metadata.name = Some(name.into());
+        object.metadata.uid = Some(uid.into());
+        object.metadata.generation = Some(generation);
+        object
+    }
+
+    #[test]
+    fn an_object_passes_when_new_or_its_trigger_changed() {
+        let mut triggers = Triggers::default();
+        let deleted = RefCell::new(Vec::new());
+        let forget = |o: &ConfigMap| deleted.borrow_mut().push(o.name_any());
+        let mut pass = |event| triggers.pass(event, trigger_hash::<ConfigMap>, &forget).is_some();
+        assert!(pass(watcher::Event::Apply(object("a", "1", 1))));
+        assert!(
+            !pass(watcher::Event::Apply(object("a", "1", 1))),
+            "nothing the trigger hashes changed"
+        );
+        assert!(pass(watcher::Event::Apply(object("a", "1", 2))));
+        assert!(pass(watcher::Event::Apply(object("a", "2", 2))), "recreated: a new uid");
+        assert!(!pass(watcher::Event::Delete(object("a", "2", 2))));
+        assert_eq!(*deleted.borrow(), ["a"]);
+        assert!(
+            pass(watcher::Event::Apply(object("a", "2", 2))),
+            "forgotten once deleted"
+        );
+        let mut request = object("a", "2", 2);
+        request.annotations_mut().insert(RECONCILE_REQUEST.into(), "now".into());
+        assert!(pass(watcher::Event::Apply(request)));
+    }
+
+    #[test]
+    fn a_relist_forgets_the_objects_it_no_longer_shows() {
+        let mut triggers = Triggers::default();
+        let mut pass = |event| {
+            triggers
+                .pass(event, trigger_hash::<ConfigMap>, &|_: &ConfigMap| {})
+                .is_some()
+        };
+        assert!(pass(watcher::Event::Apply(object("a", "1", 1))));
+        assert!(pass(watcher::Event::Apply(object("b", "2", 1))));
+        assert!(!pass(watcher::Event::Init));
+        assert!(!pass(watcher::Event::InitApply(object("a", "1", 1))), "unchanged");
+        assert!(!pass(watcher::Event::InitDone));
+        assert_eq!(triggers.last.len(), 1);
+        assert!(
+            triggers
+                .pass(
+                    watcher::Event::Apply(object("b", "2", 1)),
+                    trigger_hash::<ConfigMap>,
+                    &|_: &ConfigMap| {}
+                )
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn the_controller_gets_no_resource_version_or_uid() {
+        let mut cached = object("a", "1", 1);
+        cached.metadata.resource_version = Some("7".into());
+        let passed = Triggers::default().pass(
+            watcher::Event::Apply(cached),
+            trigger_hash::<ConfigMap>,
+            &|_: &ConfigMap| {},
+        );
+        let meta = passed.expect("a new object").metadata;
+        assert_eq!(
+            (meta.name.as_deref(), meta.namespace.as_deref()),
+            (Some("a"), Some("ns"))
+        );
+        assert_eq!((meta.resource_version, meta.uid), (None, None));
+    }
+
+    #[test]
+    fn without_a_trigger_hash_an_object_always_passes() {
+        let mut triggers = Triggers::default();
+        for _ in 0..2 {
+            let event = watcher::Event::Apply(object("a", "1", 1));
+            assert!(
+                triggers
+                    .pass(event, |_: &ConfigMap| None, &|_: &ConfigMap| {})
+                    .is_some()
+            );
+        }
+    }
 }
