@@ -317,18 +317,11 @@ struct Run {
     writes_per_object: usize,
 }
 
-/// The machine's load average (other work on a shared machine skews every figure).
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
 fn report(run: &Run) {
     let p = run.part;
     let n = run.objects;
     let s = &run.samples;
-    println!("[{p}] load average at the end: {}", load());
+    println!("[{p}] load average at the end: {}", support::load());
     println!(
         "[{p}] {n} objects, throttling {}",
         if run.throttled { "on (ARM's figures)" } else { "off" }

@@ -1,4 +1,4 @@
-//! Helpers of the convergence benchmark: reconcile timing from spans, Prometheus text sums, a process's
+//! Helpers of the benchmarks: reconcile timing from spans, Prometheus text sums, a process's
 //! memory and connections from /proc, percentiles, and the generated simulator seed.
 
 #![allow(dead_code)]
@@ -73,6 +73,13 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 pub fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// The machine's load average (other work on a shared machine skews every figure).
+pub fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 pub fn met(ok: bool) -> &'static str {

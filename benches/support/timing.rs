@@ -20,6 +20,9 @@ const KUBE_HTTP: &str = "HTTP";
 #[derive(Clone, Debug)]
 pub struct Reconcile {
     pub object: String,
+    /// Why kube-runtime ran it (`object.reason`): `object updated`, `reconciler requested retry` (a
+    /// requeue timer), ….
+    pub reason: String,
     pub started: Instant,
     /// From the span's creation to its close.
     pub wall: Duration,
@@ -47,6 +50,7 @@ enum Request {
 struct Timing {
     reconcile: bool,
     object: String,
+    reason: String,
     created: Option<Instant>,
     depth: u32,
     entered_at: Option<Instant>,
@@ -80,13 +84,14 @@ impl ReconcileTimer {
     }
 }
 
-/// Reads a span's `object.ref` (reconciles) or `http.url` (Kubernetes requests).
+/// Reads a span's `object.ref` and `object.reason` (reconciles) or `http.url` (Kubernetes requests).
 struct Fields<'a>(&'a mut Timing);
 
 impl tracing::field::Visit for Fields<'_> {
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
         match field.name() {
             "object.ref" => self.0.object = format!("{value:?}"),
+            "object.reason" => self.0.reason = format!("{value:?}"),
             "http.url" => {
                 let url = format!("{value:?}");
                 let path = url.split('?').next().unwrap_or_default();
@@ -147,6 +152,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ReconcileTimer {
             let own = timing.busy.saturating_sub(timing.child_busy);
             self.records.lock().unwrap().push(Reconcile {
                 object: timing.object,
+                reason: timing.reason,
                 started: timing.created.unwrap_or_else(Instant::now),
                 wall,
                 overhead: (own + timing.child_wall).min(wall),
