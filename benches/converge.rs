@@ -39,9 +39,6 @@ use serde_json::json;
 use simulator::*;
 use support::timing::{Reconcile, ReconcileTimer};
 use support::{Sample, met, ms, percentile, sum};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{Layer, filter};
 
 /// Objects created at once by the API client: enough to outrun the operator, few enough for 2 cores.
 const CREATE_CONCURRENCY: usize = 32;
@@ -70,24 +67,9 @@ fn scale() -> Scale {
 const PARTS: [&str; 4] = ["guards", "guards-unthrottled", "vaults", "watch"];
 
 fn main() {
-    // `cargo bench` passes `--bench`; any other argument names the parts to run.
-    let chosen: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    for part in &chosen {
-        assert!(PARTS.contains(&part.as_str()), "unknown part {part}; parts: {PARTS:?}");
-    }
-    let run = |part: &str| chosen.is_empty() || chosen.iter().any(|c| c == part);
-
+    let run = support::chosen(&PARTS);
     let timer = ReconcileTimer::default();
-    tracing_subscriber::registry()
-        .with(timer.clone().with_filter(filter::filter_fn(ReconcileTimer::wants)))
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(
-                    filter::EnvFilter::try_from_env("MUA_BENCH_LOG").unwrap_or_else(|_| "mua_operator=warn".into()),
-                ),
-        )
-        .init();
+    support::trace(&timer);
 
     let scale = scale();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -11,12 +11,11 @@
 //! the status subresource (field manager `kubectl-mua/approver-a`). Nothing is timed before all are Active.
 //!
 //! - `real-time`: the operator on the system clock; the benchmark waits for the real expiry. Lateness is
-//!   measured from the exact end the operator computed (read from the Active transition's message:
-//!   `status.expiresAt` and `status.endedAt` are written in whole seconds, which are reported too).
-//! - `simulator-clock`: the operator on the simulator's clock, which the benchmark moves past the expiry.
-//!   The controller's requeue timer runs on real time and does not notice the move, so this measures the
-//!   operator's REACTION to a nudge (the `mua.dev/reconcile-requested-at` annotation, one request at a
-//!   time), not the precision of its timer.
+//!   measured from `status.expiresAt`, the exact end the operator enforces (a whole second, as
+//!   `metav1.Time` holds it, and the end Azure was given).
+//! - `simulator-clock`: the operator on the simulator's clock, which the benchmark moves past every
+//!   request's end at once: from that jump to each request's Expired (the controller looks at every
+//!   request again when its clock jumps).
 //! - `restart`: the controller is stopped with every request Active, the simulator's clock is moved past
 //!   the expiry, and a fresh controller (new context, clients and credentials) is started: from that start
 //!   to each request's Expired.
@@ -45,7 +44,7 @@ use kube::{Resource, ResourceExt};
 use mua_operator::azure::authorization::BACKUP_MUA_OPERATOR;
 use mua_operator::azure::{ArmClient, ArmMetrics};
 use mua_operator::controller::{Context, critical_operation_request};
-use mua_operator::crd::critical_operation_request::{CriticalOperationRequestStatus, RequestPhase};
+use mua_operator::crd::critical_operation_request::RequestPhase;
 use mua_operator::crd::{CriticalOperationRequest, ResourceGuard, VaultProtection};
 use mua_operator::sim::state::SimState;
 use prometheus_client::registry::Registry;
@@ -53,9 +52,6 @@ use serde_json::json;
 use simulator::*;
 use support::timing::{Reconcile, ReconcileTimer};
 use support::{met, ms, percentile};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{Layer, filter};
 
 const PARTS: [&str; 3] = ["real-time", "simulator-clock", "restart"];
 /// Every request's duration: the shortest the API accepts.
@@ -77,24 +73,9 @@ fn requests() -> usize {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; any other argument names the parts to run.
-    let chosen: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    for part in &chosen {
-        assert!(PARTS.contains(&part.as_str()), "unknown part {part}; parts: {PARTS:?}");
-    }
-    let run = |part: &str| chosen.is_empty() || chosen.iter().any(|c| c == part);
-
+    let run = support::chosen(&PARTS);
     let timer = ReconcileTimer::default();
-    tracing_subscriber::registry()
-        .with(timer.clone().with_filter(filter::filter_fn(ReconcileTimer::wants)))
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(
-                    filter::EnvFilter::try_from_env("MUA_BENCH_LOG").unwrap_or_else(|_| "mua_operator=warn".into()),
-                ),
-        )
-        .init();
+    support::trace(&timer);
     ANCHOR.get_or_init(|| (Instant::now(), Timestamp::now()));
 
     let n = requests();
@@ -199,23 +180,13 @@ struct Seen {
     /// When the watch first showed phase Active, and Expired.
     active: Option<Instant>,
     expired: Option<Instant>,
-    /// The end the operator computed, to the nanosecond (from the Active transition's message).
+    /// `status.expiresAt`: the exact end the operator enforces (whole seconds).
     expires: Option<Timestamp>,
-    /// `status.expiresAt` and `status.endedAt` as written: whole seconds.
-    expires_at: Option<Timestamp>,
+    /// `status.endedAt`: when the operator recorded the end (whole seconds, after Azure took the removal).
     ended_at: Option<Timestamp>,
 }
 
 type Sightings = Arc<Mutex<BTreeMap<String, Seen>>>;
-
-/// The exact end of the elevation: the operator writes `… until <timestamp> (Azure ends it …` into the
-/// Active transition's message, at full precision (`status.expiresAt` is whole seconds).
-fn exact_expiry(status: &CriticalOperationRequestStatus) -> Option<Timestamp> {
-    let active = status.history.iter().find(|t| t.phase == RequestPhase::Active)?;
-    let message = active.message.as_deref()?;
-    let (_, rest) = message.split_once(" until ")?;
-    rest.split(' ').next()?.parse().ok()
-}
 
 /// Watches the namespace's requests and notes when each became Active and Expired.
 fn watch_requests(api: Api<CriticalOperationRequest>) -> (Sightings, tokio::task::JoinHandle<()>) {
@@ -246,8 +217,7 @@ fn watch_requests(api: Api<CriticalOperationRequest>) -> (Sightings, tokio::task
                 }
                 _ => {}
             }
-            seen.expires = exact_expiry(status).or(seen.expires);
-            seen.expires_at = status.expires_at.as_ref().map(|t| t.0);
+            seen.expires = status.expires_at.as_ref().map(|t| t.0);
             seen.ended_at = status.ended_at.as_ref().map(|t| t.0);
         }
     });
@@ -502,15 +472,6 @@ where
         .expect("creating the objects");
 }
 
-/// Asks for a reconcile now, as `kubectl annotate … mua.dev/reconcile-requested-at=…` does.
-async fn nudge(api: &Api<CriticalOperationRequest>, name: &str) {
-    let patch =
-        json!({"metadata": {"annotations": {"mua.dev/reconcile-requested-at": uuid::Uuid::new_v4().to_string()}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("nudging a request");
-}
-
 // ---------------------------------------------------------------------------------------------------
 // The operator
 
@@ -620,30 +581,23 @@ async fn real_time(cp: &ControlPlane, timer: &ReconcileTimer, n: usize) {
     let removed = removals(&setup.ts.sim.state);
 
     let (mut looked, mut revoked, mut observed, mut recorded) = (vec![], vec![], vec![], vec![]);
-    let (mut gone, mut azure_end, mut grant_tail, mut timer_slack) = (vec![], vec![], vec![], vec![]);
+    let (mut gone, mut azure_end) = (vec![], vec![]);
     let (mut by_timer, mut by_operator) = (0, 0);
     for i in 0..n {
         let name = request_name(i);
         let seen = setup.seen(&name);
-        let (Some(expires), Some(active), Some(expired)) = (seen.expires, seen.active, seen.expired) else {
+        let (Some(expires), Some(expired)) = (seen.expires, seen.expired) else {
             continue;
         };
         observed.push(between(expires, wall(expired)));
-        if let (Some(at), Some(ended)) = (seen.expires_at, seen.ended_at) {
-            recorded.push(between(at, ended));
+        if let Some(ended) = seen.ended_at {
+            recorded.push(between(expires, ended));
         }
         let reconciles = reconciles_of(&records, &setup.ns.name, &name);
         if let Some(expiry) = last_before(&reconciles, expired) {
             looked.push(between(expires, wall(expiry.started)));
             revoked.push(between(expires, wall(expiry.started + expiry.wall)));
             by_timer += usize::from(expiry.reason == TIMER);
-            if let Some(grant) = last_before(&reconciles, active) {
-                // The grant read its clock (expires − 5m), granted, wrote status, then asked for a requeue
-                // in 5m: its timer starts at the reconcile's end.
-                let grant_end = wall(grant.started + grant.wall);
-                grant_tail.push(between(expires - DURATION, grant_end));
-                timer_slack.push(between(grant_end + DURATION, wall(expiry.started)));
-            }
         }
         let scope = guard(&azure_guard_name(i)).to_ascii_lowercase();
         if let Some(at) = grants.gone.get(&scope) {
@@ -656,7 +610,7 @@ async fn real_time(cp: &ControlPlane, timer: &ReconcileTimer, n: usize) {
     }
 
     println!("[{p}] load average at the end: {}", support::load());
-    println!("[{p}] {expired} of {n} requests Expired. Lateness after the end the operator computed (exact):");
+    println!("[{p}] {expired} of {n} requests Expired. Lateness after status.expiresAt (the exact end):");
     let revoked = Spread::signed(revoked);
     println!(
         "[{p}]   revoked in Azure and recorded (the expiry reconcile's end): {revoked} {}",
@@ -671,7 +625,7 @@ async fn real_time(cp: &ControlPlane, timer: &ReconcileTimer, n: usize) {
         Spread::signed(observed)
     );
     println!(
-        "[{p}]   status.endedAt - status.expiresAt (whole seconds as written): {}",
+        "[{p}]   status.endedAt - status.expiresAt (as written, whole seconds): {}",
         Spread::signed(recorded)
     );
     println!(
@@ -680,73 +634,49 @@ async fn real_time(cp: &ControlPlane, timer: &ReconcileTimer, n: usize) {
         Spread::signed(gone)
     );
     println!(
-        "[{p}]   Azure's own end of the grant (set when the grant's PUT arrived): {}",
+        "[{p}]   Azure's own end of the grant (the end the grant asked for): {}",
         Spread::signed(azure_end)
     );
-    println!(
-        "[{p}] why: {by_timer} of {expired} expiry reconciles were started by the requeue timer; the grant's \
-         reconcile ended {} after the clock reading its end was computed from, and its 5m requeue counts from \
-         that end; the timer then fired {} after that end + 5m",
-        Spread::signed(grant_tail),
-        Spread::signed(timer_slack)
-    );
+    println!("[{p}] {by_timer} of {expired} expiry reconciles were started by the requeue timer");
     print_throttle(&setup, &metrics);
 }
 
-/// Part 2: the operator on the simulator's clock, moved past the expiry; each request nudged in turn.
+/// Part 2: the operator on the simulator's clock, which jumps past every request's end at once.
 async fn simulator_clock(cp: &ControlPlane, timer: &ReconcileTimer, n: usize) {
     let setup = Setup::new(cp, "simulator-clock", n).await;
     let p = setup.part;
     let operator = Operator::start(cp, &setup, true).await;
     setup.request_and_approve(cp).await;
+    timer.take();
+    let jumped = Instant::now();
     setup.ts.sim.state.clock.advance(DURATION + Duration::from_secs(1));
     println!(
-        "[{p}] {n} requests Active; the simulator's clock moved {} s past their start. The requeue timers run on \
-         real time and stay asleep: what follows is the REACTION to a nudge, not timer precision",
+        "[{p}] {n} requests Active; the simulator's clock jumped {} s on, past every end at once",
         DURATION.as_secs() + 1
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let untouched = (0..n)
-        .filter(|i| setup.seen(&request_name(*i)).expired.is_some())
-        .count();
-    timer.take();
-    let admin: Api<CriticalOperationRequest> = setup.ns.admin_api();
-    let mut nudged = HashMap::new();
-    for i in 0..n {
-        let name = request_name(i);
-        nudged.insert(name.clone(), Instant::now());
-        nudge(&admin, &name).await;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while setup.seen(&name).expired.is_none() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
+    let expired = setup.wait_all(Duration::from_secs(60), |s| s.expired.is_some()).await;
     let metrics = operator.stop().await;
     let records = timer.take();
 
-    let (mut reacted, mut started, mut done) = (vec![], vec![], vec![]);
-    for (name, at) in &nudged {
-        let Some(expired) = setup.seen(name).expired else {
-            continue;
-        };
-        reacted.push(expired.saturating_duration_since(*at));
-        if let Some(expiry) = last_before(&reconciles_of(&records, &setup.ns.name, name), expired) {
-            started.push(expiry.started.saturating_duration_since(*at));
-            done.push((expiry.started + expiry.wall).saturating_duration_since(*at));
+    let (mut observed, mut started, mut done) = (vec![], vec![], vec![]);
+    for i in 0..n {
+        let name = request_name(i);
+        let Some(at) = setup.seen(&name).expired else { continue };
+        observed.push(at.saturating_duration_since(jumped));
+        if let Some(expiry) = last_before(&reconciles_of(&records, &setup.ns.name, &name), at) {
+            started.push(expiry.started.saturating_duration_since(jumped));
+            done.push((expiry.started + expiry.wall).saturating_duration_since(jumped));
         }
     }
     println!("[{p}] load average at the end: {}", support::load());
+    println!("[{p}] {expired} of {n} Expired; from the jump to:");
+    let observed = Spread::new(observed);
     println!(
-        "[{p}] Expired before any nudge (2 s after the clock moved): {untouched} of {n} (the timer does not follow the clock)"
+        "[{p}]   phase Expired seen by a watch: {observed} {}",
+        observed.target()
     );
-    println!("[{p}] each request nudged in turn (one at a time); from the nudge (the annotation's patch sent) to:");
-    let reacted = Spread::new(reacted);
-    println!(
-        "[{p}]   phase Expired seen by a watch: {reacted} {} (reaction, not timer precision)",
-        reacted.target()
-    );
-    println!("[{p}]   the reconcile started:         {}", Spread::new(started));
-    println!("[{p}]   the reconcile ended:           {}", Spread::new(done));
+    println!("[{p}]   the expiry reconcile started:  {}", Spread::new(started));
+    println!("[{p}]   the expiry reconcile ended:    {}", Spread::new(done));
     print_throttle(&setup, &metrics);
 }
 

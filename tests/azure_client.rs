@@ -359,6 +359,7 @@ async fn role_assignments_and_pim_requests_through_the_typed_calls() {
         principal_id: BACKUP_OID.into(),
         request_type: RequestType::SelfActivate,
         duration: Duration::from_secs(3600),
+        ends_at: None,
         justification: "CHG0012345: reduce retention".into(),
         ticket: Some(("ServiceNow".into(), "CHG0012345".into())),
     };
@@ -376,19 +377,17 @@ async fn role_assignments_and_pim_requests_through_the_typed_calls() {
         authorization::ScheduleStatus::Canceled
     );
 
-    // An admin assignment with an end time, then its removal.
+    // An admin assignment with an exact end time, then its removal.
+    let end = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 1800).unwrap();
     let assign = ScheduleRequestSpec {
         request_type: RequestType::AdminAssign,
         scope: guard_id.clone(),
+        ends_at: Some(end),
         ..activation.clone()
     };
-    assert_eq!(
-        authorization::request_schedule(&security, &assign)
-            .await
-            .unwrap()
-            .status,
-        authorization::ScheduleStatus::Provisioned
-    );
+    let assigned = authorization::request_schedule(&security, &assign).await.unwrap();
+    assert_eq!(assigned.status, authorization::ScheduleStatus::Provisioned);
+    assert_eq!(assigned.ends_at, Some(end), "Azure holds the end it was given");
     let remove = ScheduleRequestSpec {
         request_type: RequestType::AdminRemove,
         ..assign

@@ -63,6 +63,7 @@ async fn elevate_backup_side(op: &Operator, guard_id: &str) {
         principal_id: BACKUP_OID.into(),
         request_type: authorization::RequestType::AdminAssign,
         duration: Duration::from_secs(1800),
+        ends_at: None,
         justification: "test".into(),
         ticket: None,
     };

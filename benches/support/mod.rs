@@ -10,6 +10,37 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, filter};
+
+/// Which of a benchmark's `parts` to run: those named on the command line (`cargo bench` passes
+/// `--bench`, which is not a part), or all.
+pub fn chosen(parts: &'static [&'static str]) -> impl Fn(&str) -> bool {
+    let chosen: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    for part in &chosen {
+        assert!(parts.contains(&part.as_str()), "unknown part {part}; parts: {parts:?}");
+    }
+    move |part| chosen.is_empty() || chosen.iter().any(|c| c == part)
+}
+
+/// Reconcile spans to `timer`; the operator's log lines to stderr at `MUA_BENCH_LOG` (warnings by default).
+pub fn trace(timer: &timing::ReconcileTimer) {
+    tracing_subscriber::registry()
+        .with(
+            timer
+                .clone()
+                .with_filter(filter::filter_fn(timing::ReconcileTimer::wants)),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(
+                    filter::EnvFilter::try_from_env("MUA_BENCH_LOG").unwrap_or_else(|_| "mua_operator=warn".into()),
+                ),
+        )
+        .init();
+}
 
 /// One sample of a Prometheus text exposition: the metric name, its labels and value.
 #[derive(Clone, Debug)]

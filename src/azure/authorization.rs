@@ -159,6 +159,9 @@ pub struct ScheduleRequestSpec {
     pub request_type: RequestType,
     /// How long the assignment lasts (activations and assignments; ignored for removals).
     pub duration: std::time::Duration,
+    /// An exact end instead of `duration` (an admin's assignment: it starts now and Azure ends it at
+    /// this moment, so the grant never outlasts what was approved by the time the request took).
+    pub ends_at: Option<jiff::Timestamp>,
     pub justification: String,
     /// `(system, number)`.
     pub ticket: Option<(String, String)>,
@@ -200,6 +203,8 @@ pub struct ScheduleRequest {
     pub id: String,
     pub status: ScheduleStatus,
     pub approval_id: Option<String>,
+    /// The end Azure holds for the assignment, where the request names one (`AfterDateTime`).
+    pub ends_at: Option<jiff::Timestamp>,
 }
 
 #[derive(Deserialize)]
@@ -214,6 +219,21 @@ struct ScheduleRequestPropertiesWire {
     status: ScheduleStatus,
     #[serde(default)]
     approval_id: Option<String>,
+    #[serde(default)]
+    schedule_info: Option<ScheduleInfoWire>,
+}
+
+#[derive(Deserialize)]
+struct ScheduleInfoWire {
+    #[serde(default)]
+    expiration: Option<ExpirationWire>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExpirationWire {
+    #[serde(default)]
+    end_date_time: Option<jiff::Timestamp>,
 }
 
 impl From<ScheduleRequestWire> for ScheduleRequest {
@@ -222,6 +242,11 @@ impl From<ScheduleRequestWire> for ScheduleRequest {
             id: wire.id,
             status: wire.properties.status,
             approval_id: wire.properties.approval_id,
+            ends_at: wire
+                .properties
+                .schedule_info
+                .and_then(|info| info.expiration)
+                .and_then(|expiration| expiration.end_date_time),
         }
     }
 }
@@ -254,8 +279,11 @@ pub async fn request_schedule(client: &ArmClient, spec: &ScheduleRequestSpec) ->
     });
     // Only what grants has a schedule; a removal ends what is there.
     if matches!(spec.request_type, RequestType::SelfActivate | RequestType::AdminAssign) {
-        properties["scheduleInfo"] =
-            json!({"expiration": {"type": "AfterDuration", "duration": iso_duration(spec.duration)}});
+        properties["scheduleInfo"] = match spec.ends_at {
+            // No start: Azure starts it when it takes the request, whatever the operator's clock says.
+            Some(end) => json!({"expiration": {"type": "AfterDateTime", "endDateTime": end.to_string()}}),
+            None => json!({"expiration": {"type": "AfterDuration", "duration": iso_duration(spec.duration)}}),
+        };
     }
     if let Some((system, number)) = &spec.ticket {
         properties["ticketInfo"] = json!({"ticketSystem": system, "ticketNumber": number});

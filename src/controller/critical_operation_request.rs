@@ -446,7 +446,7 @@ pub fn decide(o: &Observed) -> Decision {
                 health: Health::Ready,
                 reason: Reason::Elevated,
                 message: format!("elevated until {at}"),
-                requeue: Requeue::After(Duration::try_from(at.duration_since(o.now)).unwrap_or_default()),
+                requeue: Requeue::At(at),
             },
             _ => end(
                 RequestPhase::Expired,
@@ -582,6 +582,13 @@ fn timestamp(time: &Option<Time>) -> Option<Timestamp> {
     time.as_ref().map(|t| t.0)
 }
 
+/// When an elevation of `duration` from `now` ends: on a whole second (what `metav1.Time` holds), so
+/// the end in the status is the exact one the operator enforces; rounded down, never extended.
+fn elevation_end(now: Timestamp, duration: Duration) -> Timestamp {
+    let end = now + jiff::SignedDuration::try_from(duration).unwrap_or_default();
+    Timestamp::from_second(end.as_second()).unwrap_or(end)
+}
+
 /// The principal the request elevates: the one it names (done by hand), else the backup side's
 /// identity, which performs the operation itself.
 async fn principal_for(ctx: &Context, cor: &CriticalOperationRequest) -> Result<String, Error> {
@@ -620,6 +627,7 @@ fn schedule_spec(
         principal_id: elevation.principal_id.clone().unwrap_or_default(),
         request_type,
         duration,
+        ends_at: None,
         justification: format!(
             "{} ({}/{}): {}",
             cor.spec.operation,
@@ -840,9 +848,14 @@ async fn converge(
                 ..Default::default()
             };
             let role = role_id(resolved.policy.role);
-            let spec = schedule_spec(cor, &elevation, role, RequestType::AdminAssign, duration);
+            let expires = elevation_end(now, duration);
+            let spec = ScheduleRequestSpec {
+                ends_at: Some(expires),
+                ..schedule_spec(cor, &elevation, role, RequestType::AdminAssign, duration)
+            };
             let granted = authorization::request_schedule(ctx.security(), &spec).await?;
-            let expires = now + jiff::SignedDuration::try_from(duration).unwrap_or_default();
+            // A grant asked again (its first answer or status write was lost) keeps the first end.
+            let expires = granted.ends_at.map_or(expires, |azure| azure.min(expires));
             status.elevation = Some(Elevation {
                 schedule_request_id: Some(granted.id),
                 ..elevation
@@ -867,10 +880,7 @@ async fn converge(
                 now,
             );
             notices.push(Notice::normal("Elevated", message.clone()));
-            (
-                summary(Health::Ready, Reason::Elevated, message),
-                Requeue::After(duration),
-            )
+            (summary(Health::Ready, Reason::Elevated, message), Requeue::At(expires))
         }
         Decision::Activate => {
             let resolved = observed.resolved.as_ref().expect("activated only when resolved");
@@ -935,11 +945,13 @@ async fn converge(
                     notices,
                 });
             }
+            // When the elevation ended: after Azure took the removal, not when this reconcile began.
+            let ended = ctx.clock.now();
             if status.elevation.is_some() && status.ended_at.is_none() {
-                status.ended_at = Some(Time(now));
+                status.ended_at = Some(Time(ended));
             }
             if status.phase != Some(final_phase) {
-                transition(&mut status, final_phase, &actor, reason, &message, now);
+                transition(&mut status, final_phase, &actor, reason, &message, ended);
                 notices.push(if final_phase == RequestPhase::Failed {
                     Notice::warning("Failed", message.clone())
                 } else {
@@ -971,7 +983,7 @@ fn activated(
     notices: &mut Vec<Notice>,
 ) -> (Summary, Requeue) {
     let duration = parse_duration(&cor.spec.duration).unwrap_or_default();
-    let expires = now + jiff::SignedDuration::try_from(duration).unwrap_or_default();
+    let expires = elevation_end(now, duration);
     transition(
         status,
         RequestPhase::Approved,
@@ -985,10 +997,7 @@ fn activated(
     let message = format!("PIM activated the assignment until {expires}");
     transition(status, RequestPhase::Active, OPERATOR, Reason::Elevated, &message, now);
     notices.push(Notice::normal("Elevated", message.clone()));
-    (
-        summary(Health::Ready, Reason::Elevated, message),
-        Requeue::After(duration),
-    )
+    (summary(Health::Ready, Reason::Elevated, message), Requeue::At(expires))
 }
 
 fn summary(health: Health, reason: Reason, message: String) -> Summary {
@@ -1154,6 +1163,7 @@ pub async fn sweep(ctx: &Context) -> Result<usize, Error> {
                 principal_id: principal.clone(),
                 request_type: RequestType::AdminRemove,
                 duration: Duration::ZERO,
+                ends_at: None,
                 justification: "mua-operator start-up sweep: no CriticalOperationRequest holds this elevation".into(),
                 ticket: None,
             };
@@ -1178,8 +1188,16 @@ pub async fn run(
         }
     });
     let (reader, stream) = watch::objects_with_trigger(api, &ctx, trigger);
-    Controller::for_stream(stream, reader)
-        .with_config(Config::default().concurrency(ctx.config.concurrency))
+    let mut controller =
+        Controller::for_stream(stream, reader).with_config(Config::default().concurrency(ctx.config.concurrency));
+    // An elevation's end is a moment on the context's clock: when that clock jumps (the simulator's),
+    // every request is looked at again, as its timer, set in real time, would not fire.
+    if let Some(jumps) = ctx.clock.jumps() {
+        controller = controller.reconcile_all_on(futures::stream::unfold(jumps, |mut jumps| async move {
+            jumps.changed().await.ok().map(|()| ((), jumps))
+        }));
+    }
+    controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile, outcome::error_policy, ctx)
         .for_each(|_| async {})
@@ -1362,9 +1380,7 @@ mod tests {
         o.phase = RequestPhase::Active;
         o.granted = true;
         o.expires_at = Some(o.now + jiff::SignedDuration::from_secs(90));
-        assert!(
-            matches!(decide(&o), Decision::Wait { requeue: Requeue::After(d), .. } if d == Duration::from_secs(90))
-        );
+        assert!(matches!(decide(&o), Decision::Wait { requeue: Requeue::At(at), .. } if Some(at) == o.expires_at));
         o.expires_at = Some(o.now);
         assert!(matches!(
             decide(&o),

@@ -54,6 +54,9 @@ struct ObjectLabels {
     reason: Reason,
 }
 
+/// Per object (by [`MemoKey`]): whether it was Ready, and why.
+type ObjectStates = HashMap<u64, (bool, Reason)>;
+
 pub struct Metrics {
     reconciles: Family<ReconcileLabels, Counter>,
     failures: Family<FailureLabels, Counter>,
@@ -61,7 +64,7 @@ pub struct Metrics {
     objects: Family<ObjectLabels, Gauge>,
     /// Each object's last `Ready` state and reason, so the gauge moves an object from one series to
     /// another: per controller, by [`MemoKey`] (two objects whose keys collide would count as one).
-    states: Mutex<HashMap<&'static str, HashMap<u64, (bool, Reason)>>>,
+    states: Mutex<HashMap<&'static str, ObjectStates>>,
 }
 
 impl Default for Metrics {

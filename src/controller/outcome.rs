@@ -70,6 +70,9 @@ pub enum Requeue {
     Resync,
     /// Sooner: waiting on something that is expected soon.
     After(Duration),
+    /// At a moment on the context's clock (an elevation's end). Counted when the reconcile is reported,
+    /// after its Azure calls and status write, so the time they took does not make the next one late.
+    At(jiff::Timestamp),
     /// Only when the object (or something it watches) changes.
     OnChange,
 }
@@ -373,8 +376,14 @@ pub async fn report<K: Reported>(
     Ok(match requeue {
         Requeue::Resync => Action::requeue(ctx.config.resync_with_jitter()),
         Requeue::After(after) => Action::requeue(after),
+        Requeue::At(at) => Action::requeue(until(ctx.clock.now(), at)),
         Requeue::OnChange => Action::await_change(),
     })
+}
+
+/// How long from `now` until `at`; zero once it has passed.
+fn until(now: jiff::Timestamp, at: jiff::Timestamp) -> Duration {
+    Duration::try_from(at.duration_since(now)).unwrap_or_default()
 }
 
 /// A failed reconcile: the last status with the failure as its summary, a Warning Event, and a requeue
@@ -432,4 +441,17 @@ async fn write_status<K: Reported>(ctx: &Context, object: &K, status: &K::Status
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_requeue_at_a_moment_waits_until_then_and_never_less_than_zero() {
+        let now: jiff::Timestamp = "2026-11-29T12:00:00Z".parse().unwrap();
+        let at: jiff::Timestamp = "2026-11-29T12:00:01.250Z".parse().unwrap();
+        assert_eq!(until(now, at), Duration::from_millis(1250));
+        assert_eq!(until(at, now), Duration::ZERO);
+    }
 }

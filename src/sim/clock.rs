@@ -11,6 +11,8 @@ const MAX_OFFSET_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
 pub struct SimClock {
     /// How far the simulated time runs ahead of real time, in milliseconds.
     offset_ms: AtomicI64,
+    /// Tells whoever waits on simulated time (an operator's timers) that it moved.
+    moved: tokio::sync::watch::Sender<()>,
 }
 
 impl SimClock {
@@ -28,6 +30,12 @@ impl SimClock {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |offset| {
                 Some(offset.saturating_add(ms).min(MAX_OFFSET_MS))
             });
+        self.moved.send_replace(());
+    }
+
+    /// Hears of every move of the clock from now on.
+    pub fn moves(&self) -> tokio::sync::watch::Receiver<()> {
+        self.moved.subscribe()
     }
 
     pub fn offset(&self) -> std::time::Duration {
