@@ -54,10 +54,14 @@ async fn as_user(op: &Operator, user: User) -> Api<CriticalOperationRequest> {
     Api::namespaced(ControlPlane::shared().client(user).await, &op.ns.name)
 }
 
-/// Creates a request as `user` (the API server fills in the requester).
+/// Creates a request as `user` for the VaultProtection `prod` (the API server fills in the requester).
 async fn request(op: &Operator, user: User, name: &str, operation: &str, duration: &str) {
+    request_for(op, user, name, "prod", operation, duration).await
+}
+
+async fn request_for(op: &Operator, user: User, name: &str, protection: &str, operation: &str, duration: &str) {
     let object = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": name},
-        "spec": {"vaultProtection": "prod", "operation": operation, "duration": duration,
+        "spec": {"vaultProtection": protection, "operation": operation, "duration": duration,
                  "justification": "decommission the vault", "ticket": {"system": "ServiceNow", "number": "CHG0012345"}}});
     as_user(op, user)
         .await
@@ -72,6 +76,21 @@ fn decision_entry(user: User, decision: &str) -> Value {
     json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
         "status": {"approvals": [{"approver": user.name(), "groups": [user.group()], "decision": decision,
                                   "time": jiff::Timestamp::now().to_string(), "comment": "checked the ticket"}]}})
+}
+
+/// The requester revokes, as `kubectl mua revoke` does.
+async fn revoke(op: &Operator, name: &str) {
+    let revocation = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
+        "status": {"revocation": {"by": "backup-admin", "time": jiff::Timestamp::now().to_string(), "reason": "not needed"}}});
+    as_user(op, User::BackupAdmin)
+        .await
+        .patch_status(
+            name,
+            &PatchParams::apply("kubectl-mua/backup-admin"),
+            &Patch::Apply(revocation),
+        )
+        .await
+        .unwrap();
 }
 
 async fn decide(op: &Operator, user: User, name: &str, decision: &str) {
@@ -273,17 +292,7 @@ async fn the_requester_revokes_an_active_elevation_at_once() {
     request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
     decide(&op, User::ApproverA, "sd", "Approve").await;
     phase_is(&op, "sd", RequestPhase::Active).await;
-    let revocation = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
-        "status": {"revocation": {"by": "backup-admin", "time": jiff::Timestamp::now().to_string(), "reason": "not needed"}}});
-    as_user(&op, User::BackupAdmin)
-        .await
-        .patch_status(
-            "sd",
-            &PatchParams::apply("kubectl-mua/backup-admin"),
-            &Patch::Apply(revocation),
-        )
-        .await
-        .unwrap();
+    revoke(&op, "sd").await;
     let revoked = phase_is(&op, "sd", RequestPhase::Revoked).await;
     assert_eq!(revoked.status.unwrap().history.last().unwrap().actor, "backup-admin");
     assert_eq!(grants(&op, &guard_id).await, 0);
@@ -416,6 +425,44 @@ async fn attack_a_second_request_cannot_extend_an_active_elevation() {
         first.status.unwrap().expires_at,
         "the first elevation's end did not move"
     );
+}
+
+#[tokio::test]
+async fn attack_two_vaults_on_one_guard_never_share_one_grant() {
+    // Azure keeps one assignment per principal, role and scope: a second grant on the same guard would be
+    // the first one, and revoking either would end both. The second request waits instead.
+    let op = start("attack-share").await;
+    let guard_id = protected(&op, 1, json!({})).await;
+    let backup_vault = format!(
+        "/subscriptions/{BACKUP_SUB}/resourceGroups/backup-rg/providers/Microsoft.DataProtection/backupVaults/prod-backup-vault"
+    );
+    op.create_protection(
+        "other",
+        &backup_vault,
+        json!({"name": "guard"}),
+        json!({"softDelete": {"state": "Enabled"}}),
+    )
+    .await;
+    op.ready(&op.protections(), "other").await;
+    request(&op, User::BackupAdmin, "first", "DisableSoftDelete", "30m").await;
+    decide(&op, User::ApproverA, "first", "Approve").await;
+    phase_is(&op, "first", RequestPhase::Active).await;
+    request_for(&op, User::BackupAdmin, "second", "other", "DisableSoftDelete", "30m").await;
+    decide(&op, User::ApproverA, "second", "Approve").await;
+    op.wait_for(
+        &op.requests(),
+        "second",
+        "Approved",
+        "False",
+        Some("AnotherElevationActive"),
+    )
+    .await;
+    assert_eq!(grants(&op, &guard_id).await, 1, "one grant, not a shared one");
+    revoke(&op, "first").await;
+    phase_is(&op, "first", RequestPhase::Revoked).await;
+    let second = phase_is(&op, "second", RequestPhase::Active).await;
+    assert!(second.status.unwrap().expires_at.is_some());
+    assert_eq!(grants(&op, &guard_id).await, 1, "the second request's own grant");
 }
 
 #[tokio::test]

@@ -516,9 +516,7 @@ fn another_active(other: &str) -> Decision {
     Decision::Wait {
         health: Health::Waiting,
         reason: Reason::AnotherElevationActive,
-        message: format!(
-            "the request {other} holds an elevation for the same vault and operation; this one waits until it ends (elevations are never merged or extended)"
-        ),
+        message: format!("{other}; this one waits until it ends (elevations are never merged or extended)"),
         requeue: Requeue::After(Duration::from_secs(15)),
     }
 }
@@ -718,20 +716,41 @@ fn transition(
     });
 }
 
-/// Other requests for the same VaultProtection and operation that hold an elevation now.
-async fn other_active(ctx: &Context, cor: &CriticalOperationRequest) -> Result<Option<String>, Error> {
-    let api: Api<CriticalOperationRequest> = Api::namespaced(ctx.client.clone(), &cor.namespace().unwrap_or_default());
-    let name = cor.name_any();
-    Ok(api
+/// Another request holding an elevation now that this one's grant would merge with, and how: one for the
+/// same VaultProtection and operation, or one of the same principal on the same guard (in any namespace
+/// the operator serves). Azure keeps a single assignment per principal, role and scope, so a second grant
+/// would be that one, and the first request's revocation would end both.
+async fn other_active(ctx: &Context, cor: &CriticalOperationRequest, guard: &GuardId) -> Result<Option<String>, Error> {
+    let principal = principal_for(ctx, cor).await?;
+    let scope = guard.path();
+    let (namespace, name) = (cor.namespace(), cor.name_any());
+    Ok(ctx
+        .api::<CriticalOperationRequest>()
         .list(&ListParams::default())
         .await?
         .into_iter()
-        .filter(|other| other.name_any() != name)
-        .filter(|other| {
-            other.spec.vault_protection == cor.spec.vault_protection && other.spec.operation == cor.spec.operation
-        })
-        .find(|other| other.status.as_ref().is_some_and(holds_elevation))
-        .map(|other| other.name_any()))
+        .filter(|other| !(other.namespace() == namespace && other.name_any() == name))
+        .find_map(|other| {
+            let elevation = other.status.as_ref().filter(|s| holds_elevation(s))?.elevation.as_ref()?;
+            let same_operation = other.namespace() == namespace
+                && other.spec.vault_protection == cor.spec.vault_protection
+                && other.spec.operation == cor.spec.operation;
+            let same_grant = elevation.scope.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(&scope))
+                && elevation
+                    .principal_id
+                    .as_deref()
+                    .is_some_and(|p| p.eq_ignore_ascii_case(&principal));
+            let other = outcome::key(&other);
+            if same_operation {
+                Some(format!("the request {other} holds an elevation for the same vault and operation"))
+            } else if same_grant {
+                Some(format!(
+                    "the request {other} holds an elevation of the same principal on the same guard (Azure keeps one assignment per principal, role and scope, so the two would be one)"
+                ))
+            } else {
+                None
+            }
+        }))
 }
 
 /// Whether a request's elevation is (or may still be) in force in Azure.
@@ -795,7 +814,7 @@ async fn converge(
             // Only a request about to be elevated needs to know whether another one holds an elevation.
             let pim = resolved.policy.backend == ApprovalBackend::Pim;
             if pim || observed.judged.approvers.len() >= resolved.policy.required_approvals as usize {
-                observed.other_active = other_active(ctx, cor).await?;
+                observed.other_active = other_active(ctx, cor, &resolved.guard).await?;
             }
         }
     }
