@@ -601,6 +601,19 @@ async fn under_pim_the_operator_activates_waits_for_pims_approver_performs_then_
 }
 
 #[tokio::test]
+async fn without_elevation_rules_the_sweep_needs_no_backup_identity() {
+    // A security side that only manages guards has no backup credential and no --backup-principal-id.
+    let op = Operator::start("elev-norules").await;
+    op.create_guard("guard", &op.unique("guard"), json!({})).await;
+    op.ready(&op.guards(), "guard").await;
+    let security_only = mua_operator::controller::Context::new(op.ctx.client.clone())
+        .with_namespace(Some(op.ns.name.clone()))
+        .with_security(op.security.clone());
+    let removed = mua_operator::controller::critical_operation_request::sweep(&security_only).await;
+    assert_eq!(removed.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn the_start_up_sweep_removes_a_grant_whose_request_is_gone() {
     // The request controller is not running yet: as if the operator were down when the request went.
     let op = Operator::start("elev-sweep").await;
