@@ -11,6 +11,7 @@
 
 mod cluster;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -518,6 +519,46 @@ async fn wait_until_operator(admin: &kube::Client, user: &str, namespace: &str) 
             "{user} is not the operator within {RBAC_TIMEOUT:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every example's objects, the optional ones included, as the real API server validates them (a
+/// server-side dry run: nothing is stored). The install below stores only one example.
+#[tokio::test]
+async fn every_example_is_valid_for_the_api_server() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("chart-dry-run").await;
+    let chart = chart();
+    for name in EXAMPLES {
+        let values = example(name);
+        let rendered = helm_ok(&[
+            "template",
+            &ns.name,
+            chart.to_str().unwrap(),
+            "--namespace",
+            &ns.name,
+            "-f",
+            values.to_str().unwrap(),
+            "--set",
+            "networkPolicy.enabled=true,networkPolicy.restrictEgress=true",
+        ]);
+        let mut kubectl = cp.kubectl(User::Admin);
+        kubectl
+            .args(["apply", "--dry-run=server", "--server-side", "--force-conflicts"])
+            .args(["--field-manager", "chart-dry-run", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = kubectl.spawn().expect("running kubectl");
+        child.stdin.take().unwrap().write_all(rendered.as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{name} is not valid for the API server: {}",
+            text(&output)
+        );
+        let applied = String::from_utf8_lossy(&output.stdout);
+        assert!(applied.contains("deployment.apps/"), "{name}: {applied}");
     }
 }
 
