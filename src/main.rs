@@ -20,9 +20,10 @@ enum Command {
     Run(mua_operator::run::RunArgs),
     /// Write the CustomResourceDefinitions as YAML, one file per CRD.
     Crdgen {
-        /// Directory to write `*.yaml` into.
-        #[arg(long, default_value = "crds")]
-        out_dir: PathBuf,
+        /// Directory to write `*.yaml` into; repeat it for several. By default the repository's `crds/`
+        /// and the Helm chart's copy, which Helm installs from the chart's own `crds/`.
+        #[arg(long, default_values = ["crds", "charts/mua-operator/crds"])]
+        out_dir: Vec<PathBuf>,
         /// Print all CRDs to standard output instead of writing files.
         #[arg(long, conflicts_with = "out_dir")]
         stdout: bool,
@@ -91,7 +92,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn crdgen(out_dir: &std::path::Path, stdout: bool) -> anyhow::Result<()> {
+fn crdgen(out_dirs: &[PathBuf], stdout: bool) -> anyhow::Result<()> {
     use anyhow::Context;
     let crds = mua_operator::crd::all();
     if stdout {
@@ -100,12 +101,14 @@ fn crdgen(out_dir: &std::path::Path, stdout: bool) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    for (file, crd) in &crds {
-        let path = out_dir.join(file);
-        std::fs::write(&path, mua_operator::crd::to_yaml(crd))
-            .with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
+    for out_dir in out_dirs {
+        std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+        for (file, crd) in &crds {
+            let path = out_dir.join(file);
+            std::fs::write(&path, mua_operator::crd::to_yaml(crd))
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
     }
     Ok(())
 }

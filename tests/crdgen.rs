@@ -12,26 +12,52 @@ fn checked_in_crds_equal_crdgen_output() {
         .status()
         .expect("running mua-operator crdgen");
     assert!(status.success(), "crdgen failed: {status}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The repository's copy and the Helm chart's (Helm installs CRDs only from the chart's own crds/).
+    for dir in ["crds", "charts/mua-operator/crds"] {
+        assert_same_files(out.path(), &root.join(dir), dir);
+    }
+}
 
-    let checked_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
-    let mut generated: Vec<_> = std::fs::read_dir(out.path())
-        .unwrap()
+#[test]
+fn crdgen_writes_both_copies_by_default() {
+    let work = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_mua-operator"))
+        .arg("crdgen")
+        .current_dir(work.path())
+        .status()
+        .expect("running mua-operator crdgen");
+    assert!(status.success(), "crdgen failed: {status}");
+    assert_same_files(
+        &work.path().join("crds"),
+        &work.path().join("charts/mua-operator/crds"),
+        "the chart's copy",
+    );
+}
+
+fn file_names(dir: &Path) -> Vec<std::ffi::OsString> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|err| panic!("reading {}: {err}", dir.display()))
         .map(|e| e.unwrap().file_name())
         .collect();
-    let mut committed: Vec<_> = std::fs::read_dir(&checked_in)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    generated.sort();
-    committed.sort();
-    assert_eq!(generated, committed, "crds/ holds other files than crdgen writes");
+    names.sort();
+    names
+}
+
+fn assert_same_files(generated_dir: &Path, checked_in: &Path, label: &str) {
+    let generated = file_names(generated_dir);
+    assert_eq!(
+        generated,
+        file_names(checked_in),
+        "{label} holds other files than crdgen writes"
+    );
     assert_eq!(generated.len(), 4);
     for file in generated {
-        let want = std::fs::read(out.path().join(&file)).unwrap();
+        let want = std::fs::read(generated_dir.join(&file)).unwrap();
         let have = std::fs::read(checked_in.join(&file)).unwrap();
         assert!(
             want == have,
-            "crds/{} drifted from the CRD types: run `cargo run -- crdgen` and commit the result",
+            "{label}/{} drifted from the CRD types: run `cargo run -- crdgen` and commit the result",
             file.to_string_lossy()
         );
     }
