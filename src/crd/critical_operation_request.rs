@@ -192,6 +192,15 @@ fn policy_body_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 }
 
 impl RequestAction {
+    /// The operation the action performs.
+    pub fn operation(&self) -> CriticalOperation {
+        match (&self.modify_backup_policy, &self.modify_protection) {
+            (Some(_), _) => CriticalOperation::ModifyBackupPolicy,
+            (_, Some(_)) => CriticalOperation::ModifyProtection,
+            _ => CriticalOperation::StopProtectionWithDeleteData,
+        }
+    }
+
     /// What the action does, in one line for approvers, Events and logs.
     pub fn describe(&self) -> String {
         match (
@@ -382,6 +391,11 @@ pub struct CriticalOperationRequestStatus {
     /// When the operator performed the operation (operations it performs itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performed_at: Option<Time>,
+
+    /// Why the operator could not perform the request's action (Azure's answer); the request then fails
+    /// and the elevation ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_failed: Option<String>,
 
     /// Set by the requester or an approver (`kubectl mua revoke`) to end the request, or its elevation, at
     /// once. Only ever ends an elevation early; never extends one.
