@@ -1436,6 +1436,19 @@ mod tests {
     }
 
     #[test]
+    fn an_action_the_backup_side_could_not_perform_fails_the_request_and_ends_the_grant() {
+        let mut o = observed();
+        o.phase = RequestPhase::Active;
+        o.granted = true;
+        o.expires_at = Some(o.now + jiff::SignedDuration::from_secs(90));
+        o.action_failed = Some("the vault has no protected item x".into());
+        assert!(matches!(
+            decide(&o),
+            Decision::End { phase: RequestPhase::Failed, ref message, .. } if message.contains("no protected item x")
+        ));
+    }
+
+    #[test]
     fn a_request_longer_than_the_rules_allow_fails() {
         let cor: CriticalOperationRequest = serde_json::from_value(json!({
             "apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": "r"},

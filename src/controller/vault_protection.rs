@@ -1326,6 +1326,27 @@ mod tests {
     }
 
     #[test]
+    fn a_request_with_an_action_is_performed_once_and_never_while_deleting() {
+        let mut o = observed(Some(GUARD), SoftDelete::Enabled, 14, &[]);
+        let action: RequestAction = serde_json::from_value(json!({"stopProtectionWithDeleteData": {"item": "backupFabrics/Azure/protectionContainers/c/protectedItems/i"}})).unwrap();
+        o.elevations.push(Elevation {
+            request: "stop".into(),
+            operation: CriticalOperation::StopProtectionWithDeleteData,
+            action: Some(action.clone()),
+        });
+        let s = spec(json!({}));
+        let p = plan(&s, &target(), &o, true, true, false);
+        assert_eq!(
+            p.steps,
+            [Step::Perform {
+                request: "stop".into(),
+                action
+            }]
+        );
+        assert!(plan(&s, &target(), &o, true, true, true).steps.is_empty());
+    }
+
+    #[test]
     fn a_vault_without_a_link_is_linked_and_a_lost_link_is_a_restore() {
         let o = observed(None, SoftDelete::Enabled, 14, &[]);
         assert_eq!(

@@ -131,8 +131,6 @@ pub struct ModifyBackupPolicy {
     /// `backupManagementType`, `schedulePolicy`, `retentionPolicy`, ...). The operator adds the guard's
     /// citation.
     #[schemars(schema_with = "policy_body_schema")]
-    #[x_kube(validation = Rule::new("has(self.properties)")
-        .message("modifyBackupPolicy.policy must be the full policy body, with its properties, as PUT backupPolicies takes it"))]
     pub policy: serde_json::Value,
 }
 
@@ -183,10 +181,15 @@ fn policy_name_rule(field: &str) -> Rule {
     )
 }
 
-/// Any JSON object, kept as written: the policy body is Azure's to validate.
+/// A JSON object with `properties`, kept as written: the policy body is Azure's to validate. (CEL cannot
+/// see fields a schema does not declare, so `properties` is declared to be required.)
 fn policy_body_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "type": "object",
+        "required": ["properties"],
+        "properties": {
+            "properties": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+        },
         "x-kubernetes-preserve-unknown-fields": true,
     })
 }
