@@ -1605,6 +1605,7 @@ mod tests {
                         prop_assert!(change.retention_days.is_none_or(|d| d >= current_retention));
                     }
                     Step::Link { .. } => prop_assert!(link.is_none() && mua == "Enabled" && !deleting),
+                    Step::Perform { .. } => prop_assert!(false, "no request here carries an action"),
                 }
                 if current == SoftDelete::AlwaysOn {
                     prop_assert!(!matches!(step, Step::WeakenSoftDelete { .. }), "AlwaysOn is never weakened");
