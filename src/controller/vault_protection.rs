@@ -593,6 +593,9 @@ async fn perform(
             return Ok(Ok(format!("replaced the backup policy {}", change.name)));
         }
         if let Some(change) = &action.modify_protection {
+            if !is_item_path(&change.item) {
+                return Ok(Err(not_an_item_path(&change.item)));
+            }
             let Some(item) = vaults::get_item(backup, id, &change.item).await? else {
                 return Ok(Err(format!("the vault has no protected item {}", change.item)));
             };
@@ -606,6 +609,9 @@ async fn perform(
             )));
         }
         if let Some(stop) = &action.stop_protection_with_delete_data {
+            if !is_item_path(&stop.item) {
+                return Ok(Err(not_an_item_path(&stop.item)));
+            }
             let Some(item) = vaults::get_item(backup, id, &stop.item).await? else {
                 return Ok(Err(format!("the vault has no protected item {}", stop.item)));
             };
@@ -810,6 +816,29 @@ async fn record_performed(ctx: &Context, key: &str, request: &str) -> Result<(),
     )
     .await?;
     Ok(())
+}
+
+/// Whether `item` is a protected item's path under the vault, as the CRD's rule requires. Checked again
+/// here so that a CRD installed without its rules cannot point a write or a delete outside the vault.
+fn is_item_path(item: &str) -> bool {
+    let parts: Vec<&str> = item.split('/').collect();
+    let fixed = ["backupFabrics", "protectionContainers", "protectedItems"];
+    parts.len() == 6
+        && fixed
+            .iter()
+            .enumerate()
+            .all(|(i, name)| parts[2 * i].eq_ignore_ascii_case(name))
+        && parts
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .all(|name| name.starts_with(|c: char| c.is_ascii_alphanumeric()) && !name.contains(['?', '#', '%', '\\']))
+}
+
+fn not_an_item_path(item: &str) -> String {
+    format!(
+        "{item} is not a protected item's path under the vault (backupFabrics/{{fabric}}/protectionContainers/{{container}}/protectedItems/{{item}})"
+    )
 }
 
 /// Records on the request that its action cannot be performed, so the security side fails it and ends
@@ -1323,6 +1352,23 @@ mod tests {
 
     fn target() -> GuardId {
         GuardId::parse(GUARD).unwrap()
+    }
+
+    #[test]
+    fn item_paths_stay_under_the_vault() {
+        assert!(is_item_path(
+            "backupFabrics/Azure/protectionContainers/iaasvmcontainerv2;rg;vm1/protectedItems/vm;iaasvmcontainerv2;rg;vm1"
+        ));
+        for outside in [
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/other/backupFabrics/Azure/protectionContainers/c/protectedItems/i",
+            "backupFabrics/../protectionContainers/c/protectedItems/i",
+            "backupFabrics/Azure/protectionContainers/c/protectedItems/..",
+            "backupFabrics/Azure/protectionContainers/c/protectedItems/i/../../x",
+            "backupFabrics/Azure/protectionContainers/c/protectedItems/i?api-version=1",
+            "backupPolicies/daily",
+        ] {
+            assert!(!is_item_path(outside), "{outside}");
+        }
     }
 
     #[test]
