@@ -209,6 +209,20 @@ async fn valid_examples_are_accepted_and_round_trip_with_defaults() {
     expected.requester = Some("admin".into());
     expected.requester_groups = vec!["system:masters".into(), "system:authenticated".into()];
     assert_eq!(read.spec, expected);
+
+    // A request that carries its action keeps the policy body exactly as written.
+    let sent: CriticalOperationRequest =
+        serde_json::from_value(example("critical-operation-request-action.yaml")).unwrap();
+    ns.admin_api::<CriticalOperationRequest>()
+        .create(&PostParams::default(), &sent)
+        .await
+        .unwrap();
+    let read = ns
+        .admin_api::<CriticalOperationRequest>()
+        .get("shorten-daily-retention")
+        .await
+        .unwrap();
+    assert_eq!(read.spec.action, sent.spec.action);
 }
 
 #[tokio::test]
