@@ -85,6 +85,7 @@ fn without(mut object: Value, pointer: &str) -> Value {
 }
 
 const SUB: &str = "5e13b949-1218-4d18-8b99-7e12155ec4f7";
+const ITEM: &str = "backupFabrics/Azure/protectionContainers/iaasvmcontainerv2;app-rg;vm1/protectedItems/vm;iaasvmcontainerv2;app-rg;vm1";
 
 #[tokio::test]
 async fn the_three_crds_are_established_with_names_and_category() {
@@ -208,6 +209,20 @@ async fn valid_examples_are_accepted_and_round_trip_with_defaults() {
     expected.requester = Some("admin".into());
     expected.requester_groups = vec!["system:masters".into(), "system:authenticated".into()];
     assert_eq!(read.spec, expected);
+
+    // A request that carries its action keeps the policy body exactly as written.
+    let sent: CriticalOperationRequest =
+        serde_json::from_value(example("critical-operation-request-action.yaml")).unwrap();
+    ns.admin_api::<CriticalOperationRequest>()
+        .create(&PostParams::default(), &sent)
+        .await
+        .unwrap();
+    let read = ns
+        .admin_api::<CriticalOperationRequest>()
+        .get("shorten-daily-retention")
+        .await
+        .unwrap();
+    assert_eq!(read.spec.action, sent.spec.action);
 }
 
 #[tokio::test]
@@ -401,6 +416,82 @@ async fn invalid_objects_are_rejected_at_admission_with_a_clear_message() {
             "an operation done by hand without the principal to elevate",
             with(request(), "/spec/operation", json!("ChangeMarsSecurityPin")),
             "needs the principal to elevate",
+        ),
+        (
+            "an action that does not match the operation",
+            with(
+                with(request(), "/spec/operation", json!("ModifyBackupPolicy")),
+                "/spec/action",
+                json!({"stopProtectionWithDeleteData": {"item": ITEM}}),
+            ),
+            "the action must match the operation",
+        ),
+        (
+            "both a principal and an action",
+            with(
+                with(
+                    with(request(), "/spec/operation", json!("StopProtectionWithDeleteData")),
+                    "/spec/action",
+                    json!({"stopProtectionWithDeleteData": {"item": ITEM}}),
+                ),
+                "/spec/principal",
+                json!({"objectId": "9f2c1d4e-5b6a-4c3d-8e7f-0a1b2c3d4e5f"}),
+            ),
+            "either a principal",
+        ),
+        (
+            "an action for an operation the VaultProtection's spec drives",
+            with(
+                request(),
+                "/spec/action",
+                json!({"stopProtectionWithDeleteData": {"item": ITEM}}),
+            ),
+            "take no principal and no action",
+        ),
+        (
+            "an action with two changes",
+            with(
+                with(request(), "/spec/operation", json!("ModifyProtection")),
+                "/spec/action",
+                json!({"modifyProtection": {"item": ITEM, "policy": "short"}, "stopProtectionWithDeleteData": {"item": ITEM}}),
+            ),
+            "exactly one of",
+        ),
+        (
+            "a policy change without the policy's properties",
+            with(
+                with(request(), "/spec/operation", json!("ModifyBackupPolicy")),
+                "/spec/action",
+                json!({"modifyBackupPolicy": {"name": "daily", "policy": {"name": "daily"}}}),
+            ),
+            "spec.action.modifyBackupPolicy.policy.properties: Required value",
+        ),
+        (
+            "an item path that is not under backupFabrics",
+            with(
+                with(request(), "/spec/operation", json!("StopProtectionWithDeleteData")),
+                "/spec/action",
+                json!({"stopProtectionWithDeleteData": {"item": "protectedItems/vm1"}}),
+            ),
+            "must be a protected item's path under the vault",
+        ),
+        (
+            "an item path that climbs out of the vault",
+            with(
+                with(request(), "/spec/operation", json!("StopProtectionWithDeleteData")),
+                "/spec/action",
+                json!({"stopProtectionWithDeleteData": {"item": "backupFabrics/../../other-vault/backupFabrics/Azure/protectionContainers/c/protectedItems/i"}}),
+            ),
+            "must be a protected item's path under the vault",
+        ),
+        (
+            "an item given as an ARM ID (possibly of another vault)",
+            with(
+                with(request(), "/spec/operation", json!("ModifyProtection")),
+                "/spec/action",
+                json!({"modifyProtection": {"item": format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/other/{ITEM}"), "policy": "short"}}),
+            ),
+            "not an ARM ID",
         ),
         (
             "an elevation policy nobody can approve under",

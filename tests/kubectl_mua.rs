@@ -107,6 +107,7 @@ async fn create_request(ns: &TestNamespace, requester: User, name: &str) -> Crit
         requester: None,
         requester_groups: Vec::new(),
         principal: None,
+        action: None,
     };
     let client = ControlPlane::shared().client(requester).await;
     let created = ns

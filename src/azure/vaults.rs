@@ -381,6 +381,156 @@ pub async fn unlink(client: &ArmClient, id: &VaultId, guard: &GuardId) -> Result
         .map(|_| ())
 }
 
+/// A Recovery Services backup policy as ARM reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackupPolicy {
+    pub id: String,
+    pub name: String,
+}
+
+/// A protected item as ARM reports it: its policy, and its properties to write back unchanged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProtectedItem {
+    pub id: String,
+    pub policy_id: Option<String>,
+    properties: serde_json::Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct PolicyWire {
+    id: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct ItemWire {
+    id: String,
+    properties: serde_json::Map<String, Value>,
+}
+
+impl From<ItemWire> for ProtectedItem {
+    fn from(wire: ItemWire) -> ProtectedItem {
+        let policy_id = wire
+            .properties
+            .get("policyId")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        ProtectedItem {
+            id: wire.id,
+            policy_id,
+            properties: wire.properties,
+        }
+    }
+}
+
+impl VaultId {
+    /// A backup policy of this (Recovery Services) vault.
+    pub fn policy_path(&self, name: &str) -> String {
+        format!("{}/backupPolicies/{name}", self.path())
+    }
+
+    /// A protected item of this vault, from its path under the vault (`backupFabrics/.../protectedItems/{i}`).
+    pub fn item_path(&self, item: &str) -> String {
+        format!("{}/{item}", self.path())
+    }
+}
+
+/// Reads `path` under the backup API, `None` when it does not exist.
+async fn get_backup_resource<T: serde::de::DeserializeOwned>(
+    client: &ArmClient,
+    path: String,
+) -> Result<Option<T>, AzureError> {
+    match client.send(&Call::new(Method::GET, &path, RS_BACKUP_API)).await {
+        Ok(reply) => decode(&path, reply.body).map(Some),
+        Err(err) if err.is_not_found() => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// A backup policy of the vault, or `None` when there is none of that name.
+pub async fn get_policy(client: &ArmClient, id: &VaultId, name: &str) -> Result<Option<BackupPolicy>, AzureError> {
+    let wire: Option<PolicyWire> = get_backup_resource(client, id.policy_path(name)).await?;
+    Ok(wire.map(|w| BackupPolicy { id: w.id, name: w.name }))
+}
+
+/// Replaces a backup policy with `policy` (the full body). Reducing retention is the critical operation
+/// `ModifyBackupPolicy`: the call cites the guard's `updateProtectionPolicyRequests`.
+pub async fn put_policy(
+    client: &ArmClient,
+    id: &VaultId,
+    name: &str,
+    policy: &Value,
+    guard: &GuardId,
+) -> Result<BackupPolicy, AzureError> {
+    let mut body = policy.clone();
+    body["properties"]["resourceGuardOperationRequests"] =
+        citation(guard, CriticalOperation::ModifyBackupPolicy, id.kind);
+    let call = Call::new(Method::PUT, id.policy_path(name), RS_BACKUP_API)
+        .body(body)
+        .auxiliary(guard.tenant.as_deref());
+    let reply = client.send(&call).await?;
+    let wire: PolicyWire = decode(&format!("the backup policy {}", id.policy_path(name)), reply.body)?;
+    Ok(BackupPolicy {
+        id: wire.id,
+        name: wire.name,
+    })
+}
+
+/// A protected item of the vault, or `None` when there is none at that path.
+pub async fn get_item(client: &ArmClient, id: &VaultId, item: &str) -> Result<Option<ProtectedItem>, AzureError> {
+    let wire: Option<ItemWire> = get_backup_resource(client, id.item_path(item)).await?;
+    Ok(wire.map(ProtectedItem::from))
+}
+
+/// Protects `item` with another policy, its other properties unchanged. To a policy that keeps less it is
+/// the critical operation `ModifyProtection`: the call cites the guard's `updateProtectedItemRequests`.
+pub async fn set_item_policy(
+    client: &ArmClient,
+    id: &VaultId,
+    item: &ProtectedItem,
+    policy_id: &str,
+    guard: &GuardId,
+) -> Result<(), AzureError> {
+    let mut properties = item.properties.clone();
+    properties.insert("policyId".into(), json!(policy_id));
+    properties.insert(
+        "resourceGuardOperationRequests".into(),
+        citation(guard, CriticalOperation::ModifyProtection, id.kind),
+    );
+    let call = Call::new(Method::PUT, &item.id, RS_BACKUP_API)
+        .body(json!({"properties": properties}))
+        .auxiliary(guard.tenant.as_deref());
+    let reply = client.send(&call).await?;
+    let what = format!("moving {} to the policy {policy_id}", item.id);
+    client.wait_for_completion(&reply, &what, VAULT_UPDATE_DEADLINE).await
+}
+
+/// Stops protecting `item` and deletes its backup data: the critical operation
+/// `StopProtectionWithDeleteData`. As Azure's CLI does it: `unlockDelete` on the vault's link naming the
+/// item (citing the guard's `deleteProtectedItemRequests`), then the DELETE.
+pub async fn delete_item(
+    client: &ArmClient,
+    id: &VaultId,
+    item: &ProtectedItem,
+    guard: &GuardId,
+) -> Result<(), AzureError> {
+    let unlock = json!({
+        "resourceGuardOperationRequests": citation(guard, CriticalOperation::StopProtectionWithDeleteData, id.kind),
+        "resourceToBeDeleted": item.id,
+    });
+    let call = Call::new(
+        Method::POST,
+        format!("{}/unlockDelete", id.link_path()),
+        id.link_api_version(),
+    )
+    .body(unlock)
+    .auxiliary(guard.tenant.as_deref());
+    client.send(&call).await?;
+    let reply = client.send(&Call::new(Method::DELETE, &item.id, RS_BACKUP_API)).await?;
+    let what = format!("deleting {}", item.id);
+    client.wait_for_completion(&reply, &what, VAULT_UPDATE_DEADLINE).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

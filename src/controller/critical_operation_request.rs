@@ -20,7 +20,7 @@ use kube::runtime::controller::{Action, Config, Controller};
 use kube::{Resource, ResourceExt};
 
 use super::outcome::{self, Cleanup, Health, Notice, Outcome, Reported, Requeue, Summary};
-use super::{Context, Error, Reason, admission, conditions, resource_guard, watch};
+use super::{Context, Error, Reason, admission, conditions, resource_guard, vault_protection, watch};
 use crate::azure::authorization::{self, RequestType, ScheduleRequestSpec, ScheduleStatus};
 use crate::azure::guards::GuardId;
 use crate::crd::critical_operation_request::{
@@ -30,6 +30,7 @@ use crate::crd::elevation_policy::{ElevationRole, ElevationRules};
 use crate::crd::shared::{ApprovalBackend, Conditions};
 use crate::crd::vault_protection::GuardReference;
 use crate::crd::{CriticalOperationRequest, ElevationPolicy, ResourceGuard, VaultProtection};
+use crate::operations::VaultKind;
 
 pub const CONTROLLER: &str = "criticaloperationrequest";
 const FINALIZER: &str = "mua.dev/elevation";
@@ -155,6 +156,18 @@ async fn resolve(ctx: &Context, cor: &CriticalOperationRequest) -> Result<Result
             format!(
                 "the vault of the VaultProtection {} is linked to another guard: {}",
                 cor.spec.vault_protection, linked.message
+            ),
+        )));
+    }
+    // The operator performs actions with the Recovery Services backup API only.
+    if cor.spec.action.is_some()
+        && vault_protection::vault_id(&vp.spec.vault).is_some_and(|v| v.kind == VaultKind::BackupVault)
+    {
+        return Ok(Err(Refusal::fatal(
+            Reason::RequestInvalid,
+            format!(
+                "spec.action is for Recovery Services vaults, and the VaultProtection {} protects a Backup vault: create a request without an action, naming the principal who does the operation by hand",
+                cor.spec.vault_protection
             ),
         )));
     }
@@ -353,6 +366,8 @@ pub struct Observed {
     /// An elevation was granted and not yet ended.
     pub granted: bool,
     pub performed: bool,
+    /// Why the backup side could not perform the request's action.
+    pub action_failed: Option<String>,
     /// `(by, reason)`.
     pub revoked_by: Option<(String, Option<String>)>,
     /// The PIM backend: the activation request's status while it waits for Azure's approvers.
@@ -433,6 +448,14 @@ pub fn decide(o: &Observed) -> Decision {
         return follow_pim(status);
     }
     if o.phase == RequestPhase::Active || o.granted {
+        if let Some(why) = &o.action_failed {
+            return end(
+                RequestPhase::Failed,
+                OPERATOR,
+                Reason::RequestFailed,
+                format!("the operator could not perform the action: {why}; the elevation ended"),
+            );
+        }
         if o.performed {
             return end(
                 RequestPhase::Completed,
@@ -777,6 +800,7 @@ async fn converge(
         expires_at: timestamp(&previous.expires_at),
         granted: holds_elevation(&previous),
         performed: previous.performed_at.is_some(),
+        action_failed: previous.action_failed.clone(),
         revoked_by: previous.revocation.as_ref().map(|r| (r.by.clone(), r.reason.clone())),
         pim: None,
         ending: previous.history.last().and_then(|t| {
@@ -1118,6 +1142,7 @@ fn trigger(cor: &CriticalOperationRequest) -> Option<u64> {
             .unwrap_or_default()
             .hash(&mut hasher);
         status.performed_at.is_some().hash(&mut hasher);
+        status.action_failed.hash(&mut hasher);
     }
     Some(hasher.finish())
 }
@@ -1341,6 +1366,7 @@ mod tests {
             expires_at: None,
             granted: false,
             performed: false,
+            action_failed: None,
             revoked_by: None,
             pim: None,
             ending: None,
@@ -1430,6 +1456,19 @@ mod tests {
         ));
         o.revoked_by = Some(("bob".into(), None));
         assert!(matches!(decide(&o), Decision::End { phase: RequestPhase::Revoked, ref actor, .. } if actor == "bob"));
+    }
+
+    #[test]
+    fn an_action_the_backup_side_could_not_perform_fails_the_request_and_ends_the_grant() {
+        let mut o = observed();
+        o.phase = RequestPhase::Active;
+        o.granted = true;
+        o.expires_at = Some(o.now + jiff::SignedDuration::from_secs(90));
+        o.action_failed = Some("the vault has no protected item x".into());
+        assert!(matches!(
+            decide(&o),
+            Decision::End { phase: RequestPhase::Failed, ref message, .. } if message.contains("no protected item x")
+        ));
     }
 
     #[test]

@@ -19,9 +19,11 @@ use kube::{Resource, ResourceExt};
 
 use super::outcome::{self, Cleanup, Notice, Outcome, Reported, Requeue, Summary};
 use super::{Context, Error, Reason, conditions, critical_operation_request, resource_guard, watch};
+use crate::azure::client::ArmClient;
+use crate::azure::error::AzureError;
 use crate::azure::guards::{self, GuardId};
 use crate::azure::vaults::{self, Link, SoftDelete, SoftDeleteChange, Vault, VaultId};
-use crate::crd::critical_operation_request::RequestPhase;
+use crate::crd::critical_operation_request::{RequestAction, RequestPhase};
 use crate::crd::resource_guard::ProtectedOperation;
 use crate::crd::shared::{Conditions, ManagementPolicy};
 use crate::crd::vault_protection::{
@@ -86,6 +88,9 @@ pub struct Memo {
     /// Guards the backup identity could read, by lowercase ARM ID and tenant: region and description.
     /// Many vaults linking to one guard read it once.
     guards: Mutex<HashMap<GuardKey, (Instant, GuardFacts)>>,
+    /// Requests with an action to perform, by `namespace/name`, naming their VaultProtection's key, as
+    /// the watch last saw them: only objects named here list their requests on every reconcile.
+    actions: Mutex<HashMap<String, String>>,
 }
 
 /// A guard's lowercase ARM ID and the tenant it is read from.
@@ -98,6 +103,26 @@ struct GuardFacts {
 }
 
 impl Memo {
+    /// Notes whether `request` has an action waiting to be performed (Active, not yet performed or failed).
+    pub fn note_request(&self, request: &CriticalOperationRequest) {
+        let namespace = request.namespace().unwrap_or_default();
+        let waiting = request.spec.action.is_some()
+            && request.status.as_ref().is_some_and(|s| {
+                s.phase == Some(RequestPhase::Active) && s.performed_at.is_none() && s.action_failed.is_none()
+            });
+        let key = format!("{namespace}/{}", request.name_any());
+        let mut actions = self.actions.lock().expect("memo lock");
+        if waiting {
+            actions.insert(key, format!("{namespace}/{}", request.spec.vault_protection));
+        } else {
+            actions.remove(&key);
+        }
+    }
+
+    fn has_action(&self, key: &str) -> bool {
+        self.actions.lock().expect("memo lock").values().any(|vp| vp == key)
+    }
+
     pub fn forget(&self, key: &str) {
         self.link_reads.lock().expect("memo lock").remove(key);
     }
@@ -151,6 +176,8 @@ pub struct Target {
 pub struct Elevation {
     pub request: String,
     pub operation: CriticalOperation,
+    /// What the request says to do, for the optional operations the operator performs itself.
+    pub action: Option<RequestAction>,
 }
 
 /// What the operator saw.
@@ -193,6 +220,8 @@ pub enum Step {
     },
     /// Remove the link under an active elevation.
     Unlink { request: String },
+    /// Perform what the request says (a policy, an item) under its active elevation.
+    Perform { request: String, action: RequestAction },
 }
 
 /// The plan: writes to make, and what keeps the rest from converging.
@@ -221,7 +250,7 @@ fn elevation_for(observed: &Observed, operation: CriticalOperation) -> Option<St
     observed
         .elevations
         .iter()
-        .find(|e| e.operation == operation)
+        .find(|e| e.operation == operation && e.action.is_none())
         .map(|e| e.request.clone())
 }
 
@@ -311,6 +340,17 @@ pub fn plan(
                 plan.steps.push(Step::StrengthenSoftDelete {
                     change: wanted,
                     restore: soft_delete_was_synced,
+                });
+            }
+        }
+    }
+    // What requests say to do is done once, under their own elevation; never while deleting.
+    if !deleting {
+        for elevation in &observed.elevations {
+            if let Some(action) = &elevation.action {
+                plan.steps.push(Step::Perform {
+                    request: elevation.request.clone(),
+                    action: action.clone(),
                 });
             }
         }
@@ -501,9 +541,95 @@ async fn apply(
                 ));
                 applied.link = None;
             }
+            Step::Perform { request, action } => match perform(backup, id, &target.id, action).await? {
+                Ok(done) => {
+                    record_performed(ctx, key, request).await?;
+                    let operation = action.operation();
+                    tracing::info!(object = %key, %request, %operation, "performed: {done}");
+                    applied.notices.push(Notice::normal(
+                        "CriticalOperationPerformed",
+                        format!("{done} under the CriticalOperationRequest {request} ({operation})"),
+                    ));
+                }
+                Err(why) => {
+                    // Final: the request fails (and its elevation ends) rather than being tried again.
+                    record_action_failed(ctx, key, request, &why).await?;
+                    tracing::warn!(object = %key, %request, "could not {}: {why}", action.describe());
+                    let message = format!(
+                        "could not {} under the CriticalOperationRequest {request}: {why}",
+                        action.describe()
+                    );
+                    applied
+                        .notices
+                        .push(Notice::warning("CriticalOperationFailed", message.clone()));
+                    applied.blockers.push(Blocker::new(Reason::AzureRejected, message));
+                }
+            },
         }
     }
     Ok(applied)
+}
+
+/// Performs a request's action with the typed ARM calls, citing the guard. `Ok(Ok)`: what was done;
+/// `Ok(Err)`: why it cannot be done as written (Azure refused it as invalid, or what it names is not
+/// there), which no retry changes. Reads first, so a missing policy or item changes nothing.
+async fn perform(
+    backup: &ArmClient,
+    id: &VaultId,
+    guard: &GuardId,
+    action: &RequestAction,
+) -> Result<Result<String, String>, Error> {
+    if id.kind != VaultKind::RecoveryServicesVault {
+        return Ok(Err(
+            "actions are for Recovery Services vaults; on a Backup vault, request the operation with a principal and do it by hand".into(),
+        ));
+    }
+    let result: Result<Result<String, String>, AzureError> = async {
+        if let Some(change) = &action.modify_backup_policy {
+            if vaults::get_policy(backup, id, &change.name).await?.is_none() {
+                return Ok(Err(format!("the vault has no backup policy {}", change.name)));
+            }
+            vaults::put_policy(backup, id, &change.name, &change.policy, guard).await?;
+            return Ok(Ok(format!("replaced the backup policy {}", change.name)));
+        }
+        if let Some(change) = &action.modify_protection {
+            if !is_item_path(&change.item) {
+                return Ok(Err(not_an_item_path(&change.item)));
+            }
+            let Some(item) = vaults::get_item(backup, id, &change.item).await? else {
+                return Ok(Err(format!("the vault has no protected item {}", change.item)));
+            };
+            let Some(policy) = vaults::get_policy(backup, id, &change.policy).await? else {
+                return Ok(Err(format!("the vault has no backup policy {}", change.policy)));
+            };
+            vaults::set_item_policy(backup, id, &item, &policy.id, guard).await?;
+            return Ok(Ok(format!(
+                "moved the protected item {} to the backup policy {}",
+                change.item, change.policy
+            )));
+        }
+        if let Some(stop) = &action.stop_protection_with_delete_data {
+            if !is_item_path(&stop.item) {
+                return Ok(Err(not_an_item_path(&stop.item)));
+            }
+            let Some(item) = vaults::get_item(backup, id, &stop.item).await? else {
+                return Ok(Err(format!("the vault has no protected item {}", stop.item)));
+            };
+            vaults::delete_item(backup, id, &item, guard).await?;
+            return Ok(Ok(format!(
+                "stopped protecting {} and deleted its backup data",
+                stop.item
+            )));
+        }
+        Ok(Err("the action names nothing to do".to_string()))
+    }
+    .await;
+    match result {
+        Ok(done) => Ok(done),
+        // Invalid as written (a bad policy body, a name Azure does not know): final.
+        Err(err) if matches!(err.status(), Some(400 | 404)) => Ok(Err(format!("Azure refused it: {err}"))),
+        Err(err) => Err(err.into()),
+    }
 }
 
 fn settings(change: &SoftDeleteChange, before: Option<vaults::SoftDeleteSettings>) -> vaults::SoftDeleteSettings {
@@ -692,6 +818,47 @@ async fn record_performed(ctx: &Context, key: &str, request: &str) -> Result<(),
     Ok(())
 }
 
+/// Whether `item` is a protected item's path under the vault, as the CRD's rule requires. Checked again
+/// here so that a CRD installed without its rules cannot point a write or a delete outside the vault.
+fn is_item_path(item: &str) -> bool {
+    let parts: Vec<&str> = item.split('/').collect();
+    let fixed = ["backupFabrics", "protectionContainers", "protectedItems"];
+    parts.len() == 6
+        && fixed
+            .iter()
+            .enumerate()
+            .all(|(i, name)| parts[2 * i].eq_ignore_ascii_case(name))
+        && parts
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .all(|name| name.starts_with(|c: char| c.is_ascii_alphanumeric()) && !name.contains(['?', '#', '%', '\\']))
+}
+
+fn not_an_item_path(item: &str) -> String {
+    format!(
+        "{item} is not a protected item's path under the vault (backupFabrics/{{fabric}}/protectionContainers/{{container}}/protectedItems/{{item}})"
+    )
+}
+
+/// Records on the request that its action cannot be performed, so the security side fails it and ends
+/// the elevation at once.
+async fn record_action_failed(ctx: &Context, key: &str, request: &str, why: &str) -> Result<(), Error> {
+    let namespace = key.split('/').next().unwrap_or_default();
+    let api: Api<CriticalOperationRequest> = Api::namespaced(ctx.client.clone(), namespace);
+    let patch = serde_json::json!({"status": {"actionFailed": why}});
+    api.patch_status(
+        request,
+        &PatchParams {
+            field_manager: Some(outcome::FIELD_MANAGER.to_string()),
+            ..Default::default()
+        },
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
 /// The approved requests for this object that are active now and not yet used.
 async fn active_elevations(ctx: &Context, vp: &VaultProtection) -> Result<Vec<Elevation>, Error> {
     let requests: Api<CriticalOperationRequest> =
@@ -708,12 +875,14 @@ async fn active_elevations(ctx: &Context, vp: &VaultProtection) -> Result<Vec<El
                 s.phase == Some(RequestPhase::Active)
                     && s.expires_at.as_ref().is_some_and(|t| t.0 > now)
                     && s.performed_at.is_none()
+                    && s.action_failed.is_none()
                     && critical_operation_request::holds_elevation(s)
             })
         })
         .map(|r| Elevation {
             request: r.name_any(),
             operation: r.spec.operation,
+            action: r.spec.action,
         })
         .collect())
 }
@@ -879,7 +1048,7 @@ async fn converge(
         soft_delete_was_synced,
         deleting,
     );
-    if manage && !plan.elevation_required.is_empty() {
+    if manage && (!plan.elevation_required.is_empty() || ctx.vault_memo.has_action(&key)) {
         observed.elevations = active_elevations(ctx, vp).await?;
         plan = self::plan(
             spec,
@@ -1114,10 +1283,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let controller = watch::controller(api, &ctx);
+    let memo_ctx = ctx.clone();
     let store = controller.store();
     controller
         .watches(guards, watcher::Config::default(), move |rg| naming_guard(&store, &rg))
-        .watches(requests, watcher::Config::default(), |request| {
+        .watches(requests, watcher::Config::default(), move |request| {
+            memo_ctx.vault_memo.note_request(&request);
             let namespace = request.namespace().unwrap_or_default();
             Some(ObjectRef::new(&request.spec.vault_protection).within(&namespace))
         })
@@ -1173,6 +1344,7 @@ mod tests {
                 .map(|op| Elevation {
                     request: format!("req-{op}"),
                     operation: *op,
+                    action: None,
                 })
                 .collect(),
         }
@@ -1180,6 +1352,44 @@ mod tests {
 
     fn target() -> GuardId {
         GuardId::parse(GUARD).unwrap()
+    }
+
+    #[test]
+    fn item_paths_stay_under_the_vault() {
+        assert!(is_item_path(
+            "backupFabrics/Azure/protectionContainers/iaasvmcontainerv2;rg;vm1/protectedItems/vm;iaasvmcontainerv2;rg;vm1"
+        ));
+        for outside in [
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/other/backupFabrics/Azure/protectionContainers/c/protectedItems/i",
+            "backupFabrics/../protectionContainers/c/protectedItems/i",
+            "backupFabrics/Azure/protectionContainers/c/protectedItems/..",
+            "backupFabrics/Azure/protectionContainers/c/protectedItems/i/../../x",
+            "backupFabrics/Azure/protectionContainers/c/protectedItems/i?api-version=1",
+            "backupPolicies/daily",
+        ] {
+            assert!(!is_item_path(outside), "{outside}");
+        }
+    }
+
+    #[test]
+    fn a_request_with_an_action_is_performed_once_and_never_while_deleting() {
+        let mut o = observed(Some(GUARD), SoftDelete::Enabled, 14, &[]);
+        let action: RequestAction = serde_json::from_value(json!({"stopProtectionWithDeleteData": {"item": "backupFabrics/Azure/protectionContainers/c/protectedItems/i"}})).unwrap();
+        o.elevations.push(Elevation {
+            request: "stop".into(),
+            operation: CriticalOperation::StopProtectionWithDeleteData,
+            action: Some(action.clone()),
+        });
+        let s = spec(json!({}));
+        let p = plan(&s, &target(), &o, true, true, false);
+        assert_eq!(
+            p.steps,
+            [Step::Perform {
+                request: "stop".into(),
+                action
+            }]
+        );
+        assert!(plan(&s, &target(), &o, true, true, true).steps.is_empty());
     }
 
     #[test]
@@ -1441,6 +1651,7 @@ mod tests {
                         prop_assert!(change.retention_days.is_none_or(|d| d >= current_retention));
                     }
                     Step::Link { .. } => prop_assert!(link.is_none() && mua == "Enabled" && !deleting),
+                    Step::Perform { .. } => prop_assert!(false, "no request here carries an action"),
                 }
                 if current == SoftDelete::AlwaysOn {
                     prop_assert!(!matches!(step, Step::WeakenSoftDelete { .. }), "AlwaysOn is never weakened");

@@ -1,6 +1,7 @@
 //! CriticalOperationRequest: a time-boxed, approved elevation for one critical operation on one vault.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::core::Rule;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -37,9 +38,17 @@ use crate::operations::CriticalOperation;
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = immutable_rule("spec is immutable after creation: create a new CriticalOperationRequest instead"),
-    validation = kube::core::Rule::new(
-        "(self.operation in ['DisableSoftDelete', 'DisableMultiUserAuthorization']) != has(self.principal)"
-    ).message("DisableSoftDelete and DisableMultiUserAuthorization are performed by the operator itself and take no principal; every other operation is done by hand and needs the principal to elevate")
+    validation = Rule::new(
+        "!(self.operation in ['DisableSoftDelete', 'DisableMultiUserAuthorization']) || (!has(self.principal) && !has(self.action))"
+    ).message("DisableSoftDelete and DisableMultiUserAuthorization are performed by the operator itself and take no principal and no action: the VaultProtection's spec says what to do"),
+    validation = Rule::new(
+        "self.operation in ['DisableSoftDelete', 'DisableMultiUserAuthorization'] || has(self.principal) || has(self.action)"
+    ).message("every other operation is done by hand and needs the principal to elevate, or (ModifyBackupPolicy, ModifyProtection, StopProtectionWithDeleteData) an action for the operator to perform"),
+    validation = Rule::new("!(has(self.principal) && has(self.action))")
+        .message("a request takes either a principal (a person does the operation by hand) or an action (the operator performs it), never both"),
+    validation = Rule::new(
+        "!has(self.action) || (has(self.action.modifyBackupPolicy) ? self.operation == 'ModifyBackupPolicy' : has(self.action.modifyProtection) ? self.operation == 'ModifyProtection' : self.operation == 'StopProtectionWithDeleteData')"
+    ).message("the action must match the operation: modifyBackupPolicy for ModifyBackupPolicy, modifyProtection for ModifyProtection, stopProtectionWithDeleteData for StopProtectionWithDeleteData")
 )]
 pub struct CriticalOperationRequestSpec {
     /// The name of the VaultProtection (in this namespace) whose vault the operation is for.
@@ -83,6 +92,131 @@ pub struct CriticalOperationRequestSpec {
     /// and `DisableMultiUserAuthorization`: the operator performs those itself with its own identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<AzurePrincipal>,
+
+    /// What the operator is to do under the elevation, for `ModifyBackupPolicy`, `ModifyProtection` and
+    /// `StopProtectionWithDeleteData` on a Recovery Services vault: approvers see exactly what will be
+    /// done, the operator does it with its own identity and the elevation ends at once. Instead of a
+    /// principal, never with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<RequestAction>,
+}
+
+/// One change the operator makes in the vault under the elevation: exactly one field is set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "[has(self.modifyBackupPolicy), has(self.modifyProtection), has(self.stopProtectionWithDeleteData)].filter(x, x).size() == 1"
+).message("action must set exactly one of modifyBackupPolicy, modifyProtection and stopProtectionWithDeleteData"))]
+pub struct RequestAction {
+    /// Replace a backup policy of the vault (for example with a shorter retention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modify_backup_policy: Option<ModifyBackupPolicy>,
+    /// Move a protected item of the vault to another backup policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modify_protection: Option<ModifyProtection>,
+    /// Stop protecting an item of the vault and delete its backup data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_protection_with_delete_data: Option<StopProtectionWithDeleteData>,
+}
+
+/// The new body of one backup policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModifyBackupPolicy {
+    /// The policy's name in the vault.
+    #[x_kube(validation = policy_name_rule("modifyBackupPolicy.name"))]
+    #[schemars(length(max = 150))]
+    pub name: String,
+    /// The full new policy, as `PUT .../vaults/{vault}/backupPolicies/{name}` takes it (`properties` with
+    /// `backupManagementType`, `schedulePolicy`, `retentionPolicy`, ...). The operator adds the guard's
+    /// citation.
+    #[schemars(schema_with = "policy_body_schema")]
+    pub policy: serde_json::Value,
+}
+
+/// A protected item and the policy to move it to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModifyProtection {
+    /// The item under the vault: `backupFabrics/{fabric}/protectionContainers/{container}/protectedItems/{item}`.
+    #[x_kube(validation = item_path_rule("modifyProtection.item"))]
+    #[schemars(length(max = 1024))]
+    pub item: String,
+    /// The name of the vault's backup policy to protect it with from now on.
+    #[x_kube(validation = policy_name_rule("modifyProtection.policy"))]
+    #[schemars(length(max = 150))]
+    pub policy: String,
+}
+
+/// A protected item whose protection stops and whose backup data is deleted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StopProtectionWithDeleteData {
+    /// The item under the vault: `backupFabrics/{fabric}/protectionContainers/{container}/protectedItems/{item}`.
+    #[x_kube(validation = item_path_rule("stopProtectionWithDeleteData.item"))]
+    #[schemars(length(max = 1024))]
+    pub item: String,
+}
+
+/// One segment of an item path: it starts with a letter or digit, so `.`, `..` and empty segments never
+/// pass, and holds no `/`, `?`, `#` or `%` that could point the call elsewhere.
+const SEGMENT_RE: &str = "[A-Za-z0-9][-A-Za-z0-9_.;()]{0,259}";
+
+/// An item path relative to the request's vault: never an absolute ARM ID, never one that leaves it.
+fn item_path_rule(field: &str) -> Rule {
+    Rule::new(format!(
+        "self.matches('^(?i:backupFabrics)/{SEGMENT_RE}/(?i:protectionContainers)/{SEGMENT_RE}/(?i:protectedItems)/{SEGMENT_RE}$')"
+    ))
+    .message(
+        format!(
+            "{field} must be a protected item's path under the vault, backupFabrics/{{fabric}}/protectionContainers/{{container}}/protectedItems/{{item}} (not an ARM ID; each name starts with a letter or digit)"
+        )
+        .as_str(),
+    )
+}
+
+fn policy_name_rule(field: &str) -> Rule {
+    Rule::new(format!("self.matches('^{SEGMENT_RE}$')")).message(
+        format!("{field} must be the name of a backup policy in the vault (letters, digits, '-', '_', '.', ';', '(' or ')', a letter or digit first)").as_str(),
+    )
+}
+
+/// A JSON object with `properties`, kept as written: the policy body is Azure's to validate. (CEL cannot
+/// see fields a schema does not declare, so `properties` is declared to be required.)
+fn policy_body_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "required": ["properties"],
+        "properties": {
+            "properties": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+        },
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}
+
+impl RequestAction {
+    /// The operation the action performs.
+    pub fn operation(&self) -> CriticalOperation {
+        match (&self.modify_backup_policy, &self.modify_protection) {
+            (Some(_), _) => CriticalOperation::ModifyBackupPolicy,
+            (_, Some(_)) => CriticalOperation::ModifyProtection,
+            _ => CriticalOperation::StopProtectionWithDeleteData,
+        }
+    }
+
+    /// What the action does, in one line for approvers, Events and logs.
+    pub fn describe(&self) -> String {
+        match (
+            &self.modify_backup_policy,
+            &self.modify_protection,
+            &self.stop_protection_with_delete_data,
+        ) {
+            (Some(p), _, _) => format!("replace the backup policy {}", p.name),
+            (_, Some(m), _) => format!("move the protected item {} to the backup policy {}", m.item, m.policy),
+            (_, _, Some(s)) => format!("stop protecting {} and delete its backup data", s.item),
+            _ => "nothing".to_string(),
+        }
+    }
 }
 
 /// A ticket in an external system.
@@ -260,6 +394,11 @@ pub struct CriticalOperationRequestStatus {
     /// When the operator performed the operation (operations it performs itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performed_at: Option<Time>,
+
+    /// Why the operator could not perform the request's action (Azure's answer); the request then fails
+    /// and the elevation ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_failed: Option<String>,
 
     /// Set by the requester or an approver (`kubectl mua revoke`) to end the request, or its elevation, at
     /// once. Only ever ends an elevation early; never extends one.

@@ -76,6 +76,13 @@ pub fn render(r: &CriticalOperationRequest, now: Timestamp) -> String {
             None => "the operator's own identity (it performs the operation itself)".to_string(),
         },
     );
+    // Approvers see exactly what the operator will do.
+    if let Some(action) = &spec.action {
+        fields.add("Action", action.describe());
+        if let Some(change) = &action.modify_backup_policy {
+            fields.add("New policy", change.policy.to_string());
+        }
+    }
     fields.add("Created", when(r.metadata.creation_timestamp.as_ref(), now));
     let phase = state::phase_name(status.phase);
     fields.add(

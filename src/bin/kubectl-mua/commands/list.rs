@@ -103,6 +103,7 @@ mod tests {
             requester: None,
             requester_groups: Vec::new(),
             principal: None,
+            action: None,
         };
         let request = CriticalOperationRequest::new("legacy", spec);
         let rendered = table(&[request], false, Timestamp::now()).render();

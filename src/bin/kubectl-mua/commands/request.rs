@@ -33,6 +33,8 @@ pub async fn run(session: &Session, args: RequestArgs, format: Output) -> Result
             object_id,
             tenant_id: args.principal_tenant.clone(),
         }),
+        // Actions are written in YAML (kubectl apply), where approvers read them in full.
+        action: None,
     };
     let created = create(session, &args, spec).await?;
     let name = kube::ResourceExt::name_any(&created);
