@@ -405,6 +405,19 @@ async fn attack_an_approval_by_a_named_approver_rbac_does_not_allow_is_not_count
     .await;
 }
 
+/// Approves `name`, which then waits for another request's elevation to end.
+async fn approved_but_waiting(op: &Operator, name: &str) {
+    decide(op, User::ApproverA, name, "Approve").await;
+    op.wait_for(
+        &op.requests(),
+        name,
+        "Approved",
+        "False",
+        Some("AnotherElevationActive"),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn attack_a_second_request_cannot_extend_an_active_elevation() {
     let op = start("attack-extend").await;
@@ -413,15 +426,7 @@ async fn attack_a_second_request_cannot_extend_an_active_elevation() {
     decide(&op, User::ApproverA, "first", "Approve").await;
     let first = phase_is(&op, "first", RequestPhase::Active).await;
     request(&op, User::BackupAdmin, "second", "DisableSoftDelete", "1h").await;
-    decide(&op, User::ApproverA, "second", "Approve").await;
-    op.wait_for(
-        &op.requests(),
-        "second",
-        "Approved",
-        "False",
-        Some("AnotherElevationActive"),
-    )
-    .await;
+    approved_but_waiting(&op, "second").await;
     assert_eq!(grants(&op, &guard_id).await, 1, "one grant, not two");
     let again = op.requests().get("first").await.unwrap();
     assert_eq!(
@@ -452,15 +457,7 @@ async fn attack_two_vaults_on_one_guard_never_share_one_grant() {
     decide(&op, User::ApproverA, "first", "Approve").await;
     phase_is(&op, "first", RequestPhase::Active).await;
     request_for(&op, User::BackupAdmin, "second", "other", "DisableSoftDelete", "30m").await;
-    decide(&op, User::ApproverA, "second", "Approve").await;
-    op.wait_for(
-        &op.requests(),
-        "second",
-        "Approved",
-        "False",
-        Some("AnotherElevationActive"),
-    )
-    .await;
+    approved_but_waiting(&op, "second").await;
     assert_eq!(grants(&op, &guard_id).await, 1, "one grant, not a shared one");
     revoke(&op, "first").await;
     phase_is(&op, "first", RequestPhase::Revoked).await;
@@ -1054,4 +1051,32 @@ async fn an_action_azure_cannot_carry_out_fails_the_request_and_ends_the_grant()
         item_policy(&op).await.unwrap().ends_with("/backupPolicies/daily"),
         "nothing changed"
     );
+}
+
+#[tokio::test]
+async fn under_pim_a_policy_change_in_the_request_is_made_after_pims_approval() {
+    let op = start("elev-pim-policy").await;
+    protected_by_pim(&op).await;
+    seed_backups(&op).await;
+    let action = json!({"modifyBackupPolicy": {"name": "daily", "policy": policy_body(30)}});
+    request_action(&op, "mbp", "ModifyBackupPolicy", action).await;
+    op.wait_for(
+        &op.requests(),
+        "mbp",
+        "Approved",
+        "False",
+        Some("PendingApprovalInAzure"),
+    )
+    .await;
+    assert_eq!(daily_retention(&op).await, 90, "nothing before PIM's approval");
+    approve_in_pim(&op, "mbp").await;
+    op.nudge(&op.requests(), "mbp").await;
+    eventually("the policy keeps 30 days", || async {
+        (daily_retention(&op).await == 30).then_some(())
+    })
+    .await;
+    // PIM refuses a deactivation within five minutes of the activation; the jump wakes the request.
+    op.ts.sim.state.clock.advance(Duration::from_secs(301));
+    let done = phase_is(&op, "mbp", RequestPhase::Completed).await;
+    assert!(done.status.unwrap().performed_at.is_some());
 }

@@ -803,16 +803,26 @@ async fn resolve(
 /// Records on the request that its operation was performed, so the security side ends the elevation at
 /// once and the request is never used again (single use).
 async fn record_performed(ctx: &Context, key: &str, request: &str) -> Result<(), Error> {
+    record_on_request(
+        ctx,
+        key,
+        request,
+        serde_json::json!({"performedAt": Time(ctx.clock.now())}),
+    )
+    .await
+}
+
+/// Writes what the backup side found into a request's status, as the operator.
+async fn record_on_request(ctx: &Context, key: &str, request: &str, status: serde_json::Value) -> Result<(), Error> {
     let namespace = key.split('/').next().unwrap_or_default();
     let api: Api<CriticalOperationRequest> = Api::namespaced(ctx.client.clone(), namespace);
-    let patch = serde_json::json!({"status": {"performedAt": Time(ctx.clock.now())}});
     api.patch_status(
         request,
         &PatchParams {
             field_manager: Some(outcome::FIELD_MANAGER.to_string()),
             ..Default::default()
         },
-        &Patch::Merge(&patch),
+        &Patch::Merge(&serde_json::json!({ "status": status })),
     )
     .await?;
     Ok(())
@@ -844,19 +854,7 @@ fn not_an_item_path(item: &str) -> String {
 /// Records on the request that its action cannot be performed, so the security side fails it and ends
 /// the elevation at once.
 async fn record_action_failed(ctx: &Context, key: &str, request: &str, why: &str) -> Result<(), Error> {
-    let namespace = key.split('/').next().unwrap_or_default();
-    let api: Api<CriticalOperationRequest> = Api::namespaced(ctx.client.clone(), namespace);
-    let patch = serde_json::json!({"status": {"actionFailed": why}});
-    api.patch_status(
-        request,
-        &PatchParams {
-            field_manager: Some(outcome::FIELD_MANAGER.to_string()),
-            ..Default::default()
-        },
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
+    record_on_request(ctx, key, request, serde_json::json!({"actionFailed": why})).await
 }
 
 /// The approved requests for this object that are active now and not yet used.
