@@ -1053,6 +1053,34 @@ async fn an_action_azure_cannot_carry_out_fails_the_request_and_ends_the_grant()
     );
 }
 
+/// PIM: the action waits for PIM's approver; once approved in Azure the operator performs it (`done`
+/// says so), and the request completes when PIM lets the activation end.
+async fn under_pim_the_action_is_made_after_pims_approval<F: Future<Output = bool>>(
+    op: &Operator,
+    name: &str,
+    done: impl Fn() -> F,
+) {
+    op.wait_for(
+        &op.requests(),
+        name,
+        "Approved",
+        "False",
+        Some("PendingApprovalInAzure"),
+    )
+    .await;
+    assert!(!done().await, "nothing before PIM's approval");
+    approve_in_pim(op, name).await;
+    op.nudge(&op.requests(), name).await;
+    eventually("the operator performed the action", || async {
+        done().await.then_some(())
+    })
+    .await;
+    // PIM refuses a deactivation within five minutes of the activation; the jump wakes the request.
+    op.ts.sim.state.clock.advance(Duration::from_secs(301));
+    let completed = phase_is(op, name, RequestPhase::Completed).await;
+    assert!(completed.status.unwrap().performed_at.is_some());
+}
+
 #[tokio::test]
 async fn under_pim_a_policy_change_in_the_request_is_made_after_pims_approval() {
     let op = start("elev-pim-policy").await;
@@ -1060,23 +1088,30 @@ async fn under_pim_a_policy_change_in_the_request_is_made_after_pims_approval() 
     seed_backups(&op).await;
     let action = json!({"modifyBackupPolicy": {"name": "daily", "policy": policy_body(30)}});
     request_action(&op, "mbp", "ModifyBackupPolicy", action).await;
-    op.wait_for(
-        &op.requests(),
-        "mbp",
-        "Approved",
-        "False",
-        Some("PendingApprovalInAzure"),
-    )
-    .await;
-    assert_eq!(daily_retention(&op).await, 90, "nothing before PIM's approval");
-    approve_in_pim(&op, "mbp").await;
-    op.nudge(&op.requests(), "mbp").await;
-    eventually("the policy keeps 30 days", || async {
-        (daily_retention(&op).await == 30).then_some(())
+    under_pim_the_action_is_made_after_pims_approval(&op, "mbp", || async { daily_retention(&op).await == 30 }).await;
+}
+
+#[tokio::test]
+async fn under_pim_moving_an_item_to_a_shorter_policy_is_made_after_pims_approval() {
+    let op = start("elev-pim-protect").await;
+    protected_by_pim(&op).await;
+    seed_backups(&op).await;
+    let action = json!({"modifyProtection": {"item": ITEM, "policy": "short"}});
+    request_action(&op, "mp", "ModifyProtection", action).await;
+    under_pim_the_action_is_made_after_pims_approval(&op, "mp", || async {
+        item_policy(&op)
+            .await
+            .is_some_and(|p| p.to_ascii_lowercase().ends_with("/backuppolicies/short"))
     })
     .await;
-    // PIM refuses a deactivation within five minutes of the activation; the jump wakes the request.
-    op.ts.sim.state.clock.advance(Duration::from_secs(301));
-    let done = phase_is(&op, "mbp", RequestPhase::Completed).await;
-    assert!(done.status.unwrap().performed_at.is_some());
+}
+
+#[tokio::test]
+async fn under_pim_stopping_protection_with_delete_data_is_made_after_pims_approval() {
+    let op = start("elev-pim-stop").await;
+    protected_by_pim(&op).await;
+    seed_backups(&op).await;
+    let action = json!({"stopProtectionWithDeleteData": {"item": ITEM}});
+    request_action(&op, "stop", "StopProtectionWithDeleteData", action).await;
+    under_pim_the_action_is_made_after_pims_approval(&op, "stop", || async { item_policy(&op).await.is_none() }).await;
 }
