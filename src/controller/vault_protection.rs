@@ -586,6 +586,9 @@ async fn perform(
     }
     let result: Result<Result<String, String>, AzureError> = async {
         if let Some(change) = &action.modify_backup_policy {
+            if !is_name(&change.name) {
+                return Ok(Err(format!("{} is not a backup policy's name", change.name)));
+            }
             if vaults::get_policy(backup, id, &change.name).await?.is_none() {
                 return Ok(Err(format!("the vault has no backup policy {}", change.name)));
             }
@@ -599,6 +602,9 @@ async fn perform(
             let Some(item) = vaults::get_item(backup, id, &change.item).await? else {
                 return Ok(Err(format!("the vault has no protected item {}", change.item)));
             };
+            if !is_name(&change.policy) {
+                return Ok(Err(format!("{} is not a backup policy's name", change.policy)));
+            }
             let Some(policy) = vaults::get_policy(backup, id, &change.policy).await? else {
                 return Ok(Err(format!("the vault has no backup policy {}", change.policy)));
             };
@@ -838,11 +844,13 @@ fn is_item_path(item: &str) -> bool {
             .iter()
             .enumerate()
             .all(|(i, name)| parts[2 * i].eq_ignore_ascii_case(name))
-        && parts
-            .iter()
-            .skip(1)
-            .step_by(2)
-            .all(|name| name.starts_with(|c: char| c.is_ascii_alphanumeric()) && !name.contains(['?', '#', '%', '\\']))
+        && parts.iter().skip(1).step_by(2).all(|name| is_name(name))
+}
+
+/// One name in a path under the vault (a fabric, container, item or policy): never `.`, `..`, empty, or
+/// holding a character that would point the call elsewhere.
+fn is_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphanumeric()) && !name.contains(['/', '?', '#', '%', '\\'])
 }
 
 fn not_an_item_path(item: &str) -> String {
@@ -1366,6 +1374,22 @@ mod tests {
             "backupPolicies/daily",
         ] {
             assert!(!is_item_path(outside), "{outside}");
+        }
+    }
+
+    #[test]
+    fn policy_names_are_one_name_under_the_vault() {
+        assert!(is_name("daily-90d"));
+        for outside in [
+            "",
+            ".",
+            "..",
+            "../other",
+            "daily/../../x",
+            "daily?api-version=1",
+            "%2e%2e",
+        ] {
+            assert!(!is_name(outside), "{outside}");
         }
     }
 
