@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cluster::{ControlPlane, User};
-use futures::{StreamExt, TryStreamExt};
-use kube::api::{Api, PostParams};
+use futures::StreamExt;
+use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use mua_operator::azure::{ArmClient, ArmMetrics, ThrottlePolicy};
@@ -116,8 +116,8 @@ async fn warm_up(cp: &ControlPlane) {
     }))
     .expect("a VaultProtection");
     let started = Instant::now();
-    create_all(&ns.admin_api(), vec![warm_guard]).await;
-    create_all(&ns.admin_api(), vec![protection]).await;
+    support::create_all(&ns.admin_api(), vec![warm_guard], CREATE_CONCURRENCY).await;
+    support::create_all(&ns.admin_api(), vec![protection], CREATE_CONCURRENCY).await;
     println!(
         "warm-up: the first two objects took {:.1} s",
         started.elapsed().as_secs_f64()
@@ -188,7 +188,7 @@ where
     let n = objects.len();
     let started = Instant::now();
     let waiting = tokio::spawn(wait_ready(api.clone(), n, started, deadline_for(n, 1), is_ready));
-    create_all(&api, objects).await;
+    support::create_all(&api, objects, CREATE_CONCURRENCY).await;
     let created = started.elapsed();
     let ready = waiting.await.expect("the watch task");
     let _ = operator.stop.send(());
@@ -268,19 +268,6 @@ where
     let mut times: Vec<Duration> = ready_at.into_values().collect();
     times.sort();
     times
-}
-
-/// Creates `objects` through `api`, at most [`CREATE_CONCURRENCY`] at a time.
-async fn create_all<K>(api: &Api<K>, objects: Vec<K>)
-where
-    K: Resource + Clone + Debug + DeserializeOwned + serde::Serialize,
-{
-    futures::stream::iter(objects)
-        .map(|object| async move { api.create(&PostParams::default(), &object).await })
-        .buffer_unordered(CREATE_CONCURRENCY)
-        .try_for_each(|_| async { Ok(()) })
-        .await
-        .expect("creating the objects");
 }
 
 /// What one convergence run produced.
@@ -666,7 +653,7 @@ async fn watch(cp: &ControlPlane, m: usize) {
         Duration::from_secs(1800),
         guard_ready,
     ));
-    create_all(&api, objects).await;
+    support::create_all(&api, objects, CREATE_CONCURRENCY).await;
     let created = started.elapsed();
     let ready = waiting.await.expect("the watch task");
     // Steady state: a little longer with everything cached.

@@ -38,9 +38,9 @@ use std::time::{Duration, Instant};
 use cluster::{ControlPlane, TestNamespace, User};
 use futures::{StreamExt, TryStreamExt};
 use jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Resource, ResourceExt};
 use mua_operator::azure::authorization::BACKUP_MUA_OPERATOR;
 use mua_operator::azure::{ArmClient, ArmMetrics};
 use mua_operator::controller::{Context, critical_operation_request};
@@ -356,7 +356,7 @@ impl Setup {
                 }))
             })
             .collect();
-        create_all(&ns.admin_api(), guards).await;
+        support::create_all(&ns.admin_api(), guards, SETUP_CONCURRENCY).await;
         let protections: Vec<VaultProtection> = (0..n)
             .map(|i| {
                 object(json!({
@@ -365,7 +365,7 @@ impl Setup {
                 }))
             })
             .collect();
-        create_all(&ns.admin_api(), protections).await;
+        support::create_all(&ns.admin_api(), protections, SETUP_CONCURRENCY).await;
         let (seen, watch) = watch_requests(ns.admin_api());
         Setup {
             part,
@@ -391,7 +391,7 @@ impl Setup {
                 }))
             })
             .collect();
-        create_all(&requester, requests).await;
+        support::create_all(&requester, requests, SETUP_CONCURRENCY).await;
         let approver: Api<CriticalOperationRequest> = self.ns.api(cp.client(User::ApproverA).await);
         let manager = format!("kubectl-mua/{}", User::ApproverA.name());
         futures::stream::iter(0..self.n)
@@ -458,18 +458,6 @@ impl Drop for Setup {
 
 fn object<K: serde::de::DeserializeOwned>(value: serde_json::Value) -> K {
     serde_json::from_value(value).expect("a well-formed object")
-}
-
-async fn create_all<K>(api: &Api<K>, objects: Vec<K>)
-where
-    K: Resource + Clone + fmt::Debug + serde::de::DeserializeOwned + serde::Serialize,
-{
-    futures::stream::iter(objects)
-        .map(|object| async move { api.create(&PostParams::default(), &object).await })
-        .buffer_unordered(SETUP_CONCURRENCY)
-        .try_for_each(|_| async { Ok(()) })
-        .await
-        .expect("creating the objects");
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -14,6 +14,20 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, filter};
 
+/// Creates `objects` through `api`, at most `concurrency` at a time.
+pub async fn create_all<K>(api: &kube::Api<K>, objects: Vec<K>, concurrency: usize)
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + serde::Serialize,
+{
+    use futures::{StreamExt, TryStreamExt};
+    futures::stream::iter(objects)
+        .map(|object| async move { api.create(&kube::api::PostParams::default(), &object).await })
+        .buffer_unordered(concurrency)
+        .try_for_each(|_| async { Ok(()) })
+        .await
+        .expect("creating the objects");
+}
+
 /// Which of a benchmark's `parts` to run: those named on the command line (`cargo bench` passes
 /// `--bench`, which is not a part), or all.
 pub fn chosen(parts: &'static [&'static str]) -> impl Fn(&str) -> bool {
