@@ -4,8 +4,10 @@
 //! ARM (or the local simulator, `sim`) → status.
 
 pub mod azure;
+pub mod control_plane;
 pub mod controller;
 pub mod crd;
+pub mod demo;
 pub mod operations;
 pub mod run;
 pub mod sim;

@@ -3,9 +3,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit code for a subcommand that this build does not provide yet.
-const EXIT_NOT_AVAILABLE: u8 = 2;
-
 /// Kubernetes operator for Azure Backup multi-user authorization.
 #[derive(Parser, Debug)]
 #[command(name = "mua-operator", version, about)]
@@ -31,7 +28,7 @@ enum Command {
     /// Serve the local ARM simulator (Azure Resource Manager and Entra ID for MUA) until SIGTERM/SIGINT.
     Sim(SimArgs),
     /// Run the MUA walkthrough against the local simulator and a local control plane.
-    Demo,
+    Demo(mua_operator::demo::DemoArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -88,7 +85,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Demo => not_available("demo", "the MUA walkthrough"),
+        Command::Demo(args) => mua_operator::demo::main(args),
     }
 }
 
@@ -161,9 +158,4 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
         .ok_or_else(|| anyhow::anyhow!("neither XDG_DATA_HOME nor HOME is set: pass --data-dir"))?;
     Ok(base.join("mua-operator/sim"))
-}
-
-fn not_available(command: &str, what: &str) -> ExitCode {
-    eprintln!("error: `mua-operator {command}` is not available in this build yet: {what} is still being built");
-    ExitCode::from(EXIT_NOT_AVAILABLE)
 }

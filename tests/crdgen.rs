@@ -62,14 +62,3 @@ fn assert_same_files(generated_dir: &Path, checked_in: &Path, label: &str) {
         );
     }
 }
-
-#[test]
-fn the_demo_says_it_is_not_built_yet_with_exit_code_2() {
-    let output = Command::new(env!("CARGO_BIN_EXE_mua-operator"))
-        .arg("demo")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("not available in this build yet"), "{stderr}");
-}

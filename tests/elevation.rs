@@ -187,6 +187,39 @@ async fn disabling_soft_delete_waits_for_approval_then_runs_once_and_the_grant_e
     assert_eq!(done.spec.requester.as_deref(), Some("backup-admin"));
 }
 
+/// The backup application's service principal in the isolated tenant (its own object ID there).
+const BACKUP_OID_FABRIKAM: &str = "6f1e2f0a-3b0c-4a52-9d0e-0c3f4e5a6b02";
+
+#[tokio::test]
+async fn a_guard_in_another_tenant_elevates_the_backup_side_s_principal_of_that_tenant() {
+    let op = start("elev-xt").await;
+    let azure_name = op.unique("xt");
+    let spec = json!({"subscriptionId": ISOLATED_SUB, "resourceGroup": "guard-rg", "tenantId": FABRIKAM,
+        "elevation": {"approvers": {"groups": ["mua-approvers"]}, "maxDuration": "1h"}});
+    op.create_guard("isolated", &azure_name, spec).await;
+    op.ready(&op.guards(), "isolated").await;
+    op.create_protection(
+        "prod",
+        &vault("prod-vault"),
+        json!({"name": "isolated"}),
+        json!({"softDelete": {"state": "Enabled"}}),
+    )
+    .await;
+    op.ready(&op.protections(), "prod").await;
+    op.declare_soft_delete_off("prod").await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    decide(&op, User::ApproverA, "sd", "Approve").await;
+
+    let active = phase_is(&op, "sd", RequestPhase::Completed).await;
+    let elevation = active.status.unwrap().elevation.unwrap();
+    assert_eq!(
+        elevation.principal_id.as_deref(),
+        Some(BACKUP_OID_FABRIKAM),
+        "Azure checks the principal of the guard's tenant (the auxiliary token's), not the home tenant's"
+    );
+    assert_eq!(soft_delete(&op).await, Some(SoftDelete::Disabled));
+}
+
 #[tokio::test]
 async fn after_completion_the_backup_identity_is_refused_by_azure_again() {
     let op = start("elev-after").await;

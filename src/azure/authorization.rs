@@ -76,9 +76,21 @@ impl From<RoleAssignmentWire> for RoleAssignment {
     }
 }
 
-/// Assigns `role` to `principal` at `scope`. An identical assignment that already exists is returned.
+/// Assigns `role` to `principal` at `scope` (in the caller's home tenant). An identical assignment that
+/// already exists is returned.
 pub async fn assign(
     client: &ArmClient,
+    scope: &str,
+    role: &str,
+    principal: &str,
+) -> Result<RoleAssignment, AzureError> {
+    assign_in(client, None, scope, role, principal).await
+}
+
+/// [`assign`] at a scope in `tenant` (none: the home tenant).
+pub async fn assign_in(
+    client: &ArmClient,
+    tenant: Option<&str>,
     scope: &str,
     role: &str,
     principal: &str,
@@ -89,12 +101,16 @@ pub async fn assign(
     );
     let body = json!({"properties": {"roleDefinitionId": role_definition_id(scope, role), "principalId": principal}});
     match client
-        .send(&Call::new(Method::PUT, path, ROLE_ASSIGNMENTS_API).body(body))
+        .send(
+            &Call::new(Method::PUT, path, ROLE_ASSIGNMENTS_API)
+                .in_tenant(tenant)
+                .body(body),
+        )
         .await
     {
         Ok(reply) => decode::<RoleAssignmentWire>("a role assignment", reply.body).map(RoleAssignment::from),
         Err(err) if err.code() == Some("RoleAssignmentExists") => {
-            let existing = list_for_principal(client, scope, principal).await?;
+            let existing = list_for_principal_in(client, tenant, scope, principal).await?;
             existing
                 .into_iter()
                 .find(|a| a.scope.eq_ignore_ascii_case(scope) && a.role.eq_ignore_ascii_case(role))
@@ -112,15 +128,27 @@ pub async fn remove(client: &ArmClient, id: &str) -> Result<(), AzureError> {
         .map(|_| ())
 }
 
-/// The assignments of `principal` that apply at `scope`.
+/// The assignments of `principal` that apply at `scope` (in the caller's home tenant).
 pub async fn list_for_principal(
     client: &ArmClient,
     scope: &str,
     principal: &str,
 ) -> Result<Vec<RoleAssignment>, AzureError> {
+    list_for_principal_in(client, None, scope, principal).await
+}
+
+/// The assignments of `principal` that apply at `scope`, a scope in `tenant` (none: the home tenant).
+pub async fn list_for_principal_in(
+    client: &ArmClient,
+    tenant: Option<&str>,
+    scope: &str,
+    principal: &str,
+) -> Result<Vec<RoleAssignment>, AzureError> {
     let path =
         format!("{scope}/providers/Microsoft.Authorization/roleAssignments?$filter=principalId%20eq%20'{principal}'");
-    let reply = client.send(&Call::new(Method::GET, path, ROLE_ASSIGNMENTS_API)).await?;
+    let reply = client
+        .send(&Call::new(Method::GET, path, ROLE_ASSIGNMENTS_API).in_tenant(tenant))
+        .await?;
     let list: RoleAssignmentListWire = decode("role assignments", reply.body)?;
     Ok(list.value.into_iter().map(RoleAssignment::from).collect())
 }

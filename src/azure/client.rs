@@ -230,20 +230,28 @@ impl ArmClient {
         tenant == self.tenant || self.auxiliary.contains_key(&tenant)
     }
 
-    /// The identity's object ID in its home tenant (the `oid` claim of its own ARM token): the principal
-    /// the security side elevates when the operator performs an operation itself. The token is the one
-    /// the identity was just issued, so reading its claims without checking the signature is sound.
+    /// The identity's object ID in its home tenant: see [`ArmClient::principal_id_in`].
     pub async fn principal_id(&self) -> Result<String, AzureError> {
+        self.principal_id_in(None).await
+    }
+
+    /// The identity's object ID in `tenant` (none: the home tenant), the `oid` claim of its own ARM token
+    /// there: a multi-tenant application has a different service principal, so a different object ID, in
+    /// each tenant. It is the principal the security side elevates on a guard in that tenant when the
+    /// operator performs an operation itself. The token is the one the identity was just issued, so
+    /// reading its claims without checking the signature is sound.
+    pub async fn principal_id_in(&self, tenant: Option<&str>) -> Result<String, AzureError> {
         #[derive(serde::Deserialize)]
         struct Claims {
             oid: String,
         }
-        let token = self.token("identify", &self.tenant, &self.credential).await?;
+        let (tenant, credential) = self.credential_in("identify", tenant)?;
+        let token = self.token("identify", &tenant, credential).await?;
         jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(&token)
             .map(|claims| claims.oid.to_ascii_lowercase())
             .map_err(|err| AzureError::Credential {
                 operation: "identify".into(),
-                tenant: self.tenant.clone(),
+                tenant,
                 message: format!("the identity's token has no object ID (oid claim): {err}"),
             })
     }

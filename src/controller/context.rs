@@ -123,9 +123,9 @@ pub struct Context {
     pub vault_memo: super::vault_protection::Memo,
     /// Whether the admission policies of the two-person rule are in the cluster (checked before elevating).
     pub admission: super::admission::AdmissionCheck,
-    /// The Azure principal elevated for operations the operator performs itself: the backup side's
-    /// identity (configured, or read from the backup side's token once).
-    elevated_principal: tokio::sync::OnceCell<String>,
+    /// The Azure principals elevated for operations the operator performs itself, by tenant (`""`: the
+    /// home tenant): the backup side's identity there (configured, or read from its token once).
+    elevated_principals: std::sync::Mutex<HashMap<String, String>>,
     backup_identity: Option<ArmClient>,
 }
 
@@ -145,18 +145,24 @@ impl Context {
             backoff: Backoff::default(),
             vault_memo: Default::default(),
             admission: Default::default(),
-            elevated_principal: tokio::sync::OnceCell::new(),
+            elevated_principals: Default::default(),
             backup_identity: None,
         }
     }
 
-    /// Names the backup side's Azure object ID, for a security side that runs without the backup side's
-    /// credential in the same process.
+    /// Names the backup side's Azure object ID in its home tenant, for a security side that runs without
+    /// the backup side's credential in the same process.
     pub fn with_elevated_principal(self, object_id: Option<String>) -> Self {
         if let Some(id) = object_id {
-            let _ = self.elevated_principal.set(id.to_ascii_lowercase());
+            self.remember_principal(None, id.to_ascii_lowercase());
         }
         self
+    }
+
+    fn remember_principal(&self, tenant: Option<&str>, object_id: String) {
+        let key = tenant.unwrap_or_default().to_ascii_lowercase();
+        let mut known = self.elevated_principals.lock().unwrap_or_else(|p| p.into_inner());
+        known.insert(key, object_id);
     }
 
     /// Lets a security-side context ask the backup side's credential (in the same process) who it is,
@@ -178,21 +184,30 @@ impl Context {
             })
     }
 
-    /// The principal elevated when the operator performs an approved operation itself.
-    pub async fn elevated_principal(&self) -> Result<String, crate::azure::AzureError> {
-        self.elevated_principal
-            .get_or_try_init(|| async {
-                match self.backup.as_ref().or(self.backup_identity.as_ref()) {
-                    Some(backup) => backup.principal_id().await,
-                    None => Err(crate::azure::AzureError::Credential {
-                        operation: "elevate".into(),
-                        tenant: String::new(),
-                        message: "the backup side's object ID is unknown: run both sides in one process or pass --backup-principal-id".into(),
-                    }),
-                }
-            })
-            .await
-            .cloned()
+    /// The principal elevated on a guard in `tenant` (none: the home tenant) when the operator performs
+    /// an approved operation itself: the backup side's service principal in that tenant, which is the
+    /// one Azure checks when the backup side cites the guard with that tenant's auxiliary token.
+    pub async fn elevated_principal(&self, tenant: Option<&str>) -> Result<String, crate::azure::AzureError> {
+        let key = tenant.unwrap_or_default().to_ascii_lowercase();
+        let known = self
+            .elevated_principals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(id) = known {
+            return Ok(id);
+        }
+        let Some(backup) = self.backup.as_ref().or(self.backup_identity.as_ref()) else {
+            return Err(crate::azure::AzureError::Credential {
+                operation: "elevate".into(),
+                tenant: key,
+                message: "the backup side's object ID is unknown: run both sides in one process or pass --backup-principal-id".into(),
+            });
+        };
+        let id = backup.principal_id_in(tenant).await?;
+        self.remember_principal(tenant, id.clone());
+        Ok(id)
     }
 
     pub fn with_namespace(mut self, namespace: Option<String>) -> Self {

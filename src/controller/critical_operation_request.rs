@@ -610,13 +610,13 @@ fn elevation_end(now: Timestamp, duration: Duration) -> Timestamp {
     Timestamp::from_second(end.as_second()).unwrap_or(end)
 }
 
-/// The principal the request elevates: the one it names (done by hand), else the backup side's
-/// identity, which performs the operation itself.
-async fn principal_for(ctx: &Context, cor: &CriticalOperationRequest) -> Result<String, Error> {
+/// The principal the request elevates on `guard`: the one it names (done by hand), else the backup
+/// side's identity in the guard's tenant, which performs the operation itself.
+async fn principal_for(ctx: &Context, cor: &CriticalOperationRequest, guard: &GuardId) -> Result<String, Error> {
     if let Some(principal) = &cor.spec.principal {
         return Ok(principal.object_id.to_ascii_lowercase());
     }
-    Ok(ctx.elevated_principal().await?)
+    Ok(ctx.elevated_principal(guard.tenant.as_deref()).await?)
 }
 
 fn role_id(role: ElevationRole) -> &'static str {
@@ -744,7 +744,7 @@ fn transition(
 /// the operator serves). Azure keeps a single assignment per principal, role and scope, so a second grant
 /// would be that one, and the first request's revocation would end both.
 async fn other_active(ctx: &Context, cor: &CriticalOperationRequest, guard: &GuardId) -> Result<Option<String>, Error> {
-    let principal = principal_for(ctx, cor).await?;
+    let principal = principal_for(ctx, cor, guard).await?;
     let scope = guard.path();
     let (namespace, name) = (cor.namespace(), cor.name_any());
     Ok(ctx
@@ -884,7 +884,7 @@ async fn converge(
             );
             notices.push(Notice::normal("Approved", message));
             let elevation = Elevation {
-                principal_id: Some(principal_for(ctx, cor).await?),
+                principal_id: Some(principal_for(ctx, cor, &resolved.guard).await?),
                 scope: Some(resolved.guard.path()),
                 tenant_id: resolved.guard.tenant.clone(),
                 role_definition_id: Some(role_id(resolved.policy.role).to_string()),
@@ -930,7 +930,7 @@ async fn converge(
             let duration = *observed.duration.as_ref().expect("activated only when valid");
             let role = role_id(resolved.policy.role);
             let elevation = Elevation {
-                principal_id: Some(principal_for(ctx, cor).await?),
+                principal_id: Some(principal_for(ctx, cor, &resolved.guard).await?),
                 scope: Some(resolved.guard.path()),
                 tenant_id: resolved.guard.tenant.clone(),
                 role_definition_id: Some(role.to_string()),
@@ -1171,7 +1171,6 @@ pub async fn sweep(ctx: &Context) -> Result<usize, Error> {
     if scopes.is_empty() {
         return Ok(0);
     }
-    let principal = ctx.elevated_principal().await?;
     let held: Vec<String> = ctx
         .api::<CriticalOperationRequest>()
         .list(&ListParams::default())
@@ -1187,7 +1186,9 @@ pub async fn sweep(ctx: &Context) -> Result<usize, Error> {
         if held.iter().any(|h| h.eq_ignore_ascii_case(&scope)) {
             continue;
         }
-        let assignments = match authorization::list_for_principal(ctx.security(), &scope, &principal).await {
+        let principal = ctx.elevated_principal(guard.tenant.as_deref()).await?;
+        let tenant = guard.tenant.as_deref();
+        let assignments = match authorization::list_for_principal_in(ctx.security(), tenant, &scope, &principal).await {
             Ok(list) => list,
             // A guard that is gone, or one this identity cannot read: nothing it could have granted there.
             Err(err) => {

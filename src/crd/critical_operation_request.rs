@@ -31,7 +31,8 @@ use crate::operations::CriticalOperation;
     printcolumn(name = "Operation", type_ = "string", json_path = ".spec.operation"),
     printcolumn(name = "Requester", type_ = "string", json_path = ".spec.requester"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expiresAt"),
+    // A string, not a date: kubectl prints a date in the future as `<invalid>`.
+    printcolumn(name = "Expires At", type_ = "string", json_path = ".status.expiresAt"),
     printcolumn(name = "Duration", type_ = "string", json_path = ".spec.duration", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]

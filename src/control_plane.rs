@@ -1,0 +1,496 @@
+//! A local Kubernetes control plane for the demo and the tests: etcd and kube-apiserver built from Go
+//! modules by `tests/cluster/build.sh` (cached per machine), started on free loopback ports with a tmpfs
+//! data directory, static-token users, and the certificates generated here. Nothing else runs (no
+//! controller-manager, no scheduler): enough for custom resources, RBAC and admission policies.
+//!
+//! The processes die with the thread that started them (`PR_SET_PDEATHSIG`) and are stopped when the
+//! [`LocalControlPlane`] is dropped, which also removes its work directory.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::ResourceExt;
+use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::Scope;
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, Config};
+
+const ETCD_START_TIMEOUT: Duration = Duration::from_secs(30);
+const APISERVER_START_TIMEOUT: Duration = Duration::from_secs(120);
+const CRD_ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(60);
+/// Ports are picked free but can be taken by another process before a server binds them.
+const START_ATTEMPTS: usize = 3;
+const WORK_DIR_PREFIX: &str = "mua-cp-";
+/// The field manager of what is applied here.
+const FIELD_MANAGER: &str = "mua-local-control-plane";
+
+/// A person (or identity) with a static bearer token: their user name and groups.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalUser {
+    pub name: &'static str,
+    pub groups: &'static [&'static str],
+}
+
+/// A running etcd + kube-apiserver pair; stopped when dropped.
+#[derive(Debug)]
+pub struct LocalControlPlane {
+    pub work_dir: PathBuf,
+    pub bin_dir: PathBuf,
+    /// `https://127.0.0.1:<port>`.
+    pub server: String,
+    tokens: Vec<(String, String)>,
+    children: Mutex<Vec<Child>>,
+}
+
+impl Drop for LocalControlPlane {
+    fn drop(&mut self) {
+        let children = self.children.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // kube-apiserver first, then etcd (reverse start order).
+        for child in children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.work_dir);
+    }
+}
+
+/// The directory with etcd, kube-apiserver and kubectl: `$MUA_CONTROL_PLANE_BIN`, or what
+/// `tests/cluster/build.sh` of this checkout builds (once per machine; ~10 minutes on 2 cores) and prints.
+pub fn binaries() -> anyhow::Result<PathBuf> {
+    if let Ok(dir) = std::env::var("MUA_CONTROL_PLANE_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cluster/build.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !output.status.success() {
+        bail!("{} failed ({}); see its output above", script.display(), output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    Ok(PathBuf::from(stdout.lines().last().unwrap_or_default().trim()))
+}
+
+impl LocalControlPlane {
+    /// Starts etcd and kube-apiserver from `bin_dir` with a token for each of `users`, and waits until the
+    /// API server is ready. Blocks: call it outside an async runtime, from a thread that lives as long as
+    /// the control plane should (the processes die with it).
+    pub fn start(bin_dir: &Path, users: &[LocalUser]) -> anyhow::Result<LocalControlPlane> {
+        remove_stale_work_dirs();
+        let mut last_err = anyhow!("not started");
+        for attempt in 1..=START_ATTEMPTS {
+            match Self::launch(bin_dir, users) {
+                Ok(cp) => return Ok(cp),
+                Err(err) => {
+                    tracing::warn!(attempt, "starting the local control plane failed: {err:#}");
+                    last_err = err;
+                }
+            }
+        }
+        Err(last_err)
+    }
+
+    fn launch(bin_dir: &Path, users: &[LocalUser]) -> anyhow::Result<LocalControlPlane> {
+        let work_dir = new_work_dir()?;
+        let pki = match write_pki(&work_dir) {
+            Ok(pki) => pki,
+            Err(err) => {
+                let _ = std::fs::remove_dir_all(&work_dir);
+                return Err(err);
+            }
+        };
+        let (etcd_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
+        // From here on, dropping `cp` stops what was started and removes the work directory.
+        let cp = LocalControlPlane {
+            work_dir: work_dir.clone(),
+            bin_dir: bin_dir.to_path_buf(),
+            server: format!("https://127.0.0.1:{api_port}"),
+            tokens: users.iter().map(|u| (u.name.to_string(), random_token())).collect(),
+            children: Mutex::new(Vec::new()),
+        };
+        let token_csv: String = users
+            .iter()
+            .zip(&cp.tokens)
+            .map(|(user, (_, token))| format!("{token},{0},uid-{0},\"{1}\"\n", user.name, user.groups.join(",")))
+            .collect();
+        write(&work_dir.join("tokens.csv"), &token_csv)?;
+
+        let etcd_client = format!("http://127.0.0.1:{etcd_port}");
+        let etcd_peer = format!("http://127.0.0.1:{peer_port}");
+        let etcd_log = work_dir.join("etcd.log");
+        cp.spawn(
+            "etcd",
+            &[
+                "--name=local".into(),
+                format!("--data-dir={}", work_dir.join("etcd").display()),
+                format!("--listen-client-urls={etcd_client}"),
+                format!("--advertise-client-urls={etcd_client}"),
+                format!("--listen-peer-urls={etcd_peer}"),
+                format!("--initial-advertise-peer-urls={etcd_peer}"),
+                format!("--initial-cluster=local={etcd_peer}"),
+                "--unsafe-no-fsync=true".into(),
+                "--log-level=warn".into(),
+            ],
+            &etcd_log,
+        )?;
+        cp.wait_until(ETCD_START_TIMEOUT, "etcd /health", &etcd_log, || {
+            http_get_plain(etcd_port, "/health").is_some_and(|body| body.contains("\"health\":\"true\""))
+        })?;
+
+        let w = |name: &str| work_dir.join(name).display().to_string();
+        let apiserver_log = work_dir.join("apiserver.log");
+        cp.spawn(
+            "kube-apiserver",
+            &[
+                format!("--etcd-servers={etcd_client}"),
+                "--bind-address=127.0.0.1".into(),
+                "--advertise-address=127.0.0.1".into(),
+                format!("--secure-port={api_port}"),
+                format!("--cert-dir={}", w("certs")),
+                format!("--tls-cert-file={}", pki.serving_cert.display()),
+                format!("--tls-private-key-file={}", pki.serving_key.display()),
+                format!("--token-auth-file={}", w("tokens.csv")),
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+                format!("--service-account-key-file={}", pki.sa_public.display()),
+                format!("--service-account-signing-key-file={}", pki.sa_key.display()),
+                "--service-cluster-ip-range=10.0.0.0/24".into(),
+                "--authorization-mode=RBAC".into(),
+                // No controller-manager runs, so no namespace gets a "default" ServiceAccount.
+                "--disable-admission-plugins=ServiceAccount".into(),
+                "--allow-privileged=true".into(),
+            ],
+            &apiserver_log,
+        )?;
+        for (user, token) in &cp.tokens {
+            cp.kubeconfig_for_token(user, token)?;
+        }
+        let admin = users
+            .iter()
+            .find(|u| u.groups.contains(&"system:masters"))
+            .ok_or_else(|| anyhow!("one user must be in system:masters to check readiness"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("building a runtime")?;
+        runtime.block_on(async {
+            let client = cp.client(admin.name).await?;
+            cp.wait_for_apiserver(&client, &apiserver_log).await
+        })?;
+        Ok(cp)
+    }
+
+    /// The kubeconfig of `user` (one of the users given at start).
+    pub fn kubeconfig_path(&self, user: &str) -> PathBuf {
+        self.work_dir.join(format!("{user}.kubeconfig"))
+    }
+
+    /// The bearer token of `user` (one of the users given at start).
+    pub fn token(&self, user: &str) -> Option<&str> {
+        self.tokens.iter().find(|(u, _)| u == user).map(|(_, t)| t.as_str())
+    }
+
+    /// Writes a kubeconfig for any bearer token (e.g. a ServiceAccount's) and returns its path.
+    pub fn kubeconfig_for_token(&self, name: &str, token: &str) -> anyhow::Result<PathBuf> {
+        let path = self.kubeconfig_path(name);
+        let config = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "mua-local", "cluster": {"server": self.server, "certificate-authority": self.ca_path()}}],
+            "users": [{"name": name, "user": {"token": token}}],
+            "contexts": [{"name": "mua-local", "context": {"cluster": "mua-local", "user": name, "namespace": "default"}}],
+            "current-context": "mua-local",
+        });
+        write(&path, &config.to_string())?;
+        Ok(path)
+    }
+
+    /// The CA that signed the API server's certificate.
+    pub fn ca_path(&self) -> PathBuf {
+        self.work_dir.join("ca.crt")
+    }
+
+    /// A client acting as `user`, bound to the runtime it is created in.
+    pub async fn client(&self, user: &str) -> anyhow::Result<Client> {
+        client_from_kubeconfig(&self.kubeconfig_path(user)).await
+    }
+
+    /// `kubectl` of the same version as the API server, acting as `user`.
+    pub fn kubectl(&self, user: &str) -> Command {
+        let mut cmd = Command::new(self.bin_dir.join("kubectl"));
+        cmd.arg("--kubeconfig").arg(self.kubeconfig_path(user));
+        cmd
+    }
+
+    fn spawn(&self, program: &str, args: &[String], log: &Path) -> anyhow::Result<()> {
+        let program = self.bin_dir.join(program);
+        let log_file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let mut cmd = Command::new(&program);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file);
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().with_context(|| format!("starting {}", program.display()))?;
+        self.children.lock().unwrap_or_else(|p| p.into_inner()).push(child);
+        Ok(())
+    }
+
+    /// Polls `ready` until it holds; fails early, with the log's tail, if a process exited.
+    fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        log: &Path,
+        mut ready: impl FnMut() -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if ready() {
+                return Ok(());
+            }
+            self.check_running(what, log)?;
+            if Instant::now() > deadline {
+                bail!("{what} not ready within {timeout:?}:\n{}", log_tail(log));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    async fn wait_for_apiserver(&self, admin: &Client, log: &Path) -> anyhow::Result<()> {
+        let deadline = Instant::now() + APISERVER_START_TIMEOUT;
+        loop {
+            let request = http::Request::get("/readyz").body(Vec::new())?;
+            if let Ok(body) = admin.request_text(request).await
+                && body.trim() == "ok"
+            {
+                return Ok(());
+            }
+            self.check_running("kube-apiserver", log)?;
+            if Instant::now() > deadline {
+                bail!(
+                    "kube-apiserver not ready within {APISERVER_START_TIMEOUT:?}:\n{}",
+                    log_tail(log)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// An error with the log's tail if one of the processes has exited.
+    fn check_running(&self, what: &str, log: &Path) -> anyhow::Result<()> {
+        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
+        for child in children.iter_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                bail!(
+                    "process {} exited ({status}) before {what} was ready:\n{}",
+                    child.id(),
+                    log_tail(log)
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A client from a kubeconfig file.
+pub async fn client_from_kubeconfig(path: &Path) -> anyhow::Result<Client> {
+    let kubeconfig = Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .with_context(|| format!("loading {}", path.display()))?;
+    Client::try_from(config).context("building a Kubernetes client")
+}
+
+/// Installs `crds` (server-side apply) and waits until each is Established.
+pub async fn install_crds(admin: &Client, crds: &[CustomResourceDefinition]) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    for crd in crds {
+        api.patch(
+            &crd.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(crd),
+        )
+        .await
+        .with_context(|| format!("installing the CRD {}", crd.name_any()))?;
+    }
+    for crd in crds {
+        let name = crd.name_any();
+        tokio::time::timeout(
+            CRD_ESTABLISHED_TIMEOUT,
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .map_err(|_| anyhow!("CRD {name} not Established within {CRD_ESTABLISHED_TIMEOUT:?}"))?
+        .with_context(|| format!("waiting for CRD {name}"))?;
+    }
+    Ok(())
+}
+
+/// Server-side applies every document of `yaml` (cluster-scoped objects, e.g. the chart's RBAC and
+/// admission policies); `origin` names it in errors.
+pub async fn apply_manifests(admin: &Client, yaml: &str, origin: &str) -> anyhow::Result<()> {
+    use serde::Deserialize;
+    for document in yaml_serde::Deserializer::from_str(yaml) {
+        let value = serde_json::Value::deserialize(document).with_context(|| format!("parsing {origin}"))?;
+        if value.is_null() {
+            continue;
+        }
+        let object: DynamicObject =
+            serde_json::from_value(value).with_context(|| format!("reading an object in {origin}"))?;
+        let types = object
+            .types
+            .as_ref()
+            .ok_or_else(|| anyhow!("an object without apiVersion/kind in {origin}"))?;
+        let gvk = GroupVersionKind::try_from(types).with_context(|| origin.to_string())?;
+        let (resource, capabilities) = kube::discovery::pinned_kind(admin, &gvk)
+            .await
+            .with_context(|| format!("discovering {gvk:?}"))?;
+        if capabilities.scope != Scope::Cluster {
+            bail!("{origin}: {} is not cluster-scoped", gvk.kind);
+        }
+        let name = object.name_any();
+        Api::<DynamicObject>::all_with(admin.clone(), &resource)
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&object),
+            )
+            .await
+            .with_context(|| format!("applying {} {name} from {origin}", gvk.kind))?;
+    }
+    Ok(())
+}
+
+struct Pki {
+    serving_cert: PathBuf,
+    serving_key: PathBuf,
+    sa_key: PathBuf,
+    sa_public: PathBuf,
+}
+
+fn write_pki(dir: &Path) -> anyhow::Result<Pki> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "mua-operator local control plane CA");
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let serving_key = KeyPair::generate()?;
+    let mut serving = CertificateParams::new(vec![
+        "127.0.0.1".to_string(),
+        "localhost".to_string(),
+        "kubernetes.default.svc".to_string(),
+    ])?;
+    serving.distinguished_name.push(DnType::CommonName, "kube-apiserver");
+    serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let serving_cert = serving.signed_by(&serving_key, &issuer)?;
+
+    let sa_key = KeyPair::generate()?;
+    let pki = Pki {
+        serving_cert: dir.join("serving.crt"),
+        serving_key: dir.join("serving.key"),
+        sa_key: dir.join("sa.key"),
+        sa_public: dir.join("sa.pub"),
+    };
+    write(&dir.join("ca.crt"), &ca_cert.pem())?;
+    write(&pki.serving_cert, &serving_cert.pem())?;
+    write(&pki.serving_key, &serving_key.serialize_pem())?;
+    write(&pki.sa_key, &sa_key.serialize_pem())?;
+    write(&pki.sa_public, &sa_key.public_key_pem())?;
+    Ok(pki)
+}
+
+fn write(path: &Path, contents: &str) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("reading /dev/urandom");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A plain-HTTP GET on loopback; `None` while nothing answers.
+fn http_get_plain(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// A tmpfs directory (when /dev/shm exists) named after this process, so a later run can tell whether
+/// its owner is still alive.
+fn new_work_dir() -> anyhow::Result<PathBuf> {
+    let base = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = base.join(format!(
+        "{WORK_DIR_PREFIX}{}-{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir(&dir).with_context(|| format!("creating the work directory {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Removes work directories left by processes that were killed before they could clean up.
+fn remove_stale_work_dirs() {
+    for base in [PathBuf::from("/dev/shm"), std::env::temp_dir()] {
+        let Ok(entries) = std::fs::read_dir(&base) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Only `mua-cp-<pid>-<random>`, exactly as new_work_dir names them.
+            let Some(pid) = name
+                .strip_prefix(WORK_DIR_PREFIX)
+                .and_then(|rest| rest.split_once('-'))
+                .and_then(|(pid, _)| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if !Path::new("/proc").join(pid.to_string()).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
