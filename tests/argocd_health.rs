@@ -88,7 +88,11 @@ fn health_tests(dir: &Path, kind: &str) -> HealthTests {
 fn assert_kind_passes(kind: &str) {
     let output = harness(&customizations(), kind);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{kind}: the health checks failed ({})", output.status);
+    assert!(
+        output.status.success(),
+        "{kind}: the health checks failed ({})",
+        output.status
+    );
     let cases = health_tests(&customizations(), kind).tests;
     for case in &cases {
         let line = format!(
@@ -147,7 +151,11 @@ fn copy_with(kind: &str, edit: impl Fn(&str) -> String) -> tempfile::TempDir {
 
 fn assert_one_failure(output: &Output, case: &str) {
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "a wrong expectation must fail the harness");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a wrong expectation must fail the harness"
+    );
     let failures: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL ")).collect();
     assert_eq!(failures.len(), 1, "exactly the edited case fails: {failures:?}");
     assert!(failures[0].contains(case), "{}", failures[0]);
@@ -211,7 +219,10 @@ struct ConfigMap {
 fn the_argocd_cm_snippet_is_the_health_scripts() {
     let path = repo().join("charts/mua-operator/files/argocd-cm-health.yaml");
     let snippet: ConfigMap = yaml_serde::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!((snippet.api_version.as_str(), snippet.kind.as_str()), ("v1", "ConfigMap"));
+    assert_eq!(
+        (snippet.api_version.as_str(), snippet.kind.as_str()),
+        ("v1", "ConfigMap")
+    );
     assert_eq!(snippet.metadata.get("name").map(String::as_str), Some("argocd-cm"));
     let mut kinds: Vec<String> = std::fs::read_dir(customizations().join("mua.dev"))
         .unwrap()
@@ -220,7 +231,10 @@ fn the_argocd_cm_snippet_is_the_health_scripts() {
     kinds.sort();
     let mut known = KINDS.map(String::from).to_vec();
     known.sort();
-    assert_eq!(kinds, known, "a kind was added or removed: update KINDS and the snippet");
+    assert_eq!(
+        kinds, known,
+        "a kind was added or removed: update KINDS and the snippet"
+    );
     let expected: BTreeMap<String, String> = KINDS
         .iter()
         .map(|kind| {
