@@ -216,7 +216,7 @@ pub fn list_assignments(sim: &SimState, req: &ArmRequest) -> ArmResult {
             .map(render_assignment)
             .collect()
     });
-    Ok(ArmResponse::ok(json!({ "value": value })))
+    super::page(sim, req, value)
 }
 
 /// An ISO 8601 duration of days, hours, minutes and seconds (what PIM uses: `PT8H`, `P1D`).

@@ -285,6 +285,7 @@ fn route(path: &ArmPath, method: &Method) -> Option<Route> {
             r(DATA_PROTECTION, guards::request_object)
         }
         ("microsoft.recoveryservices/vaults", "GET", true) => r(RECOVERY_SERVICES_VAULTS, vaults::get_vault),
+        ("microsoft.recoveryservices/vaults", "GET", false) => r(RECOVERY_SERVICES_VAULTS, vaults::list_vaults),
         ("microsoft.recoveryservices/vaults", "PUT", true) => r(RECOVERY_SERVICES_VAULTS, vaults::put),
         ("microsoft.recoveryservices/vaults", "PATCH", true) => r(RECOVERY_SERVICES_VAULTS, vaults::patch),
         ("microsoft.recoveryservices/vaults/operationstatus", "GET", true) => {
@@ -327,6 +328,7 @@ fn route(path: &ArmPath, method: &Method) -> Option<Route> {
             r(RECOVERY_SERVICES_BACKUP, backup::security_pin)
         }
         ("microsoft.dataprotection/backupvaults", "GET", true) => r(DATA_PROTECTION, vaults::get_vault),
+        ("microsoft.dataprotection/backupvaults", "GET", false) => r(DATA_PROTECTION, vaults::list_vaults),
         ("microsoft.dataprotection/backupvaults", "PUT", true) => r(DATA_PROTECTION, vaults::put_backup_vault),
         ("microsoft.dataprotection/backupvaults", "PATCH", true) => r(DATA_PROTECTION, vaults::patch_backup_vault),
         ("microsoft.dataprotection/backupvaults/backupresourceguardproxies", "GET", true) => {
@@ -461,7 +463,14 @@ fn serve(sim: &SimState, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
     // Subscriptions, tenants, resource groups and providers: ARM's own resources, not under a provider.
     if let Some(core) = resources::CorePath::parse(uri.path()) {
         let api_version = require_api_version(&query)?;
-        return resources::serve(sim, method, &core, &api_version, &caller);
+        return resources::serve(
+            sim,
+            method,
+            &core,
+            &api_version,
+            query.get("$skiptoken").map(String::as_str),
+            &caller,
+        );
     }
     let Some(path) = ArmPath::parse(uri.path()) else {
         return Err(ArmError::new(
@@ -689,6 +698,50 @@ fn unauthorized(sim: &SimState, code: &'static str, message: &str) -> ArmError {
         ),
     ));
     err
+}
+
+/// The most items one page of a list holds; the rest follow through `nextLink`.
+pub const LIST_PAGE_SIZE: usize = 100;
+
+/// One page of a list the way ARM pages: at most [`LIST_PAGE_SIZE`] items in `value` and, while more
+/// remain, a `nextLink` to the same list with an opaque `$skiptoken`.
+pub fn page(sim: &SimState, request: &ArmRequest, items: Vec<Value>) -> ArmResult {
+    let collection = format!("{}/{}", request.path.resource_id(), request.path.types.join("/").rsplit('/').next().unwrap_or_default());
+    let query: Vec<(&str, &str)> = request
+        .query
+        .iter()
+        .filter(|(k, _)| k.as_str() != "$skiptoken")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    page_at(&sim.base_url, &collection, &query, request.query.get("$skiptoken").map(String::as_str), items)
+}
+
+/// [`page`] for a list at `path` whose query (without `$skiptoken`) is `query`.
+pub fn page_at(
+    base_url: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    skiptoken: Option<&str>,
+    items: Vec<Value>,
+) -> ArmResult {
+    let start = match skiptoken {
+        None => 0,
+        Some(token) => token.parse::<usize>().ok().filter(|n| *n <= items.len()).ok_or_else(|| {
+            ArmError::bad_request("InvalidSkipToken", format!("The skip token '{token}' is not valid for this list."))
+        })?,
+    };
+    let end = start.saturating_add(LIST_PAGE_SIZE).min(items.len());
+    let mut body = json!({"value": items[start..end]});
+    if end < items.len() {
+        let mut url = url::Url::parse(&format!("{base_url}{path}")).map_err(|err| {
+            ArmError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", format!("A list URL could not be formed: {err}"))
+        })?;
+        url.query_pairs_mut()
+            .extend_pairs(query.iter().copied())
+            .append_pair("$skiptoken", &end.to_string());
+        body["nextLink"] = json!(url.to_string());
+    }
+    Ok(ArmResponse::ok(body))
 }
 
 /// Checks `If-Match` against the stored ETag (412 on mismatch, as ARM answers).

@@ -108,6 +108,7 @@ pub fn serve(
     method: &Method,
     path: &CorePath,
     api_version: &str,
+    skiptoken: Option<&str>,
     caller: &Claims,
 ) -> ArmResult {
     let (route, type_name) = path.names();
@@ -137,7 +138,11 @@ pub fn serve(
                     .map(render_subscription)
                     .collect();
                 let count = value.len();
-                Ok(ArmResponse::ok(json!({"value": value, "count": {"type": "Total", "value": count}})))
+                let mut page = super::page_at(&sim.base_url, "/subscriptions", &[("api-version", api_version)], skiptoken, value)?;
+                if let Some(body) = page.body.as_mut() {
+                    body["count"] = json!({"type": "Total", "value": count});
+                }
+                Ok(page)
             }
             CorePath::Subscription(id) => {
                 let sub = visible_subscription(w, id, &oid, now)?;
@@ -154,7 +159,8 @@ pub fn serve(
                         is_allowed(w, &oid, "Microsoft.Resources/subscriptions/resourceGroups/read", id, now)
                     })
                     .collect();
-                Ok(ArmResponse::ok(json!({ "value": value })))
+                let path = format!("{}/resourcegroups", sub_scope(sub));
+                super::page_at(&sim.base_url, &path, &[("api-version", api_version)], skiptoken, value)
             }
             CorePath::ResourceGroup(id, name) => {
                 let sub = w.subscription(id).ok_or_else(|| subscription_not_found(id))?;
