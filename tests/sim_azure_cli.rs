@@ -24,7 +24,13 @@ fn az_bin_dir() -> &'static Path {
             .expect("running tests/azcli/install.sh");
         assert!(output.status.success(), "tests/azcli/install.sh failed");
         let stdout = String::from_utf8(output.stdout).expect("the script prints a path");
-        PathBuf::from(stdout.lines().last().expect("the script prints the bin directory").trim())
+        PathBuf::from(
+            stdout
+                .lines()
+                .last()
+                .expect("the script prints the bin directory")
+                .trim(),
+        )
     })
 }
 
@@ -64,9 +70,16 @@ impl Az {
             ca_file: ts.sim.ca_file.clone(),
             arm_url: ts.sim.arm_url.clone(),
         };
-        az.run(&["cloud", "register", "--name", "MuaSim", "--endpoint-resource-manager", &az.arm_url])
-            .await
-            .ok("az cloud register");
+        az.run(&[
+            "cloud",
+            "register",
+            "--name",
+            "MuaSim",
+            "--endpoint-resource-manager",
+            &az.arm_url,
+        ])
+        .await
+        .ok("az cloud register");
         az.run(&["cloud", "set", "--name", "MuaSim"]).await.ok("az cloud set");
         az
     }
@@ -75,7 +88,16 @@ impl Az {
     async fn login(ts: &TestSim, client_id: &str, secret: &str, tenant: &str) -> (Az, Vec<Value>) {
         let az = Az::registered(ts).await;
         let subscriptions = az
-            .run(&["login", "--service-principal", "--username", client_id, "--password", secret, "--tenant", tenant])
+            .run(&[
+                "login",
+                "--service-principal",
+                "--username",
+                client_id,
+                "--password",
+                secret,
+                "--tenant",
+                tenant,
+            ])
             .await
             .ok("az login")
             .json();
@@ -122,13 +144,20 @@ fn ids(subscriptions: &[Value]) -> Vec<String> {
 async fn az_cloud_register_reads_the_simulators_endpoints_from_its_metadata() {
     let ts = TestSim::start().await;
     let az = Az::registered(&ts).await;
-    let cloud = az.run(&["cloud", "show", "--name", "MuaSim"]).await.ok("az cloud show").json();
+    let cloud = az
+        .run(&["cloud", "show", "--name", "MuaSim"])
+        .await
+        .ok("az cloud show")
+        .json();
     assert_eq!(cloud["isActive"], true);
     let endpoints = &cloud["endpoints"];
     assert_eq!(endpoints["resourceManager"], ts.sim.arm_url.as_str());
     // MSAL signs in at the simulator's authority, for an audience ARM accepts.
     assert_eq!(endpoints["activeDirectory"], format!("{}/", ts.sim.authority_host));
-    assert_eq!(endpoints["activeDirectoryResourceId"], "https://management.core.windows.net/");
+    assert_eq!(
+        endpoints["activeDirectoryResourceId"],
+        "https://management.core.windows.net/"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,7 +169,11 @@ async fn az_login_lists_the_subscriptions_where_the_principal_has_a_role() {
     let mut want = vec![BACKUP_SUB.to_string(), SECURITY_SUB.to_string()];
     want.sort();
     assert_eq!(ids(&subscriptions), want);
-    assert!(subscriptions.iter().all(|s| s["tenantId"] == CONTOSO && s["user"]["type"] == "servicePrincipal"));
+    assert!(
+        subscriptions
+            .iter()
+            .all(|s| s["tenantId"] == CONTOSO && s["user"]["type"] == "servicePrincipal")
+    );
 
     let listed = az.run(&["account", "list"]).await.ok("az account list").json();
     assert_eq!(ids(listed.as_array().unwrap()), want);
@@ -157,7 +190,16 @@ async fn az_login_with_a_wrong_secret_is_refused_by_the_token_endpoint() {
     let ts = TestSim::start().await;
     let az = Az::registered(&ts).await;
     let out = az
-        .run(&["login", "--service-principal", "--username", BACKUP_APP, "--password", "not-the-secret", "--tenant", CONTOSO])
+        .run(&[
+            "login",
+            "--service-principal",
+            "--username",
+            BACKUP_APP,
+            "--password",
+            "not-the-secret",
+            "--tenant",
+            CONTOSO,
+        ])
         .await;
     assert!(!out.success, "a wrong secret logged in: {}", out.stdout);
     assert!(out.stderr.contains("AADSTS7000215"), "{}", out.stderr);
@@ -167,10 +209,20 @@ async fn az_login_with_a_wrong_secret_is_refused_by_the_token_endpoint() {
 async fn az_backup_vault_show_and_list_read_the_seeded_vaults() {
     let ts = TestSim::start().await;
     let (az, _) = Az::login(&ts, BACKUP_APP, BACKUP_SECRET, CONTOSO).await;
-    az.run(&["account", "set", "--subscription", BACKUP_SUB]).await.ok("az account set");
+    az.run(&["account", "set", "--subscription", BACKUP_SUB])
+        .await
+        .ok("az account set");
 
     let shown = az
-        .run(&["backup", "vault", "show", "--name", "prod-vault", "--resource-group", "backup-rg"])
+        .run(&[
+            "backup",
+            "vault",
+            "show",
+            "--name",
+            "prod-vault",
+            "--resource-group",
+            "backup-rg",
+        ])
         .await
         .ok("az backup vault show")
         .json();
@@ -180,10 +232,21 @@ async fn az_backup_vault_show_and_list_read_the_seeded_vaults() {
         shown["properties"]["securitySettings"]["softDeleteSettings"]["softDeleteState"],
         "Enabled"
     );
-    assert_eq!(shown["properties"]["securitySettings"]["multiUserAuthorization"], "Disabled");
+    assert_eq!(
+        shown["properties"]["securitySettings"]["multiUserAuthorization"],
+        "Disabled"
+    );
 
     let in_group = az
-        .run(&["backup", "vault", "list", "--resource-group", "backup-rg", "--query", "[].name"])
+        .run(&[
+            "backup",
+            "vault",
+            "list",
+            "--resource-group",
+            "backup-rg",
+            "--query",
+            "[].name",
+        ])
         .await
         .ok("az backup vault list -g")
         .json();
@@ -203,8 +266,14 @@ async fn az_backup_vault_show_and_list_read_the_seeded_vaults() {
 async fn az_group_show_finds_a_resource_group_in_any_casing_and_refuses_an_unknown_one() {
     let ts = TestSim::start().await;
     let (az, _) = Az::login(&ts, BACKUP_APP, BACKUP_SECRET, CONTOSO).await;
-    az.run(&["account", "set", "--subscription", BACKUP_SUB]).await.ok("az account set");
-    let group = az.run(&["group", "show", "--name", "BACKUP-RG"]).await.ok("az group show").json();
+    az.run(&["account", "set", "--subscription", BACKUP_SUB])
+        .await
+        .ok("az account set");
+    let group = az
+        .run(&["group", "show", "--name", "BACKUP-RG"])
+        .await
+        .ok("az group show")
+        .json();
     assert_eq!(group["name"], "backup-rg");
     assert_eq!(group["location"], "westeurope");
     assert_eq!(
@@ -221,7 +290,9 @@ async fn az_group_show_finds_a_resource_group_in_any_casing_and_refuses_an_unkno
 async fn az_provider_register_needs_a_role_on_the_subscription() {
     let ts = TestSim::start().await;
     let (az, _) = Az::login(&ts, BACKUP_APP, BACKUP_SECRET, CONTOSO).await;
-    az.run(&["account", "set", "--subscription", BACKUP_SUB]).await.ok("az account set");
+    az.run(&["account", "set", "--subscription", BACKUP_SUB])
+        .await
+        .ok("az account set");
     let provider = az
         .run(&["provider", "show", "--namespace", "Microsoft.RecoveryServices"])
         .await
@@ -234,7 +305,8 @@ async fn az_provider_register_needs_a_role_on_the_subscription() {
         .await;
     assert!(!register.success);
     assert!(
-        register.stderr.contains("AuthorizationFailed") && register.stderr.contains("Microsoft.RecoveryServices/register/action"),
+        register.stderr.contains("AuthorizationFailed")
+            && register.stderr.contains("Microsoft.RecoveryServices/register/action"),
         "{}",
         register.stderr
     );
@@ -246,12 +318,24 @@ async fn az_rest_creates_and_reads_a_guard_at_the_dataprotection_extensions_api_
     let (az, _) = Az::login(&ts, SECURITY_APP, SECURITY_SECRET, CONTOSO).await;
     let url = format!("{}?api-version=2023-11-01", guard("cli-guard"));
     let created = az
-        .run(&["rest", "--method", "put", "--url", &url, "--body", r#"{"location": "westeurope"}"#])
+        .run(&[
+            "rest",
+            "--method",
+            "put",
+            "--url",
+            &url,
+            "--body",
+            r#"{"location": "westeurope"}"#,
+        ])
         .await
         .ok("az rest put")
         .json();
     assert_eq!(created["properties"]["provisioningState"], "Succeeded");
-    let read = az.run(&["rest", "--method", "get", "--url", &url]).await.ok("az rest get").json();
+    let read = az
+        .run(&["rest", "--method", "get", "--url", &url])
+        .await
+        .ok("az rest get")
+        .json();
     assert_eq!(read["id"], guard("cli-guard"));
     let protected = read["properties"]["resourceGuardOperations"].as_array().map(Vec::len);
     assert!(protected.is_some_and(|n| n > 0), "{read}");

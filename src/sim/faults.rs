@@ -101,7 +101,10 @@ impl Faults {
     }
 
     pub fn get(&self) -> Vec<FaultRule> {
-        self.rules.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.rules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The added latency and the fault, if any, for one request.

@@ -187,8 +187,12 @@ pub fn list_role_definitions(sim: &SimState, req: &ArmRequest) -> ArmResult {
             .chain(w.role_definitions.values())
             .map(|r| render_role_definition(&req.path.scope, r))
             .filter(|r| match field {
-                "roleName" => r["properties"]["roleName"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(&value)),
-                "type" => r["properties"]["type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case(&value)),
+                "roleName" => r["properties"]["roleName"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(&value)),
+                "type" => r["properties"]["type"]
+                    .as_str()
+                    .is_some_and(|t| t.eq_ignore_ascii_case(&value)),
                 _ => true,
             })
             .collect()

@@ -65,7 +65,12 @@ fn store(w: &mut World, req: &ArmRequest) -> (bool, Value) {
 
 /// The longest retention Azure Backup allows per duration unit (Azure Backup support matrix: 9999
 /// days, 5163 weeks, 1188 months, 99 years), with the unit's length in days.
-const RETENTION_LIMITS: [(&str, i64, i64); 4] = [("days", 9999, 1), ("weeks", 5163, 7), ("months", 1188, 30), ("years", 99, 365)];
+const RETENTION_LIMITS: [(&str, i64, i64); 4] = [
+    ("days", 9999, 1),
+    ("weeks", 5163, 7),
+    ("months", 1188, 30),
+    ("years", 99, 365),
+];
 
 fn invalid_retention(message: String) -> ArmError {
     ArmError::bad_request("BMSUserErrorInvalidPolicyInput", message)

@@ -493,7 +493,13 @@ fn serve(sim: &SimState, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
     };
     check_api_version(route.api_versions, &api_version, &path.types.join("/"))?;
 
-    let remaining = admit(sim, &caller, path.subscription(), method, &format!("{method} {}", path.kind()))?;
+    let remaining = admit(
+        sim,
+        &caller,
+        path.subscription(),
+        method,
+        &format!("{method} {}", path.kind()),
+    )?;
 
     let action = path.action(method);
     let scope = path.resource_id();
@@ -706,14 +712,24 @@ pub const LIST_PAGE_SIZE: usize = 100;
 /// One page of a list the way ARM pages: at most [`LIST_PAGE_SIZE`] items in `value` and, while more
 /// remain, a `nextLink` to the same list with an opaque `$skiptoken`.
 pub fn page(sim: &SimState, request: &ArmRequest, items: Vec<Value>) -> ArmResult {
-    let collection = format!("{}/{}", request.path.resource_id(), request.path.types.join("/").rsplit('/').next().unwrap_or_default());
+    let collection = format!(
+        "{}/{}",
+        request.path.resource_id(),
+        request.path.types.join("/").rsplit('/').next().unwrap_or_default()
+    );
     let query: Vec<(&str, &str)> = request
         .query
         .iter()
         .filter(|(k, _)| k.as_str() != "$skiptoken")
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    page_at(&sim.base_url, &collection, &query, request.query.get("$skiptoken").map(String::as_str), items)
+    page_at(
+        &sim.base_url,
+        &collection,
+        &query,
+        request.query.get("$skiptoken").map(String::as_str),
+        items,
+    )
 }
 
 /// [`page`] for a list at `path` whose query (without `$skiptoken`) is `query`.
@@ -726,15 +742,26 @@ pub fn page_at(
 ) -> ArmResult {
     let start = match skiptoken {
         None => 0,
-        Some(token) => token.parse::<usize>().ok().filter(|n| *n <= items.len()).ok_or_else(|| {
-            ArmError::bad_request("InvalidSkipToken", format!("The skip token '{token}' is not valid for this list."))
-        })?,
+        Some(token) => token
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= items.len())
+            .ok_or_else(|| {
+                ArmError::bad_request(
+                    "InvalidSkipToken",
+                    format!("The skip token '{token}' is not valid for this list."),
+                )
+            })?,
     };
     let end = start.saturating_add(LIST_PAGE_SIZE).min(items.len());
     let mut body = json!({"value": items[start..end]});
     if end < items.len() {
         let mut url = url::Url::parse(&format!("{base_url}{path}")).map_err(|err| {
-            ArmError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", format!("A list URL could not be formed: {err}"))
+            ArmError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                format!("A list URL could not be formed: {err}"),
+            )
         })?;
         url.query_pairs_mut()
             .extend_pairs(query.iter().copied())

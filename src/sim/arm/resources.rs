@@ -138,7 +138,13 @@ pub fn serve(
                     .map(render_subscription)
                     .collect();
                 let count = value.len();
-                let mut page = super::page_at(&sim.base_url, "/subscriptions", &[("api-version", api_version)], skiptoken, value)?;
+                let mut page = super::page_at(
+                    &sim.base_url,
+                    "/subscriptions",
+                    &[("api-version", api_version)],
+                    skiptoken,
+                    value,
+                )?;
                 if let Some(body) = page.body.as_mut() {
                     body["count"] = json!({"type": "Total", "value": count});
                 }
@@ -156,7 +162,13 @@ pub fn serve(
                     .map(|g| render_group(sub, &g.name, &g.location))
                     .filter(|g| {
                         let id = g["id"].as_str().unwrap_or_default();
-                        is_allowed(w, &oid, "Microsoft.Resources/subscriptions/resourceGroups/read", id, now)
+                        is_allowed(
+                            w,
+                            &oid,
+                            "Microsoft.Resources/subscriptions/resourceGroups/read",
+                            id,
+                            now,
+                        )
                     })
                     .collect();
                 let path = format!("{}/resourcegroups", sub_scope(sub));
@@ -289,7 +301,10 @@ const PROVIDERS: &[Provider] = &[
             ("vaults", RECOVERY_SERVICES_VAULTS),
             ("vaults/backupResourceGuardProxies", RECOVERY_SERVICES_BACKUP),
             ("vaults/backupPolicies", RECOVERY_SERVICES_BACKUP),
-            ("vaults/backupFabrics/protectionContainers/protectedItems", RECOVERY_SERVICES_BACKUP),
+            (
+                "vaults/backupFabrics/protectionContainers/protectedItems",
+                RECOVERY_SERVICES_BACKUP,
+            ),
         ],
     },
     Provider {
@@ -303,7 +318,10 @@ const PROVIDERS: &[Provider] = &[
     },
     Provider {
         namespace: "Microsoft.Authorization",
-        types: &[("roleAssignments", ROLE_ASSIGNMENTS), ("roleDefinitions", ROLE_DEFINITIONS)],
+        types: &[
+            ("roleAssignments", ROLE_ASSIGNMENTS),
+            ("roleDefinitions", ROLE_DEFINITIONS),
+        ],
     },
 ];
 
