@@ -381,3 +381,39 @@ async fn az_role_assignment_create_grants_reader_on_a_guard() {
 }
 
 const ALICE_OID: &str = "8b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d01";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn az_backup_vault_resource_guard_mapping_update_links_the_vault_with_reader_on_the_guard() {
+    let ts = TestSim::start().await;
+    let guard_id = ts.create_guard("cli-mapping-guard").await;
+    let (az, _) = Az::login(&ts, BACKUP_APP, BACKUP_SECRET, CONTOSO).await;
+    az.run(&["account", "set", "--subscription", BACKUP_SUB])
+        .await
+        .ok("az account set");
+    let vault_args = ["--name", "prod-vault", "--resource-group", "backup-rg"];
+    let update: Vec<&str> = ["backup", "vault", "resource-guard-mapping", "update"]
+        .into_iter()
+        .chain(vault_args)
+        .chain(["--resource-guard-id", guard_id.as_str()])
+        .collect();
+    az.run(&update)
+        .await
+        .ok("az backup vault resource-guard-mapping update");
+
+    let show: Vec<&str> = ["backup", "vault", "resource-guard-mapping", "show"]
+        .into_iter()
+        .chain(vault_args)
+        .collect();
+    let mapping = az
+        .run(&show)
+        .await
+        .ok("az backup vault resource-guard-mapping show")
+        .json();
+    assert_eq!(mapping["properties"]["resourceGuardResourceId"], guard_id.as_str());
+    let shown: Vec<&str> = ["backup", "vault", "show"].into_iter().chain(vault_args).collect();
+    let linked = az.run(&shown).await.ok("az backup vault show").json();
+    assert_eq!(
+        linked["properties"]["securitySettings"]["multiUserAuthorization"],
+        "Enabled"
+    );
+}
