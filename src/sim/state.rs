@@ -121,3 +121,37 @@ fn save(world: &World, path: &PathBuf) {
         tracing::error!(path = %path.display(), %err, "saving the simulator state failed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::throttle::Limits;
+
+    #[test]
+    fn a_panic_while_the_world_is_locked_does_not_take_the_next_call_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(SimClock::default());
+        let state = Arc::new(SimState::new(
+            World::default(),
+            clock.clone(),
+            TokenIssuer::load_or_create(dir.path()).unwrap(),
+            "https://127.0.0.1:1".into(),
+            Throttle::new(Limits::default(), clock, false),
+            None,
+        ));
+        let panicking = state.clone();
+        let crashed = std::thread::spawn(move || {
+            panicking.write(|w| {
+                w.tenants.insert("t".into(), Default::default());
+                panic!("a handler bug");
+            })
+        })
+        .join();
+        assert!(crashed.is_err(), "the write panicked");
+        assert!(state.world.is_poisoned());
+        // Later calls are served, and see what the world holds.
+        assert_eq!(state.read(|w| w.tenants.len()), 1);
+        state.write(|w| w.tenants.clear());
+        assert_eq!(state.read(|w| w.tenants.len()), 0);
+    }
+}

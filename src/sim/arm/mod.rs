@@ -824,6 +824,35 @@ mod tests {
     }
 
     #[test]
+    fn a_handler_that_panics_answers_500_for_its_request_alone() {
+        let err = run_handler(|| panic!("a handler bug")).unwrap_err();
+        assert_eq!(
+            (err.status, err.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError")
+        );
+        assert!(run_handler(|| Ok(ArmResponse::empty(StatusCode::OK))).is_ok());
+    }
+
+    #[test]
+    fn a_list_pages_with_a_skip_token_in_its_next_link() {
+        let items: Vec<Value> = (0..LIST_PAGE_SIZE + 5).map(|n| json!(n)).collect();
+        let first = page_at("https://sim", "/x/list", &[("api-version", "1")], None, items.clone()).unwrap();
+        let body = first.body.unwrap();
+        assert_eq!(body["value"].as_array().unwrap().len(), LIST_PAGE_SIZE);
+        assert_eq!(
+            body["nextLink"],
+            format!("https://sim/x/list?api-version=1&%24skiptoken={LIST_PAGE_SIZE}")
+        );
+        let token = LIST_PAGE_SIZE.to_string();
+        let last = page_at("https://sim", "/x/list", &[], Some(&token), items)
+            .unwrap()
+            .body
+            .unwrap();
+        assert_eq!(last["value"].as_array().unwrap().len(), 5);
+        assert!(last.get("nextLink").is_none());
+    }
+
+    #[test]
     fn splits_scope_at_the_last_providers_segment() {
         let p = ArmPath::parse("/subscriptions/s1/resourceGroups/rg/providers/Microsoft.DataProtection/resourceGuards/g/providers/Microsoft.Authorization/roleAssignments/a1").unwrap();
         assert_eq!(
