@@ -734,6 +734,13 @@ async fn a_subscription_is_visible_to_whoever_has_a_role_in_it_and_not_found_for
         .expect(200, "Alice's subscriptions");
     assert_eq!(list.body["value"], json!([]));
     assert_eq!(list.body["count"]["value"], 0);
+    // The caller's tenant, as `GET /tenants` lists it.
+    let tenants = ts
+        .call_with(&backup, &[], Method::GET, "/tenants?api-version=2022-12-01", None)
+        .await
+        .expect(200, "tenants");
+    assert_eq!(tenants.body["value"][0]["tenantId"], CONTOSO);
+    assert_eq!(tenants.body["value"][0]["displayName"], "contoso");
     // Resource groups: listed only where the caller may read them.
     let groups = ts
         .call_with(

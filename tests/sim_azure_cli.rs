@@ -417,3 +417,37 @@ async fn az_backup_vault_resource_guard_mapping_update_links_the_vault_with_read
         "Enabled"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn az_backup_vault_list_follows_the_next_link_past_the_first_page() {
+    let ts = TestSim::start().await;
+    let backup = ts.backup_side();
+    // One more page than the first: 105 new vaults beside prod-vault.
+    for n in 0..105 {
+        let body = serde_json::json!({"location": "westeurope", "sku": {"name": "Standard"}, "properties": {}});
+        ts.call(&backup, Method::PUT, &vault(&format!("paged-{n:03}")), Some(body))
+            .await
+            .expect(201, "a new vault");
+    }
+    let (az, _) = Az::login(&ts, BACKUP_APP, BACKUP_SECRET, CONTOSO).await;
+    az.run(&["account", "set", "--subscription", BACKUP_SUB])
+        .await
+        .ok("az account set");
+    let names: Vec<String> = serde_json::from_value(
+        az.run(&[
+            "backup",
+            "vault",
+            "list",
+            "--resource-group",
+            "backup-rg",
+            "--query",
+            "[].name",
+        ])
+        .await
+        .ok("az backup vault list")
+        .json(),
+    )
+    .unwrap();
+    assert_eq!(names.len(), 106, "{names:?}");
+    assert!(names.iter().any(|n| n == "paged-104") && names.iter().any(|n| n == "prod-vault"));
+}
