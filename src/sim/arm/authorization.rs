@@ -160,7 +160,10 @@ pub fn get_role_definition(sim: &SimState, req: &ArmRequest) -> ArmResult {
 }
 
 /// `GET {scope}/providers/Microsoft.Authorization/roleDefinitions`, with the filters ARM supports:
-/// `roleName eq '...'` (what `az role assignment create --role Reader` sends) and `type eq '...'`.
+/// `roleName eq '...'` and `type eq '...'`. `az role assignment create --role Reader --scope S` (azure-cli
+/// 2.91.0, seen with `--debug`) sends `GET S/providers/Microsoft.Authorization/roleDefinitions?
+/// api-version=2022-05-01-preview&$filter=roleName eq 'Reader'` and takes the first item's `id`; the item
+/// shape is the `RoleDefinition` of `authorization-RoleDefinitionsCalls.json`.
 pub fn list_role_definitions(sim: &SimState, req: &ArmRequest) -> ArmResult {
     let filter = req.query.get("$filter").map(String::as_str).unwrap_or_default().trim();
     let (field, value) = if filter.is_empty() {

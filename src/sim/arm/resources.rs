@@ -2,6 +2,21 @@
 //! token), subscriptions and tenants, resource groups and resource providers. `az login` lists the
 //! caller's subscriptions, `az cloud register` reads the metadata, and most `az` commands check the
 //! resource group.
+//!
+//! Sources, per request (azure-cli 2.91.0 run with `--debug` against the simulator shows each one):
+//! - `az cloud register --endpoint-resource-manager URL`: `GET URL/metadata/endpoints?api-version=2022-09-01`
+//!   without a token (`command_modules/cloud/custom.py`, `_populate_from_metadata_endpoint`); the body is one
+//!   cloud object read by `core/cloud.py` `_arm_to_cli_mapper` (`name`, `authentication.loginEndpoint`,
+//!   `authentication.audiences[0]` as the token audience, `resourceManager`, `suffixes`, ...).
+//! - `az login --service-principal --tenant T`: `GET /subscriptions?api-version=2022-12-01`; the item shape
+//!   (`id`, `authorizationSource`, `managedByTenants`, `subscriptionId`, `tenantId`, `displayName`,
+//!   `state`, `subscriptionPolicies`, and `count`) is ARM's recorded answer (`subscriptions.json`,
+//!   `stable/2022-12-01`). ARM lists the subscriptions the caller has access to: any role assignment at,
+//!   above or inside the subscription.
+//! - `az group show/list`: `GET /subscriptions/{s}/resourcegroups[/{rg}]?api-version=2024-11-01`, the
+//!   `ResourceGroup` of `resources.json` (names case-insensitive, the stored casing returned).
+//! - `az provider show/register`: `GET /subscriptions/{s}/providers/{ns}`, `POST .../{ns}/register`
+//!   (the `Provider` of `resources.json`; registering needs `{ns}/register/action`).
 
 use std::collections::HashMap;
 
