@@ -442,3 +442,359 @@ async fn the_sim_command_serves_the_example_seed_until_sigterm() {
         .unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// A raw call to the simulator's admin API: status and body, whatever they are.
+async fn admin_raw(ts: &TestSim, method: Method, path: &str, body: Value) -> (u16, Value) {
+    let response = ts
+        .http
+        .request(method, format!("{}{path}", ts.sim.arm_url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The simulator still serves ARM normally: a vault read by the backup side.
+async fn still_serves(ts: &TestSim) {
+    ts.call(&ts.backup_side(), Method::GET, &vault("prod-vault"), None)
+        .await
+        .expect(200, "the request after the bad one");
+}
+
+fn daily_policy(count: Value, unit: &str) -> Value {
+    json!({"properties": {"backupManagementType": "AzureIaasVM", "retentionPolicy": {
+        "retentionPolicyType": "LongTermRetentionPolicy",
+        "dailySchedule": {"retentionDuration": {"count": count, "durationType": unit}}}}})
+}
+
+#[tokio::test]
+async fn a_policy_retention_count_beyond_azures_range_is_a_400_and_the_next_request_is_served() {
+    let ts = TestSim::start().await;
+    let backup = ts.backup_side();
+    let policy = policy_path(7);
+    ts.call(&backup, Method::PUT, &policy, Some(daily_policy(json!(30), "Days")))
+        .await
+        .expect(200, "a valid policy");
+    // i64::MAX years used to overflow the retention arithmetic while the world lock was held.
+    for (count, unit) in [
+        (json!(i64::MAX), "Years"),
+        (json!(i64::MAX), "Days"),
+        (json!(0), "Days"),
+        (json!(-5), "Weeks"),
+    ] {
+        let reply = ts
+            .call(&backup, Method::PUT, &policy, Some(daily_policy(count.clone(), unit)))
+            .await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (400, "BMSUserErrorInvalidPolicyInput"),
+            "{count} {unit}: {}",
+            reply.body
+        );
+        assert!(
+            reply.message().contains("retentionDuration.count"),
+            "{}",
+            reply.message()
+        );
+    }
+    still_serves(&ts).await;
+    let kept = ts
+        .call(&backup, Method::GET, &policy, None)
+        .await
+        .expect(200, "the policy");
+    assert_eq!(
+        kept.body["properties"]["retentionPolicy"]["dailySchedule"]["retentionDuration"]["count"], 30,
+        "the refused writes changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_pim_schedule_that_ends_before_it_starts_is_a_400_and_the_next_request_is_served() {
+    let ts = TestSim::start().await;
+    let request = format!(
+        "{}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
+        security_rg(),
+        uuid::Uuid::new_v4()
+    );
+    // An AdminAssign is provisioned at once: its far-future start and its end in year -5000 used to
+    // overflow the provisioning arithmetic (now + (end - start)) while the world lock was held.
+    let body = json!({"properties": {
+        "principalId": BACKUP_OID,
+        "roleDefinitionId": format!("/subscriptions/{SECURITY_SUB}/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c"),
+        "requestType": "AdminAssign",
+        "justification": "far future",
+        "scheduleInfo": {"startDateTime": "9999-01-01T00:00:00Z",
+                         "expiration": {"type": "AfterDateTime", "endDateTime": "-005000-01-01T00:00:00Z"}},
+    }});
+    let reply = ts.call(&ts.security_side(), Method::PUT, &request, Some(body)).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (400, "InvalidScheduleInfo"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.message().contains("must end after it starts"),
+        "{}",
+        reply.message()
+    );
+    still_serves(&ts).await;
+    // Nothing was granted.
+    let assignments = ts
+        .call(
+            &ts.security_side(),
+            Method::GET,
+            &format!(
+                "{}/providers/Microsoft.Authorization/roleAssignments?$filter=principalId eq '{BACKUP_OID}'",
+                security_rg()
+            ),
+            None,
+        )
+        .await
+        .expect(200, "the backup side's assignments");
+    let roles: Vec<&str> = assignments.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["properties"]["roleDefinitionId"].as_str())
+        .collect();
+    assert!(
+        roles
+            .iter()
+            .all(|r| !r.ends_with("b24988ac-6180-42a0-ab88-20f7382dd24c")),
+        "{roles:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_fault_rule_with_an_unbounded_latency_is_a_400_and_the_next_request_is_served() {
+    let ts = TestSim::start().await;
+    let rules = json!([{"pathContains": "vaults", "latencyMs": u64::MAX}, {"latencyMs": u64::MAX}]);
+    let (status, body) = admin_raw(&ts, Method::PUT, "/_sim/faults", rules).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "InvalidFaultRule");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("latencyMs"),
+        "{body}"
+    );
+    for bad in [
+        json!([{"errorRate": 1.5}]),
+        json!([{"errorRate": 1.0, "errorStatus": 200}]),
+    ] {
+        let (status, body) = admin_raw(&ts, Method::PUT, "/_sim/faults", bad).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("InvalidFaultRule")),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        ts.admin(Method::GET, "/_sim/faults", None).await,
+        json!([]),
+        "no rule was kept"
+    );
+    still_serves(&ts).await;
+}
+
+#[tokio::test]
+async fn a_clock_advance_beyond_a_century_is_a_400_and_the_next_request_is_served() {
+    let ts = TestSim::start().await;
+    for seconds in [json!(1e20), json!(-1.0)] {
+        let (status, body) = admin_raw(&ts, Method::POST, "/_sim/clock/advance", json!({"seconds": seconds})).await;
+        assert_eq!(status, 400, "{seconds}: {body}");
+        assert_eq!(body["error"]["code"], "InvalidClockAdvance");
+    }
+    let clock = ts.admin(Method::GET, "/_sim/clock", None).await;
+    assert_eq!(clock["offsetSeconds"], 0.0, "the clock did not move: {clock}");
+    still_serves(&ts).await;
+    let (status, body) = admin_raw(&ts, Method::POST, "/_sim/clock/advance", json!({"seconds": 3600})).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn every_published_api_version_is_accepted_and_an_unpublished_one_refused() {
+    let ts = TestSim::start().await;
+    let token = ts.token(&ts.backup_side()).await;
+    let proxies = format!("{}/backupResourceGuardProxies", vault("prod-vault"));
+    // What azure-cli 2.91 sends: RecoveryServices vaults 2026-07-01, backup resources 2026-08-01; and
+    // older published versions.
+    for path in [
+        format!("{}?api-version=2026-07-01", vault("prod-vault")),
+        format!("{}?api-version=2016-06-01", vault("prod-vault")),
+        format!("{proxies}?api-version=2026-08-01"),
+        format!("{proxies}?api-version=2021-02-01-preview"),
+    ] {
+        ts.call_with(&token, &[], Method::GET, &path, None)
+            .await
+            .expect(200, &path);
+    }
+    // The dataprotection extension's 2023-11-01.
+    ts.create_guard("versioned").await;
+    let guard_at = format!("{}?api-version=2023-11-01", guard("versioned"));
+    ts.call(&ts.security_side(), Method::GET, &guard_at, None)
+        .await
+        .expect(200, "a guard at 2023-11-01");
+    for path in [
+        format!("{}?api-version=2026-07-02", vault("prod-vault")),
+        format!("{proxies}?api-version=2026-07-01"),
+    ] {
+        let reply = ts.call_with(&token, &[], Method::GET, &path, None).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (400, "NoRegisteredProviderFound"),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn lists_page_with_a_next_link_and_a_skip_token() {
+    let ts = TestSim::start().await;
+    let security = ts.security_side();
+    for n in 0..130 {
+        ts.create_guard(&format!("paged-{n:03}")).await;
+    }
+    let list = format!("{}/providers/Microsoft.DataProtection/resourceGuards", security_rg());
+    let first = ts.call(&security, Method::GET, &list, None).await.expect(200, "page 1");
+    assert_eq!(first.body["value"].as_array().map(Vec::len), Some(100));
+    let next = first.body["nextLink"].as_str().expect("a nextLink").to_string();
+    assert!(
+        next.starts_with(&ts.sim.arm_url) && next.contains("%24skiptoken=") || next.contains("$skiptoken="),
+        "{next}"
+    );
+    let token = ts.token(&security).await;
+    let second = ts
+        .call_with(&token, &[], Method::GET, next.trim_start_matches(&ts.sim.arm_url), None)
+        .await
+        .expect(200, "page 2");
+    assert_eq!(second.body["value"].as_array().map(Vec::len), Some(30));
+    assert!(second.body.get("nextLink").is_none(), "the last page has no nextLink");
+    let mut names: Vec<String> = [&first, &second]
+        .iter()
+        .flat_map(|page| page.body["value"].as_array().unwrap().iter())
+        .map(|g| g["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 130, "every guard once");
+    let bad = ts
+        .call_with(&token, &[], Method::GET, &format!("{list}?$skiptoken=9999"), None)
+        .await;
+    assert_eq!((bad.status, bad.code()), (400, "InvalidSkipToken"));
+}
+
+#[tokio::test]
+async fn the_metadata_endpoint_is_anonymous_and_everything_else_needs_a_token() {
+    let ts = TestSim::start().await;
+    let metadata = ts
+        .call_with("", &[], Method::GET, "/metadata/endpoints?api-version=2022-09-01", None)
+        .await
+        .expect(200, "metadata without a token");
+    assert_eq!(metadata.body["resourceManager"], format!("{}/", ts.sim.arm_url));
+    assert_eq!(
+        metadata.body["authentication"]["loginEndpoint"],
+        format!("{}/", ts.sim.authority_host)
+    );
+    let unversioned = ts
+        .http
+        .get(format!("{}/metadata/endpoints", ts.sim.arm_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unversioned.status(), 400);
+    let body: Value = unversioned.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "MissingApiVersionParameter");
+    let subscriptions = ts
+        .call_with("", &[], Method::GET, "/subscriptions?api-version=2022-12-01", None)
+        .await;
+    assert_eq!(subscriptions.status, 401);
+}
+
+#[tokio::test]
+async fn a_subscription_is_visible_to_whoever_has_a_role_in_it_and_not_found_for_others() {
+    let ts = TestSim::start().await;
+    let security_sub = format!("/subscriptions/{SECURITY_SUB}?api-version=2022-12-01");
+    // Reader on one resource group of the security subscription is enough to see it.
+    let backup = ts.token(&ts.backup_side()).await;
+    let seen = ts
+        .call_with(&backup, &[], Method::GET, &security_sub, None)
+        .await
+        .expect(200, "the backup side sees the security subscription");
+    assert_eq!(seen.body["subscriptionId"], SECURITY_SUB);
+    assert_eq!(seen.body["displayName"], "security");
+    // Alice has no role anywhere: the subscription is not found, and her list is empty.
+    let alice = ts.user_token(CONTOSO, "alice@contoso.example", "alice-password").await;
+    let hidden = ts.call_with(&alice, &[], Method::GET, &security_sub, None).await;
+    assert_eq!((hidden.status, hidden.code()), (404, "SubscriptionNotFound"));
+    let list = ts
+        .call_with(&alice, &[], Method::GET, "/subscriptions?api-version=2022-12-01", None)
+        .await
+        .expect(200, "Alice's subscriptions");
+    assert_eq!(list.body["value"], json!([]));
+    assert_eq!(list.body["count"]["value"], 0);
+    // The caller's tenant, as `GET /tenants` lists it.
+    let tenants = ts
+        .call_with(&backup, &[], Method::GET, "/tenants?api-version=2022-12-01", None)
+        .await
+        .expect(200, "tenants");
+    assert_eq!(tenants.body["value"][0]["tenantId"], CONTOSO);
+    assert_eq!(tenants.body["value"][0]["displayName"], "contoso");
+    // Resource groups: listed only where the caller may read them.
+    let groups = ts
+        .call_with(
+            &backup,
+            &[],
+            Method::GET,
+            &format!("/subscriptions/{SECURITY_SUB}/resourcegroups?api-version=2024-11-01"),
+            None,
+        )
+        .await
+        .expect(200, "the security subscription's groups");
+    let names: Vec<&str> = groups.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["name"].as_str())
+        .collect();
+    assert_eq!(names, ["security-rg"]);
+}
+
+#[tokio::test]
+async fn role_definitions_filter_by_name_as_az_role_assignment_create_asks() {
+    let ts = TestSim::start().await;
+    let token = ts.token(&ts.security_side()).await;
+    let at_guard = format!(
+        "{}/providers/Microsoft.Authorization/roleDefinitions?$filter=roleName eq 'Reader'&api-version=2022-05-01-preview",
+        security_rg()
+    );
+    let reply = ts
+        .call_with(&token, &[], Method::GET, &at_guard, None)
+        .await
+        .expect(200, "Reader by name");
+    let found = reply.body["value"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{}", reply.body);
+    assert_eq!(found[0]["name"], "acdd72a7-3385-48ef-bd42-f606fba81ae7");
+    assert_eq!(
+        found[0]["id"],
+        format!(
+            "/subscriptions/{SECURITY_SUB}/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7"
+        )
+    );
+    assert_eq!(found[0]["properties"]["type"], "BuiltInRole");
+    assert_eq!(found[0]["properties"]["permissions"][0]["actions"], json!(["*/read"]));
+    let unsupported = ts
+        .call_with(
+            &token,
+            &[],
+            Method::GET,
+            &format!(
+                "{}/providers/Microsoft.Authorization/roleDefinitions?$filter=startswith(roleName,'R')&api-version=2022-05-01-preview",
+                security_rg()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(unsupported.status, 400);
+}

@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::arm::ArmError;
 use super::faults::FaultRule;
 use super::state::SimState;
 
@@ -38,9 +39,13 @@ async fn faults(State(sim): State<Arc<SimState>>) -> Json<Vec<FaultRule>> {
     Json(sim.faults.get())
 }
 
-async fn set_faults(State(sim): State<Arc<SimState>>, Json(rules): Json<Vec<FaultRule>>) -> Json<Vec<FaultRule>> {
+async fn set_faults(
+    State(sim): State<Arc<SimState>>,
+    Json(rules): Json<Vec<FaultRule>>,
+) -> Result<Json<Vec<FaultRule>>, ArmError> {
+    super::faults::validate(&rules).map_err(|message| ArmError::bad_request("InvalidFaultRule", message))?;
     sim.faults.set(rules);
-    Json(sim.faults.get())
+    Ok(Json(sim.faults.get()))
 }
 
 async fn clock(State(sim): State<Arc<SimState>>) -> Json<Value> {
@@ -53,8 +58,21 @@ struct Advance {
     seconds: f64,
 }
 
-async fn advance(State(sim): State<Arc<SimState>>, Json(by): Json<Advance>) -> Json<Value> {
-    sim.clock
-        .advance(std::time::Duration::from_secs_f64(by.seconds.max(0.0)));
-    Json(json!({"now": sim.clock.now().to_string(), "offsetSeconds": sim.clock.offset().as_secs_f64()}))
+async fn advance(State(sim): State<Arc<SimState>>, Json(by): Json<Advance>) -> Result<Json<Value>, ArmError> {
+    // The clock only moves forward, by at most its whole range; `from_secs_f64` would panic on
+    // anything it cannot hold (NaN, negative, 1e20).
+    let max = super::clock::MAX_OFFSET.as_secs_f64();
+    if !(by.seconds.is_finite() && (0.0..=max).contains(&by.seconds)) {
+        return Err(ArmError::bad_request(
+            "InvalidClockAdvance",
+            format!(
+                "seconds must be a number from 0 to {max} (the simulated clock runs at most a century ahead); got {}.",
+                by.seconds
+            ),
+        ));
+    }
+    sim.clock.advance(std::time::Duration::from_secs_f64(by.seconds));
+    Ok(Json(
+        json!({"now": sim.clock.now().to_string(), "offsetSeconds": sim.clock.offset().as_secs_f64()}),
+    ))
 }

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use jiff::{SignedDuration, Timestamp};
 
 const MAX_OFFSET_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
+/// How far the simulated clock may run ahead of real time in all: a century.
+pub const MAX_OFFSET: std::time::Duration = std::time::Duration::from_millis(MAX_OFFSET_MS as u64);
 
 #[derive(Debug, Default)]
 pub struct SimClock {

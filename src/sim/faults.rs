@@ -45,6 +45,43 @@ fn default_error_status() -> u16 {
     500
 }
 
+/// The longest latency one rule may add: longer than any client waits, short of holding a connection
+/// (and a test) for ever.
+pub const MAX_LATENCY_MS: u64 = 10 * 60 * 1000;
+
+impl FaultRule {
+    /// Refuses rules the simulator cannot apply: rates outside 0-1, statuses that are not errors,
+    /// latencies beyond [`MAX_LATENCY_MS`].
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, rate) in [("errorRate", self.error_rate), ("dropRate", self.drop_rate)] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("{name} must be a fraction between 0 and 1; got {rate}."));
+            }
+        }
+        if !(400..=599).contains(&self.error_status) {
+            return Err(format!(
+                "errorStatus must be an HTTP error status (400-599); got {}.",
+                self.error_status
+            ));
+        }
+        if self.latency_ms > MAX_LATENCY_MS {
+            return Err(format!(
+                "latencyMs must be at most {MAX_LATENCY_MS} (10 minutes); got {}.",
+                self.latency_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks every rule; the first bad one is named by its position.
+pub fn validate(rules: &[FaultRule]) -> Result<(), String> {
+    rules
+        .iter()
+        .enumerate()
+        .try_for_each(|(i, rule)| rule.validate().map_err(|err| format!("fault rule {i}: {err}")))
+}
+
 /// What to do to one request.
 #[derive(Debug, PartialEq)]
 pub enum Fault {
@@ -60,16 +97,19 @@ pub struct Faults {
 
 impl Faults {
     pub fn set(&self, rules: Vec<FaultRule>) {
-        *self.rules.lock().expect("faults lock") = rules;
+        *self.rules.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = rules;
     }
 
     pub fn get(&self) -> Vec<FaultRule> {
-        self.rules.lock().expect("faults lock").clone()
+        self.rules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The added latency and the fault, if any, for one request.
     pub fn decide(&self, method: &str, path: &str, now: Timestamp) -> (Duration, Option<Fault>) {
-        let mut rules = self.rules.lock().expect("faults lock");
+        let mut rules = self.rules.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let path = path.to_ascii_lowercase();
         let mut latency = Duration::ZERO;
         let mut fault = None;
@@ -77,7 +117,7 @@ impl Faults {
             r.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
                 && path.contains(&r.path_contains.to_ascii_lowercase())
         }) {
-            latency += Duration::from_millis(rule.latency_ms);
+            latency = latency.saturating_add(Duration::from_millis(rule.latency_ms));
             if fault.is_some() || rule.times == Some(0) {
                 continue;
             }

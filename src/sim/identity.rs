@@ -213,7 +213,7 @@ pub async fn token(
 
 fn client_credentials(sim: &SimState, tenant: &str, form: &HashMap<String, String>) -> Result<Principal, EntraError> {
     let client_id = form.get("client_id").map(String::as_str).unwrap_or_default();
-    let world = sim.world.lock().expect("world lock");
+    let world = sim.lock_world();
     let Some(principal) = world.principal_by_client(tenant, client_id).cloned() else {
         return Err(entra_error(
             StatusCode::BAD_REQUEST,
@@ -304,7 +304,7 @@ fn verify_federated_assertion(principal: &Principal, assertion: &str) -> Result<
 fn password_grant(sim: &SimState, tenant: &str, form: &HashMap<String, String>) -> Result<Principal, EntraError> {
     let username = form.get("username").map(String::as_str).unwrap_or_default();
     let password = form.get("password").map(String::as_str).unwrap_or_default();
-    let world = sim.world.lock().expect("world lock");
+    let world = sim.lock_world();
     let user = world.principals.values().find(|p| {
         p.kind == PrincipalType::User
             && p.tenant.eq_ignore_ascii_case(tenant)

@@ -112,6 +112,7 @@ impl Simulator {
             throttle,
             options.state_file.clone(),
         ));
+        faults::validate(&options.faults).map_err(anyhow::Error::msg)?;
         state.faults.set(options.faults.clone());
         let app = router(state.clone());
         let server = tokio::spawn(serve(listener, tls.server_config.clone(), app, state.clone()));

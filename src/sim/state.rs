@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::clock::SimClock;
 use super::faults::Faults;
@@ -53,16 +53,23 @@ impl SimState {
         }
     }
 
+    /// The world, locked. A handler that panicked while holding the lock must not take every later
+    /// request down with it: a poisoned lock is taken over as it is (handlers validate their input
+    /// before they change anything, so a panic leaves no half-made change behind).
+    pub fn lock_world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Reads the world after dropping what has ended by now.
     pub fn read<R>(&self, f: impl FnOnce(&World) -> R) -> R {
-        let mut world = self.world.lock().expect("world lock");
+        let mut world = self.lock_world();
         world.expire(self.clock.now());
         f(&world)
     }
 
     /// Changes the world and, with `--state`, saves it.
     pub fn write<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
-        let mut world = self.world.lock().expect("world lock");
+        let mut world = self.lock_world();
         world.expire(self.clock.now());
         let result = f(&mut world);
         if let Some(path) = &self.state_file {
@@ -74,7 +81,7 @@ impl SimState {
     /// The tenant ID for a tenant ID or a known domain-less alias (`organizations`/`common` are refused:
     /// client credentials need a tenant).
     pub fn resolve_tenant(&self, tenant: &str) -> Option<String> {
-        let world = self.world.lock().expect("world lock");
+        let world = self.lock_world();
         world
             .tenants
             .values()
@@ -83,7 +90,7 @@ impl SimState {
     }
 
     pub fn count_call(&self, route: &str, principal: &str) {
-        let mut calls = self.calls.lock().expect("calls lock");
+        let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
         calls.total += 1;
         *calls.by_route.entry(route.to_string()).or_default() += 1;
         *calls
@@ -95,11 +102,11 @@ impl SimState {
     }
 
     pub fn calls(&self) -> CallCounts {
-        self.calls.lock().expect("calls lock").clone()
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     pub fn reset_calls(&self) {
-        *self.calls.lock().expect("calls lock") = CallCounts::default();
+        *self.calls.lock().unwrap_or_else(PoisonError::into_inner) = CallCounts::default();
     }
 }
 
@@ -112,5 +119,39 @@ fn save(world: &World, path: &PathBuf) {
         .and_then(|()| std::fs::rename(&tmp, path));
     if let Err(err) = result {
         tracing::error!(path = %path.display(), %err, "saving the simulator state failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::throttle::Limits;
+
+    #[test]
+    fn a_panic_while_the_world_is_locked_does_not_take_the_next_call_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(SimClock::default());
+        let state = Arc::new(SimState::new(
+            World::default(),
+            clock.clone(),
+            TokenIssuer::load_or_create(dir.path()).unwrap(),
+            "https://127.0.0.1:1".into(),
+            Throttle::new(Limits::default(), clock, false),
+            None,
+        ));
+        let panicking = state.clone();
+        let crashed = std::thread::spawn(move || {
+            panicking.write(|w| {
+                w.tenants.insert("t".into(), Default::default());
+                panic!("a handler bug");
+            })
+        })
+        .join();
+        assert!(crashed.is_err(), "the write panicked");
+        assert!(state.world.is_poisoned());
+        // Later calls are served, and see what the world holds.
+        assert_eq!(state.read(|w| w.tenants.len()), 1);
+        state.write(|w| w.tenants.clear());
+        assert_eq!(state.read(|w| w.tenants.len()), 0);
     }
 }

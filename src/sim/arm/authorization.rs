@@ -118,6 +118,91 @@ pub fn delete_assignment(sim: &SimState, req: &ArmRequest) -> ArmResult {
     })
 }
 
+const ROLE_DEFINITION_TYPE: &str = "Microsoft.Authorization/roleDefinitions";
+
+/// A role definition as ARM returns it at `scope` (its ID under the scope's subscription).
+fn render_role_definition(scope: &str, role: &authz::RoleDefinition) -> Value {
+    let builtin = authz::BUILTIN_ROLES.iter().any(|b| b.id == role.id);
+    json!({
+        "properties": {
+            "roleName": role.name,
+            "type": if builtin { "BuiltInRole" } else { "CustomRole" },
+            "description": role.name,
+            "assignableScopes": ["/"],
+            "permissions": [{
+                "actions": role.actions,
+                "notActions": role.not_actions,
+                "dataActions": [],
+                "notDataActions": [],
+            }],
+        },
+        "id": role_definition_id(scope, &role.id),
+        "type": ROLE_DEFINITION_TYPE,
+        "name": role.id,
+    })
+}
+
+/// `GET {scope}/providers/Microsoft.Authorization/roleDefinitions/{id}`.
+pub fn get_role_definition(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let id = &req.path.names[0];
+    sim.read(|w| {
+        authz::role(w, id)
+            .filter(|r| r.id.eq_ignore_ascii_case(id))
+            .map(|r| ArmResponse::ok(render_role_definition(&req.path.scope, r)))
+            .ok_or_else(|| {
+                ArmError::new(
+                    StatusCode::NOT_FOUND,
+                    "RoleDefinitionDoesNotExist",
+                    format!("The specified role definition with ID '{id}' does not exist."),
+                )
+            })
+    })
+}
+
+/// `GET {scope}/providers/Microsoft.Authorization/roleDefinitions`, with the filters ARM supports:
+/// `roleName eq '...'` and `type eq '...'`. `az role assignment create --role Reader --scope S` (azure-cli
+/// 2.91.0, seen with `--debug`) sends `GET S/providers/Microsoft.Authorization/roleDefinitions?
+/// api-version=2022-05-01-preview&$filter=roleName eq 'Reader'` and takes the first item's `id`; the item
+/// shape is the `RoleDefinition` of `authorization-RoleDefinitionsCalls.json`.
+pub fn list_role_definitions(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let filter = req.query.get("$filter").map(String::as_str).unwrap_or_default().trim();
+    let (field, value) = if filter.is_empty() {
+        ("", String::new())
+    } else {
+        let parsed = filter.split_once(" eq ").and_then(|(field, value)| {
+            let value = value.trim().strip_prefix('\'')?.strip_suffix('\'')?;
+            Some((field.trim(), value.replace("''", "'")))
+        });
+        match parsed {
+            Some((field, value)) if field.eq_ignore_ascii_case("roleName") => ("roleName", value),
+            Some((field, value)) if field.eq_ignore_ascii_case("type") => ("type", value),
+            _ => {
+                return Err(ArmError::bad_request(
+                    "UnsupportedQuery",
+                    format!("The filter '{filter}' is not supported; use roleName eq '<name>' or type eq '<type>'."),
+                ));
+            }
+        }
+    };
+    let value: Vec<Value> = sim.read(|w| {
+        authz::BUILTIN_ROLES
+            .iter()
+            .chain(w.role_definitions.values())
+            .map(|r| render_role_definition(&req.path.scope, r))
+            .filter(|r| match field {
+                "roleName" => r["properties"]["roleName"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(&value)),
+                "type" => r["properties"]["type"]
+                    .as_str()
+                    .is_some_and(|t| t.eq_ignore_ascii_case(&value)),
+                _ => true,
+            })
+            .collect()
+    });
+    Ok(ArmResponse::ok(json!({ "value": value })))
+}
+
 /// The value of `principalId eq '...'` in an OData filter, if present.
 fn filter_principal(req: &ArmRequest) -> Option<String> {
     let filter = req.query.get("$filter")?;
@@ -138,7 +223,7 @@ pub fn list_assignments(sim: &SimState, req: &ArmRequest) -> ArmResult {
             .map(render_assignment)
             .collect()
     });
-    Ok(ArmResponse::ok(json!({ "value": value })))
+    super::page(sim, req, value)
 }
 
 /// An ISO 8601 duration of days, hours, minutes and seconds (what PIM uses: `PT8H`, `P1D`).
@@ -184,6 +269,15 @@ fn schedule(now: Timestamp, info: &Value) -> Result<(Timestamp, Option<Timestamp
             })?)
         }
     };
+    // A schedule that ends before it starts cannot be granted (and its length would not fit).
+    if let Some(end) = end
+        && end <= start
+    {
+        return Err(ArmError::bad_request(
+            "InvalidScheduleInfo",
+            format!("The schedule must end after it starts: it starts at {start} and ends at {end}."),
+        ));
+    }
     Ok((start, end))
 }
 
@@ -276,7 +370,7 @@ fn provision(w: &mut World, request_key: &str, now: Timestamp) {
         .to_string();
     let (start, end) = schedule(now, &props["scheduleInfo"]).unwrap_or((now, Some(now)));
     // The schedule runs from provisioning (after approval), not from the original request.
-    let end = end.map(|end| now + end.duration_since(start));
+    let end = end.map(|end| now.checked_add(end.duration_since(start)).unwrap_or(Timestamp::MAX));
     request["properties"]["status"] = json!("Provisioned");
     let kind = w
         .principals

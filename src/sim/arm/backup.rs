@@ -63,45 +63,68 @@ fn store(w: &mut World, req: &ArmRequest) -> (bool, Value) {
     (created, body)
 }
 
+/// The longest retention Azure Backup allows per duration unit (Azure Backup support matrix: 9999
+/// days, 5163 weeks, 1188 months, 99 years), with the unit's length in days.
+const RETENTION_LIMITS: [(&str, i64, i64); 4] = [
+    ("days", 9999, 1),
+    ("weeks", 5163, 7),
+    ("months", 1188, 30),
+    ("years", 99, 365),
+];
+
+fn invalid_retention(message: String) -> ArmError {
+    ArmError::bad_request("BMSUserErrorInvalidPolicyInput", message)
+}
+
 /// Retention per schedule (daily, weekly, monthly, yearly), in days, from
 /// `properties.retentionPolicy.*Schedule.retentionDuration`: the shape of Azure VM and file-share policies.
-pub fn retention(policy: &Value) -> BTreeMap<&'static str, i64> {
-    ["dailySchedule", "weeklySchedule", "monthlySchedule", "yearlySchedule"]
-        .into_iter()
-        .filter_map(|schedule| {
-            let duration = &policy["properties"]["retentionPolicy"][schedule]["retentionDuration"];
-            let count = duration["count"].as_i64()?;
-            let days = match duration["durationType"]
-                .as_str()
-                .unwrap_or("Days")
-                .to_ascii_lowercase()
-                .as_str()
-            {
-                "weeks" => count * 7,
-                "months" => count * 30,
-                "years" => count * 365,
-                _ => count,
-            };
-            Some((schedule, days))
-        })
-        .collect()
+/// A count outside Azure's range (not positive, or longer than the unit's maximum) is refused, so the
+/// arithmetic below never overflows.
+pub fn retention(policy: &Value) -> Result<BTreeMap<&'static str, i64>, ArmError> {
+    let mut kept = BTreeMap::new();
+    for schedule in ["dailySchedule", "weeklySchedule", "monthlySchedule", "yearlySchedule"] {
+        let duration = &policy["properties"]["retentionPolicy"][schedule]["retentionDuration"];
+        if duration["count"].is_null() {
+            continue;
+        }
+        let unit = duration["durationType"].as_str().unwrap_or("Days");
+        let Some(&(_, max, days_per)) = RETENTION_LIMITS.iter().find(|(u, ..)| u.eq_ignore_ascii_case(unit)) else {
+            return Err(invalid_retention(format!(
+                "{schedule}.retentionDuration.durationType '{unit}' is not one of Days, Weeks, Months, Years."
+            )));
+        };
+        let count = duration["count"]
+            .as_i64()
+            .filter(|count| (1..=max).contains(count))
+            .ok_or_else(|| {
+                invalid_retention(format!(
+                    "{schedule}.retentionDuration.count must be a whole number from 1 to {max} {unit}; got {}.",
+                    duration["count"]
+                ))
+            })?;
+        kept.insert(schedule, count * days_per);
+    }
+    Ok(kept)
 }
 
 /// Whether `after` keeps less of anything `before` kept: a shorter or a removed retention.
-pub fn retention_reduced(before: &Value, after: &Value) -> bool {
-    let (was, now) = (retention(before), retention(after));
-    was.iter()
-        .any(|(schedule, days)| now.get(schedule).is_none_or(|kept| kept < days))
+pub fn retention_reduced(before: &Value, after: &Value) -> Result<bool, ArmError> {
+    let (was, now) = (retention(before)?, retention(after)?);
+    Ok(was
+        .iter()
+        .any(|(schedule, days)| now.get(schedule).is_none_or(|kept| kept < days)))
 }
 
 /// Reducing a policy's retention is the critical operation `ModifyBackupPolicy`.
 pub fn put_policy(sim: &SimState, req: &ArmRequest) -> ArmResult {
     let now = sim.clock.now();
     let citations = cited_requests(&req.body);
+    // A retention Azure would refuse is refused before anything is compared or stored.
+    retention(&req.body)?;
     sim.write(|w| {
         let vault_id = require_vault(w, req)?;
         if let Some(before) = w.resource(&req.path.resource_id())
-            && retention_reduced(&before.body, &req.body)
+            && retention_reduced(&before.body, &req.body)?
         {
             let op = CriticalOperation::ModifyBackupPolicy;
             authorize_critical(w, now, req, &citations, &vault_id, VaultKind::RecoveryServicesVault, op)?;
@@ -123,7 +146,10 @@ pub fn put_item(sim: &SimState, req: &ArmRequest) -> ArmResult {
         if let Some(before) = w.resource(&req.path.resource_id())
             && let Some(was) = policy(&before.body)
         {
-            let reduced = policy(&req.body).is_none_or(|now| retention_reduced(&was, &now));
+            let reduced = match policy(&req.body) {
+                Some(now) => retention_reduced(&was, &now)?,
+                None => true,
+            };
             let moved = before.body["properties"]["policyId"] != req.body["properties"]["policyId"];
             if moved && reduced {
                 authorize_critical(

@@ -195,7 +195,7 @@ pub fn list(sim: &SimState, req: &ArmRequest) -> ArmResult {
             .map(|(id, r)| render(&original_id(id, r), r))
             .collect()
     });
-    Ok(ArmResponse::ok(json!({ "value": value })))
+    super::page(sim, req, value)
 }
 
 /// The stored ID in its original casing.

@@ -2,10 +2,12 @@
 //! request IDs and the error envelope. Resource families live in their own modules and only see a parsed
 //! [`ArmRequest`].
 
+pub mod api_versions;
 pub mod authorization;
 pub mod backup;
 pub mod guards;
 pub mod mua;
+pub mod resources;
 pub mod vaults;
 
 use std::collections::HashMap;
@@ -252,12 +254,10 @@ struct Route {
     own_authorization: bool,
 }
 
-const DATA_PROTECTION: &[&str] = &["2025-07-01", "2026-06-01"];
-const RECOVERY_SERVICES_VAULTS: &[&str] = &["2025-02-01", "2026-11-01"];
-const RECOVERY_SERVICES_BACKUP: &[&str] = &["2025-08-01", "2026-10-01"];
-const ROLE_ASSIGNMENTS: &[&str] = &["2020-10-01", "2022-04-01"];
-const PIM: &[&str] = &["2020-10-01"];
-const PIM_APPROVALS: &[&str] = &["2021-01-01-preview"];
+use api_versions::{
+    DATA_PROTECTION, PIM, PIM_APPROVALS, RECOVERY_SERVICES_BACKUP, RECOVERY_SERVICES_VAULTS, ROLE_ASSIGNMENTS,
+    ROLE_DEFINITIONS,
+};
 
 fn route(path: &ArmPath, method: &Method) -> Option<Route> {
     let r = |api_versions, handler| {
@@ -285,6 +285,7 @@ fn route(path: &ArmPath, method: &Method) -> Option<Route> {
             r(DATA_PROTECTION, guards::request_object)
         }
         ("microsoft.recoveryservices/vaults", "GET", true) => r(RECOVERY_SERVICES_VAULTS, vaults::get_vault),
+        ("microsoft.recoveryservices/vaults", "GET", false) => r(RECOVERY_SERVICES_VAULTS, vaults::list_vaults),
         ("microsoft.recoveryservices/vaults", "PUT", true) => r(RECOVERY_SERVICES_VAULTS, vaults::put),
         ("microsoft.recoveryservices/vaults", "PATCH", true) => r(RECOVERY_SERVICES_VAULTS, vaults::patch),
         ("microsoft.recoveryservices/vaults/operationstatus", "GET", true) => {
@@ -327,6 +328,7 @@ fn route(path: &ArmPath, method: &Method) -> Option<Route> {
             r(RECOVERY_SERVICES_BACKUP, backup::security_pin)
         }
         ("microsoft.dataprotection/backupvaults", "GET", true) => r(DATA_PROTECTION, vaults::get_vault),
+        ("microsoft.dataprotection/backupvaults", "GET", false) => r(DATA_PROTECTION, vaults::list_vaults),
         ("microsoft.dataprotection/backupvaults", "PUT", true) => r(DATA_PROTECTION, vaults::put_backup_vault),
         ("microsoft.dataprotection/backupvaults", "PATCH", true) => r(DATA_PROTECTION, vaults::patch_backup_vault),
         ("microsoft.dataprotection/backupvaults/backupresourceguardproxies", "GET", true) => {
@@ -358,6 +360,12 @@ fn route(path: &ArmPath, method: &Method) -> Option<Route> {
         }
         ("microsoft.authorization/roleassignments", "GET", false) => {
             r(ROLE_ASSIGNMENTS, authorization::list_assignments)
+        }
+        ("microsoft.authorization/roledefinitions", "GET", true) => {
+            r(ROLE_DEFINITIONS, authorization::get_role_definition)
+        }
+        ("microsoft.authorization/roledefinitions", "GET", false) => {
+            r(ROLE_DEFINITIONS, authorization::list_role_definitions)
         }
         ("microsoft.authorization/roleassignmentschedulerequests", "PUT", true) => {
             own(PIM, authorization::put_schedule_request)
@@ -447,7 +455,23 @@ fn serve(sim: &SimState, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
         .query()
         .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
+    // ARM serves its metadata to anyone: clients read it before they have a token.
+    if resources::is_metadata_path(uri.path()) {
+        return resources::metadata_endpoints(sim, method, &query);
+    }
     let caller = authenticate(sim, headers)?;
+    // Subscriptions, tenants, resource groups and providers: ARM's own resources, not under a provider.
+    if let Some(core) = resources::CorePath::parse(uri.path()) {
+        let api_version = require_api_version(&query)?;
+        return resources::serve(
+            sim,
+            method,
+            &core,
+            &api_version,
+            query.get("$skiptoken").map(String::as_str),
+            &caller,
+        );
+    }
     let Some(path) = ArmPath::parse(uri.path()) else {
         return Err(ArmError::new(
             StatusCode::NOT_FOUND,
@@ -455,12 +479,7 @@ fn serve(sim: &SimState, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
             format!("The resource path '{}' is not a valid ARM resource path.", uri.path()),
         ));
     };
-    let Some(api_version) = query.get("api-version").cloned() else {
-        return Err(ArmError::bad_request(
-            "MissingApiVersionParameter",
-            "The api-version query parameter (?api-version=) is required for all requests.",
-        ));
-    };
+    let api_version = require_api_version(&query)?;
     let Some(route) = route(&path, method) else {
         return Err(ArmError::new(
             StatusCode::NOT_FOUND,
@@ -472,52 +491,18 @@ fn serve(sim: &SimState, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
             ),
         ));
     };
-    if !route.api_versions.contains(&api_version.as_str()) {
-        return Err(ArmError::bad_request(
-            "NoRegisteredProviderFound",
-            format!(
-                "No registered resource provider found for location 'global' and API version '{api_version}' for type '{}'. The supported api-versions are '{}'.",
-                path.types.join("/"),
-                route.api_versions.join(", ")
-            ),
-        ));
-    }
+    check_api_version(route.api_versions, &api_version, &path.types.join("/"))?;
 
-    // The subscription decides the tenant the token must come from.
-    let tenant = match path.subscription() {
-        Some(subscription) => {
-            let Some(sub) = sim.read(|w| w.subscription(subscription).cloned()) else {
-                return Err(ArmError::new(
-                    StatusCode::NOT_FOUND,
-                    "SubscriptionNotFound",
-                    format!("The subscription '{subscription}' could not be found."),
-                ));
-            };
-            sub.tenant
-        }
-        None => caller.tid.clone(),
-    };
-    if !caller.tid.eq_ignore_ascii_case(&tenant) {
-        return Err(ArmError::new(
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationTokenTenant",
-            format!(
-                "The access token is from the wrong issuer '{}'. It must match the tenant '{}/{tenant}/' associated with this subscription. Please use the authority (URL) '{}/{tenant}' to get the token.",
-                caller.iss, sim.base_url, sim.base_url
-            ),
-        ));
-    }
-
-    let kind = match *method {
-        Method::GET | Method::HEAD => OperationKind::Read,
-        Method::DELETE => OperationKind::Delete,
-        _ => OperationKind::Write,
-    };
-    let remaining = sim.throttle.admit(&tenant, path.subscription(), &caller.oid, kind)?;
+    let remaining = admit(
+        sim,
+        &caller,
+        path.subscription(),
+        method,
+        &format!("{method} {}", path.kind()),
+    )?;
 
     let action = path.action(method);
     let scope = path.resource_id();
-    sim.count_call(&format!("{method} {}", path.kind()), &caller.oid);
     let allowed = route.own_authorization
         || sim.read(|w| super::authz::is_allowed(w, &caller.oid, &action, &scope, sim.clock.now()));
     if !allowed {
@@ -529,11 +514,7 @@ fn serve(sim: &SimState, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
                 .is_some_and(|s| s.resource_groups.contains_key(&group.to_ascii_lowercase()))
         });
         if !exists {
-            return Err(ArmError::new(
-                StatusCode::NOT_FOUND,
-                "ResourceGroupNotFound",
-                format!("Resource group '{group}' could not be found."),
-            ));
+            return Err(resources::resource_group_not_found(group));
         }
     }
 
@@ -567,9 +548,83 @@ fn serve(sim: &SimState, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
     };
-    let mut response = (route.handler)(sim, &request)?;
+    let mut response = run_handler(|| (route.handler)(sim, &request))?;
     response.headers.extend(remaining);
     Ok(response)
+}
+
+/// Runs a handler; a panic (a bug: handlers validate their input) becomes ARM's 500 for this request
+/// alone, instead of a dropped connection.
+pub(crate) fn run_handler(handler: impl FnOnce() -> ArmResult) -> ArmResult {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(handler)).unwrap_or_else(|_| {
+        Err(ArmError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "The server encountered an internal error; the request was not completed.",
+        ))
+    })
+}
+
+pub(crate) fn require_api_version(query: &HashMap<String, String>) -> Result<String, ArmError> {
+    query.get("api-version").cloned().ok_or_else(|| {
+        ArmError::bad_request(
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
+    })
+}
+
+/// ARM's refusal of an api-version the type does not publish.
+pub(crate) fn check_api_version(published: &[&str], api_version: &str, type_name: &str) -> Result<(), ArmError> {
+    if published.contains(&api_version) {
+        return Ok(());
+    }
+    Err(ArmError::bad_request(
+        "NoRegisteredProviderFound",
+        format!(
+            "No registered resource provider found for location 'global' and API version '{api_version}' for type '{type_name}'. The supported api-versions are '{}'.",
+            published.join(", ")
+        ),
+    ))
+}
+
+/// What every authenticated request goes through before its handler: the subscription (if any) must
+/// exist and decides the tenant the token must come from; then throttling, and the call is counted.
+/// Returns the remaining-budget headers.
+pub(crate) fn admit(
+    sim: &SimState,
+    caller: &Claims,
+    subscription: Option<&str>,
+    method: &Method,
+    route_name: &str,
+) -> Result<Vec<(&'static str, String)>, ArmError> {
+    let tenant = match subscription {
+        Some(subscription) => {
+            let Some(sub) = sim.read(|w| w.subscription(subscription).cloned()) else {
+                return Err(resources::subscription_not_found(subscription));
+            };
+            sub.tenant
+        }
+        None => caller.tid.clone(),
+    };
+    if !caller.tid.eq_ignore_ascii_case(&tenant) {
+        return Err(ArmError::new(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationTokenTenant",
+            format!(
+                "The access token is from the wrong issuer '{}'. It must match the tenant '{}/{tenant}/' associated with this subscription. Please use the authority (URL) '{}/{tenant}' to get the token.",
+                caller.iss, sim.base_url, sim.base_url
+            ),
+        ));
+    }
+    let kind = match *method {
+        Method::GET | Method::HEAD => OperationKind::Read,
+        Method::DELETE => OperationKind::Delete,
+        _ => OperationKind::Write,
+    };
+    let remaining = sim.throttle.admit(&tenant, subscription, &caller.oid, kind)?;
+    sim.count_call(route_name, &caller.oid);
+    Ok(remaining)
 }
 
 /// The bearer token's claims, checked the way ARM checks them.
@@ -651,6 +706,71 @@ fn unauthorized(sim: &SimState, code: &'static str, message: &str) -> ArmError {
     err
 }
 
+/// The most items one page of a list holds; the rest follow through `nextLink`.
+pub const LIST_PAGE_SIZE: usize = 100;
+
+/// One page of a list the way ARM pages: at most [`LIST_PAGE_SIZE`] items in `value` and, while more
+/// remain, a `nextLink` to the same list with an opaque `$skiptoken`.
+pub fn page(sim: &SimState, request: &ArmRequest, items: Vec<Value>) -> ArmResult {
+    let collection = format!(
+        "{}/{}",
+        request.path.resource_id(),
+        request.path.types.join("/").rsplit('/').next().unwrap_or_default()
+    );
+    let query: Vec<(&str, &str)> = request
+        .query
+        .iter()
+        .filter(|(k, _)| k.as_str() != "$skiptoken")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    page_at(
+        &sim.base_url,
+        &collection,
+        &query,
+        request.query.get("$skiptoken").map(String::as_str),
+        items,
+    )
+}
+
+/// [`page`] for a list at `path` whose query (without `$skiptoken`) is `query`.
+pub fn page_at(
+    base_url: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    skiptoken: Option<&str>,
+    items: Vec<Value>,
+) -> ArmResult {
+    let start = match skiptoken {
+        None => 0,
+        Some(token) => token
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= items.len())
+            .ok_or_else(|| {
+                ArmError::bad_request(
+                    "InvalidSkipToken",
+                    format!("The skip token '{token}' is not valid for this list."),
+                )
+            })?,
+    };
+    let end = start.saturating_add(LIST_PAGE_SIZE).min(items.len());
+    let mut body = json!({"value": items[start..end]});
+    if end < items.len() {
+        let mut url = url::Url::parse(&format!("{base_url}{path}")).map_err(|err| {
+            ArmError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                format!("A list URL could not be formed: {err}"),
+            )
+        })?;
+        url.query_pairs_mut()
+            .extend_pairs(query.iter().copied())
+            .append_pair("$skiptoken", &end.to_string());
+        body["nextLink"] = json!(url.to_string());
+    }
+    Ok(ArmResponse::ok(body))
+}
+
 /// Checks `If-Match` against the stored ETag (412 on mismatch, as ARM answers).
 pub fn check_if_match(request: &ArmRequest, etag: Option<&str>) -> Result<(), ArmError> {
     match (&request.if_match, etag) {
@@ -701,6 +821,35 @@ mod tests {
             p.action(&Method::POST),
             "Microsoft.RecoveryServices/vaults/backupResourceGuardProxies/unlockDelete/action"
         );
+    }
+
+    #[test]
+    fn a_handler_that_panics_answers_500_for_its_request_alone() {
+        let err = run_handler(|| panic!("a handler bug")).unwrap_err();
+        assert_eq!(
+            (err.status, err.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError")
+        );
+        assert!(run_handler(|| Ok(ArmResponse::empty(StatusCode::OK))).is_ok());
+    }
+
+    #[test]
+    fn a_list_pages_with_a_skip_token_in_its_next_link() {
+        let items: Vec<Value> = (0..LIST_PAGE_SIZE + 5).map(|n| json!(n)).collect();
+        let first = page_at("https://sim", "/x/list", &[("api-version", "1")], None, items.clone()).unwrap();
+        let body = first.body.unwrap();
+        assert_eq!(body["value"].as_array().unwrap().len(), LIST_PAGE_SIZE);
+        assert_eq!(
+            body["nextLink"],
+            format!("https://sim/x/list?api-version=1&%24skiptoken={LIST_PAGE_SIZE}")
+        );
+        let token = LIST_PAGE_SIZE.to_string();
+        let last = page_at("https://sim", "/x/list", &[], Some(&token), items)
+            .unwrap()
+            .body
+            .unwrap();
+        assert_eq!(last["value"].as_array().unwrap().len(), 5);
+        assert!(last.get("nextLink").is_none());
     }
 
     #[test]

@@ -61,6 +61,21 @@ fn vault_not_found(req: &ArmRequest) -> ArmError {
     )
 }
 
+/// `GET {subscription or resource group}/providers/{provider}/vaults`: the vaults of the request's type
+/// under the scope, paged.
+pub fn list_vaults(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let prefix = format!("{}/", req.path.scope.to_ascii_lowercase());
+    let vault_type = vault_type(kind_of(&req.path.provider));
+    let value: Vec<Value> = sim.read(|w| {
+        w.resources
+            .iter()
+            .filter(|(id, r)| id.starts_with(&prefix) && r.body["type"] == vault_type)
+            .map(|(id, r)| render(w, r.body["id"].as_str().unwrap_or(id), r))
+            .collect()
+    });
+    super::page(sim, req, value)
+}
+
 pub fn get_vault(sim: &SimState, req: &ArmRequest) -> ArmResult {
     let id = req.path.resource_id_of(1);
     sim.read(|w| w.resource(&id).map(|stored| render(w, &id, stored)))
