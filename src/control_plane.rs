@@ -68,9 +68,17 @@ pub fn binaries() -> anyhow::Result<PathBuf> {
     if let Ok(dir) = std::env::var("MUA_CONTROL_PLANE_BIN") {
         return Ok(PathBuf::from(dir));
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cluster/build.sh");
+    built_by("tests/cluster/build.sh")
+}
+
+/// Runs one of this checkout's tool scripts (`tests/*/build.sh`, `tests/azcli/install.sh`: each builds
+/// or installs once per machine, caches outside the checkout, and prints its directory last) and returns
+/// that directory. The script's progress goes to stderr.
+pub fn built_by(script: &str) -> anyhow::Result<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
     let output = Command::new("bash")
         .arg(&script)
+        .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
         .with_context(|| format!("running {}", script.display()))?;
@@ -78,7 +86,10 @@ pub fn binaries() -> anyhow::Result<PathBuf> {
         bail!("{} failed ({}); see its output above", script.display(), output.status);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    Ok(PathBuf::from(stdout.lines().last().unwrap_or_default().trim()))
+    match stdout.lines().last().map(str::trim) {
+        Some(dir) if !dir.is_empty() => Ok(PathBuf::from(dir)),
+        _ => bail!("{} printed no directory", script.display()),
+    }
 }
 
 impl LocalControlPlane {

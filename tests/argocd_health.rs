@@ -30,22 +30,9 @@ fn harness_bin() -> &'static Path {
         if let Ok(path) = std::env::var("MUA_ARGOCD_HEALTH_BIN") {
             return Ok(PathBuf::from(path));
         }
-        let script = repo().join("tests/argocd/build.sh");
-        let output = Command::new("bash")
-            .arg(&script)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|err| format!("running {}: {err}", script.display()))?;
-        if !output.status.success() {
-            return Err(format!(
-                "{} failed ({}):\n{}",
-                script.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        Ok(PathBuf::from(stdout.lines().last().unwrap_or_default().trim()).join("argocd-health"))
+        mua_operator::control_plane::built_by("tests/argocd/build.sh")
+            .map(|dir| dir.join("argocd-health"))
+            .map_err(|err| format!("{err:#}"))
     });
     match found {
         Ok(path) => path,

@@ -406,3 +406,21 @@ async fn role_assignments_and_pim_requests_through_the_typed_calls() {
     let err = authorization::request_schedule(&backup, &too_long).await.unwrap_err();
     assert_eq!(err.code(), Some("RoleAssignmentRequestPolicyValidationFailed"), "{err}");
 }
+
+#[tokio::test]
+async fn lists_follow_next_links_to_the_last_page() {
+    let ts = TestSim::start().await;
+    for n in 0..130 {
+        ts.create_guard(&format!("listed-{n:03}")).await;
+    }
+    let security = client(&ts, SECURITY_APP, SECURITY_SECRET);
+    let list = format!("{}/providers/Microsoft.DataProtection/resourceGuards", security_rg());
+    let items = security
+        .list(&Call::new(Method::GET, list, guards::API_VERSION))
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = items.iter().filter_map(|g| g["name"].as_str()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 130, "every guard once, over two pages");
+}

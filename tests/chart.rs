@@ -48,22 +48,9 @@ fn helm_bin() -> &'static Path {
         if let Ok(path) = std::env::var("MUA_HELM_BIN") {
             return Ok(PathBuf::from(path));
         }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helm/build.sh");
-        let output = Command::new("bash")
-            .arg(&script)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|err| format!("running {}: {err}", script.display()))?;
-        if !output.status.success() {
-            return Err(format!(
-                "{} failed ({}):\n{}",
-                script.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        Ok(PathBuf::from(stdout.lines().last().unwrap_or_default().trim()).join("helm"))
+        mua_operator::control_plane::built_by("tests/helm/build.sh")
+            .map(|dir| dir.join("helm"))
+            .map_err(|err| format!("{err:#}"))
     });
     match found {
         Ok(path) => path,

@@ -16,21 +16,8 @@ use simulator::*;
 fn az_bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/azcli/install.sh");
-        let output = std::process::Command::new("bash")
-            .arg(&script)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .expect("running tests/azcli/install.sh");
-        assert!(output.status.success(), "tests/azcli/install.sh failed");
-        let stdout = String::from_utf8(output.stdout).expect("the script prints a path");
-        PathBuf::from(
-            stdout
-                .lines()
-                .last()
-                .expect("the script prints the bin directory")
-                .trim(),
-        )
+        mua_operator::control_plane::built_by("tests/azcli/install.sh")
+            .unwrap_or_else(|err| panic!("the Azure CLI is not available: {err:#}"))
     })
 }
 

@@ -57,12 +57,6 @@ struct RoleAssignmentPropertiesWire {
     created_on: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct RoleAssignmentListWire {
-    #[serde(default)]
-    value: Vec<RoleAssignmentWire>,
-}
-
 impl From<RoleAssignmentWire> for RoleAssignment {
     fn from(wire: RoleAssignmentWire) -> RoleAssignment {
         let p = wire.properties;
@@ -146,11 +140,13 @@ pub async fn list_for_principal_in(
 ) -> Result<Vec<RoleAssignment>, AzureError> {
     let path =
         format!("{scope}/providers/Microsoft.Authorization/roleAssignments?$filter=principalId%20eq%20'{principal}'");
-    let reply = client
-        .send(&Call::new(Method::GET, path, ROLE_ASSIGNMENTS_API).in_tenant(tenant))
+    let items = client
+        .list(&Call::new(Method::GET, path, ROLE_ASSIGNMENTS_API).in_tenant(tenant))
         .await?;
-    let list: RoleAssignmentListWire = decode("role assignments", reply.body)?;
-    Ok(list.value.into_iter().map(RoleAssignment::from).collect())
+    items
+        .into_iter()
+        .map(|item| decode::<RoleAssignmentWire>("a role assignment", item).map(RoleAssignment::from))
+        .collect()
 }
 
 /// PIM request types the operator uses.

@@ -52,6 +52,10 @@ impl RetryPolicy {
     }
 }
 
+/// The most pages [`ArmClient::list`] follows: ARM's pages hold 100 or more items, and no list the
+/// operator reads comes near 100,000.
+const MAX_LIST_PAGES: usize = 1000;
+
 /// One ARM call.
 #[derive(Clone, Debug)]
 pub struct Call {
@@ -275,6 +279,46 @@ impl ArmClient {
         Ok((!tokens.is_empty()).then(|| tokens.join(", ")))
     }
 
+    /// Sends a list `call` and follows ARM's `nextLink`s, returning every page's `value` items. A
+    /// `nextLink` elsewhere than this client's ARM endpoint is refused, so a token never leaves for
+    /// another host.
+    pub async fn list(&self, call: &Call) -> Result<Vec<Value>, AzureError> {
+        let mut items = Vec::new();
+        let mut page = call.clone();
+        for _ in 0..MAX_LIST_PAGES {
+            let reply = self.send(&page).await?;
+            let protocol = |message: String| AzureError::Protocol {
+                operation: call.describe(),
+                message,
+            };
+            let mut body = reply.body;
+            match body.get_mut("value").map(Value::take) {
+                Some(Value::Array(values)) => items.extend(values),
+                None | Some(Value::Null) => {}
+                Some(_) => return Err(protocol("`value` is not a list".into())),
+            }
+            let Some(next) = body.get("nextLink").and_then(Value::as_str).filter(|l| !l.is_empty()) else {
+                return Ok(items);
+            };
+            let relative = next
+                .strip_prefix(&self.arm_url)
+                .filter(|rest| rest.starts_with('/'))
+                .ok_or_else(|| protocol(format!("a nextLink outside {}: {next}", self.arm_url)))?;
+            let (path, api_version) = split_api_version(relative);
+            page = Call {
+                method: Method::GET,
+                path,
+                api_version: api_version.unwrap_or_else(|| call.api_version.clone()),
+                body: None,
+                ..call.clone()
+            };
+        }
+        Err(AzureError::Protocol {
+            operation: call.describe(),
+            message: format!("more than {MAX_LIST_PAGES} pages"),
+        })
+    }
+
     /// Sends `call`, retrying where that is safe, and returns the answer or the last error.
     pub async fn send(&self, call: &Call) -> Result<Reply, AzureError> {
         let operation = call.describe();
@@ -413,6 +457,30 @@ impl ArmClient {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// A `path?query` without its `api-version` parameter, and that parameter's value.
+fn split_api_version(relative: &str) -> (String, Option<String>) {
+    let Some((path, query)) = relative.split_once('?') else {
+        return (relative.to_string(), None);
+    };
+    let mut api_version = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("api-version=") {
+            Some(version) => {
+                api_version = Some(version.to_string());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let path = if rest.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", rest.join("&"))
+    };
+    (path, api_version)
 }
 
 fn decode(operation: &str, text: &str) -> Result<Value, AzureError> {

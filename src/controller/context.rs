@@ -150,11 +150,11 @@ impl Context {
         }
     }
 
-    /// Names the backup side's Azure object ID in its home tenant, for a security side that runs without
-    /// the backup side's credential in the same process.
-    pub fn with_elevated_principal(self, object_id: Option<String>) -> Self {
-        if let Some(id) = object_id {
-            self.remember_principal(None, id.to_ascii_lowercase());
+    /// Names the backup side's Azure object IDs by tenant (none: its home tenant), for a security side
+    /// that runs without the backup side's credential in the same process.
+    pub fn with_elevated_principals(self, object_ids: &[(Option<String>, String)]) -> Self {
+        for (tenant, id) in object_ids {
+            self.remember_principal(tenant.as_deref(), id.to_ascii_lowercase());
         }
         self
     }

@@ -153,8 +153,9 @@ async fn link_vaults(stage: &Stage<'_>, n: &mut Narrator) -> anyhow::Result<()> 
 async fn test_your_setup(stage: &Stage<'_>, n: &mut Narrator) -> anyhow::Result<()> {
     n.step(
         "Test your setup: without elevation, Azure refuses to weaken protection",
-        "Disabling soft delete is a critical operation. Here the backup identity tries it directly, as a \
-         backup admin with full rights on the vault would, citing the guard:",
+        "Disabling soft delete is a critical operation. A backup admin would type the command below; the \
+         demo sends the same change (the vault's soft-delete settings, citing the guard) with the backup \
+         identity, which has full rights on the vault:",
     );
     n.typed(
         ALICE,

@@ -56,9 +56,11 @@ pub struct RunArgs {
     pub namespace: Option<String>,
     /// The backup side's Azure object ID: the principal the security side elevates for operations the
     /// operator performs itself. Needed when the security side runs without the backup side's
-    /// credential; otherwise read from the backup side's token.
-    #[arg(long, env = "MUA_BACKUP_PRINCIPAL_ID")]
-    pub backup_principal_id: Option<String>,
+    /// credential; otherwise read from the backup side's token. A multi-tenant application has an object
+    /// ID per tenant: give the home tenant's as `OBJECT_ID` and each guard tenant's as
+    /// `TENANT_ID=OBJECT_ID` (comma-separated or repeated).
+    #[arg(long, env = "MUA_BACKUP_PRINCIPAL_ID", value_delimiter = ',', value_parser = parse_principal)]
+    pub backup_principal_id: Vec<(Option<String>, String)>,
 
     /// Serve /metrics, /healthz and /readyz here (port 0 picks a free port; the bound address is logged).
     #[arg(
@@ -119,6 +121,16 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub azure: Box<azure::AzureArgs>,
+}
+
+/// `OBJECT_ID` (the home tenant's) or `TENANT_ID=OBJECT_ID`.
+fn parse_principal(text: &str) -> Result<(Option<String>, String), String> {
+    let is_guid = |s: &str| uuid::Uuid::parse_str(s).is_ok();
+    match text.trim().split_once('=') {
+        None if is_guid(text.trim()) => Ok((None, text.trim().to_string())),
+        Some((tenant, id)) if is_guid(tenant) && is_guid(id) => Ok((Some(tenant.to_string()), id.to_string())),
+        _ => Err("an object ID (GUID), or TENANT_ID=OBJECT_ID for another tenant".into()),
+    }
 }
 
 /// A duration like `15s`, `1m30s` or `500ms`.
@@ -220,7 +232,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 Side::Security => {
                     let base = base
                         .with_security(arm)
-                        .with_elevated_principal(args.backup_principal_id.clone());
+                        .with_elevated_principals(&args.backup_principal_id);
                     match &backup_arm {
                         Some(backup) => base.identifying_backup(backup.clone()),
                         None => base,
@@ -345,6 +357,19 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backup_principals_are_an_object_id_or_one_per_tenant() {
+        let home = "6f1e2f0a-3b0c-4a52-9d0e-0c3f4e5a6b01";
+        let tenant = "33e01921-4d64-4f8c-a055-5bdaffd5e33d";
+        assert_eq!(parse_principal(home), Ok((None, home.to_string())));
+        assert_eq!(
+            parse_principal(&format!("{tenant}={home}")),
+            Ok((Some(tenant.to_string()), home.to_string()))
+        );
+        assert!(parse_principal("alice").unwrap_err().contains("TENANT_ID=OBJECT_ID"));
+        assert!(parse_principal(&format!("contoso={home}")).is_err());
+    }
 
     #[test]
     fn durations_read_as_people_write_them() {
