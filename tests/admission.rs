@@ -13,10 +13,8 @@ use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
 use cluster::{ControlPlane, TestNamespace, User};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use mua_operator::crd::critical_operation_request::{Decision, RequestPhase};
@@ -464,64 +462,52 @@ async fn attack_approval_by_a_user_without_status_rights() {
 async fn attack_service_account_with_the_approve_verb_approves() {
     let t = Test::new("adm-gitops").await;
     let before = t.request_by(User::BackupAdmin, "sd").await;
-    let admin = t.ns.admin.clone();
-    let argocd: Namespace = serde_json::from_value(json!({"metadata": {"name": "argocd"}})).unwrap();
-    Api::<Namespace>::all(admin.clone())
-        .create(&PostParams::default(), &argocd)
-        .await
-        .unwrap();
-    let sa: ServiceAccount =
-        serde_json::from_value(json!({"metadata": {"name": "argocd-application-controller"}})).unwrap();
-    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "argocd");
-    accounts.create(&PostParams::default(), &sa).await.unwrap();
     // Argo CD's controller is often bound to broad roles; here it even holds `approve`.
-    let binding: ClusterRoleBinding = serde_json::from_value(json!({
-        "metadata": {"name": "argocd-application-controller-mua-approver"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "mua-approver"},
-        "subjects": [{"kind": "ServiceAccount", "name": "argocd-application-controller", "namespace": "argocd"}],
-    }))
-    .unwrap();
-    Api::<ClusterRoleBinding>::all(admin)
-        .create(&PostParams::default(), &binding)
-        .await
-        .unwrap();
-    let token = accounts
-        .create_token_request(
-            "argocd-application-controller",
-            &PostParams::default(),
-            &TokenRequest {
-                spec: Some(TokenRequestSpec {
-                    expiration_seconds: Some(600),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .status
-        .and_then(|s| s.token)
-        .expect("a token");
-    let controller = t.cp.client_with_token("argocd-application-controller", &token).await;
+    let (controller, user) = gitops_service_account(&t, "mua-approver").await;
     wait_until_allowed(&controller, &t.ns.name, "criticaloperationrequests", "", "approve").await;
 
-    let user = "system:serviceaccount:argocd:argocd-application-controller";
-    let groups = ["system:serviceaccounts", "system:serviceaccounts:argocd"];
+    let groups = ["system:serviceaccounts"];
     let result = apply_status(
         &t.ns,
         controller,
-        user,
+        &user,
         "sd",
-        json!({"approvals": [approval(user, &groups, "Approve")]}),
+        json!({"approvals": [approval(&user, &groups, "Approve")]}),
         false,
     )
     .await;
     assert_refused(
         result,
         403,
-        "ServiceAccount argocd:argocd-application-controller cannot approve or deny requests: a person must decide",
+        &format!(
+            "ServiceAccount {}:argocd-application-controller cannot approve or deny requests: a person must decide",
+            t.ns.name
+        ),
     );
     t.assert_unchanged(&before).await;
+}
+
+#[tokio::test]
+async fn a_request_synced_from_git_names_the_gitops_service_account_as_its_requester() {
+    let t = Test::new("adm-gitops-req").await;
+    let (controller, user) = gitops_service_account(&t, "mua-requester").await;
+    wait_until_allowed(&controller, &t.ns.name, "criticaloperationrequests", "", "create").await;
+    let api: Api<CriticalOperationRequest> = Api::namespaced(controller, &t.ns.name);
+    let created = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(request("sd", json!({}))).unwrap(),
+        )
+        .await
+        .unwrap();
+    // Not the commit's author: the operator asks one approval more of such requests (tests/elevation.rs).
+    assert_eq!(created.spec.requester.as_deref(), Some(user.as_str()));
+}
+
+/// A ServiceAccount named like Argo CD's controller in the test's namespace, bound there to `role`; its
+/// client and user name.
+async fn gitops_service_account(t: &Test, role: &str) -> (Client, String) {
+    t.cp.service_account(&t.ns, "argocd-application-controller", role).await
 }
 
 #[tokio::test]

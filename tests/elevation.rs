@@ -187,6 +187,36 @@ async fn disabling_soft_delete_waits_for_approval_then_runs_once_and_the_grant_e
     assert_eq!(done.spec.requester.as_deref(), Some("backup-admin"));
 }
 
+#[tokio::test]
+async fn a_request_from_git_needs_one_approval_more_than_the_rules() {
+    let op = start("elev-gitops").await;
+    let guard_id = protected(&op, 1, json!({})).await;
+    op.declare_soft_delete_off("prod").await;
+    // Argo CD creates what someone committed: the requester is its ServiceAccount, not that person, who
+    // may well be one of the approvers.
+    let cp = ControlPlane::shared();
+    let (controller, _) = cp
+        .service_account(&op.ns, "argocd-application-controller", "mua-requester")
+        .await;
+    let api: Api<CriticalOperationRequest> = Api::namespaced(controller, &op.ns.name);
+    let object: CriticalOperationRequest = serde_json::from_value(json!({
+        "apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": "sd"},
+        "spec": {"vaultProtection": "prod", "operation": "DisableSoftDelete", "duration": "30m",
+                 "justification": "decommission the vault (from Git)"}}))
+    .unwrap();
+    eventually("the ServiceAccount may create requests", || async {
+        api.create(&PostParams::default(), &object).await.ok()
+    })
+    .await;
+
+    decide(&op, User::ApproverA, "sd", "Approve").await;
+    approved_condition_says(&op, "sd", "1 of 2").await;
+    assert_eq!(grants(&op, &guard_id).await, 0, "one approval is not enough");
+    decide(&op, User::ApproverB, "sd", "Approve").await;
+    phase_is(&op, "sd", RequestPhase::Completed).await;
+    assert_eq!(soft_delete(&op).await, Some(SoftDelete::Disabled));
+}
+
 /// The backup application's service principal in the isolated tenant (its own object ID there).
 const BACKUP_OID_FABRIKAM: &str = "6f1e2f0a-3b0c-4a52-9d0e-0c3f4e5a6b02";
 

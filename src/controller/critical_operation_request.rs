@@ -103,13 +103,21 @@ impl Refusal {
     }
 }
 
+fn is_service_account(user: &str) -> bool {
+    user.starts_with("system:serviceaccount:")
+}
+
 /// A Go-style duration (`30m`, `1h30m`) as the CRDs accept it.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let parsed: jiff::SignedDuration = text.parse().ok()?;
     Duration::try_from(parsed).ok()
 }
 
-fn narrowed(rules: &ElevationRules, vp: &VaultProtection) -> (EffectivePolicy, Duration) {
+/// The rules for one request: the guard's, narrowed by its VaultProtection. A request created by a
+/// ServiceAccount (a GitOps controller applying what someone committed) does not say who asked, and that
+/// person may be one of the approvers, so "the approver is not the requester" cannot hold: it needs one
+/// approval more than the rules say, so that two people always decide.
+fn narrowed(rules: &ElevationRules, vp: &VaultProtection, requester: Option<&str>) -> (EffectivePolicy, Duration) {
     let guard_max = parse_duration(&rules.max_duration).unwrap_or(Duration::from_secs(3600));
     let max = vp
         .spec
@@ -121,7 +129,8 @@ fn narrowed(rules: &ElevationRules, vp: &VaultProtection) -> (EffectivePolicy, D
     let required = rules
         .required_approvals
         .max(vp.spec.approval.required_approvals.unwrap_or(1))
-        .clamp(1, 5);
+        .clamp(1, 5)
+        + i32::from(requester.is_some_and(is_service_account));
     let policy = EffectivePolicy {
         required_approvals: required,
         max_duration: jiff::SignedDuration::try_from(max)
@@ -188,7 +197,7 @@ async fn resolve(ctx: &Context, cor: &CriticalOperationRequest) -> Result<Result
                     ),
                 )));
             };
-            let (policy, max_duration) = narrowed(&rules, &vp);
+            let (policy, max_duration) = narrowed(&rules, &vp, cor.spec.requester.as_deref());
             Resolved {
                 guard: resource_guard::guard_id(&rg.spec),
                 guard_description: rg.spec.description.clone(),
@@ -223,7 +232,7 @@ async fn resolve(ctx: &Context, cor: &CriticalOperationRequest) -> Result<Result
                     format!("the VaultProtection's guard.id {id} is not a Resource Guard ID"),
                 )));
             };
-            let (policy, max_duration) = narrowed(&found.spec.rules, &vp);
+            let (policy, max_duration) = narrowed(&found.spec.rules, &vp, cor.spec.requester.as_deref());
             Resolved {
                 guard: guard.in_tenant(tenant_id.as_deref()),
                 guard_description: vp.status.as_ref().and_then(|s| s.guard_description.clone()),
@@ -324,7 +333,7 @@ pub fn judge(
         let who = &entry.approver;
         let why_not = if who == requester {
             Some("is the requester")
-        } else if who.starts_with("system:serviceaccount:") {
+        } else if is_service_account(who) {
             Some("is a ServiceAccount; only people approve")
         } else if !rules.approvers.includes(who, &entry.groups) {
             Some("is not an approver under the guard's rules")
@@ -1511,11 +1520,25 @@ mod tests {
                      "approval": {"requiredApprovals": 1, "maxDuration": "24h"}}
         }))
         .unwrap();
-        let (policy, max) = narrowed(&rules(), &vp);
+        let (policy, max) = narrowed(&rules(), &vp, Some("bob"));
         assert_eq!((policy.required_approvals, max), (2, Duration::from_secs(3600)));
         vp.spec.approval.required_approvals = Some(3);
         vp.spec.approval.max_duration = Some("10m".into());
-        let (policy, max) = narrowed(&rules(), &vp);
+        let (policy, max) = narrowed(&rules(), &vp, Some("bob"));
         assert_eq!((policy.required_approvals, max), (3, Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn a_request_made_by_a_service_account_needs_one_approval_more() {
+        let vp: VaultProtection = serde_json::from_value(json!({
+            "apiVersion": "mua.dev/v1alpha1", "kind": "VaultProtection", "metadata": {"name": "vp"},
+            "spec": {"vault": {"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v"}, "guard": {"name": "g"}}
+        }))
+        .unwrap();
+        let mut one = rules();
+        one.required_approvals = 1;
+        let argocd = Some("system:serviceaccount:argocd:argocd-application-controller");
+        assert_eq!(narrowed(&one, &vp, argocd).0.required_approvals, 2);
+        assert_eq!(narrowed(&one, &vp, Some("alice")).0.required_approvals, 1);
     }
 }

@@ -155,6 +155,41 @@ impl ControlPlane {
         client_from_kubeconfig(&path).await
     }
 
+    /// A ServiceAccount `name` in `ns`, bound there to the ClusterRole `role`: its client and user name.
+    pub async fn service_account(&self, ns: &TestNamespace, name: &str, role: &str) -> (Client, String) {
+        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let sa: ServiceAccount = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+        let accounts: Api<ServiceAccount> = Api::namespaced(ns.admin.clone(), &ns.name);
+        accounts.create(&PostParams::default(), &sa).await.unwrap();
+        let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("{name}-{role}")},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns.name}],
+        }))
+        .unwrap();
+        Api::<RoleBinding>::namespaced(ns.admin.clone(), &ns.name)
+            .create(&PostParams::default(), &binding)
+            .await
+            .unwrap();
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec {
+                expiration_seconds: Some(600),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let token = accounts
+            .create_token_request(name, &PostParams::default(), &request)
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.token)
+            .expect("a token");
+        let client = self.client_with_token(&format!("{}-{name}", ns.name), &token).await;
+        (client, format!("system:serviceaccount:{}:{name}", ns.name))
+    }
+
     /// `kubectl` of the same version as the API server, acting as `user`.
     pub fn kubectl(&self, user: User) -> Command {
         let mut cmd = Command::new(self.bin_dir.join("kubectl"));
