@@ -91,7 +91,10 @@ async fn a_token_for_another_resource_is_refused_and_guards_list_by_scope() {
     let reply = ts
         .call_with(vault_token.token.secret(), &[], Method::GET, &vault("prod-vault"), None)
         .await;
-    assert_eq!((reply.status, reply.code()), (401, "InvalidAuthenticationToken"));
+    assert_eq!(
+        (reply.status, reply.code()),
+        (401, "InvalidAuthenticationTokenAudience")
+    );
     assert!(reply.message().contains("wrong audience"), "{}", reply.message());
 
     let security = ts.security_side();

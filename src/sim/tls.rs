@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+use rcgen::{
+    BasicConstraints, CertificateParams, CidrSubnet, DnType, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer,
+    KeyPair, NameConstraints,
+};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// The CA certificate (PEM) clients must trust, and a server configuration for loopback.
@@ -62,9 +65,21 @@ pub fn load_or_create(dir: &Path) -> anyhow::Result<SimTls> {
     })
 }
 
+/// The CA may only vouch for loopback (`localhost`, 127.0.0.0/8, ::1): people trust it system-wide for the
+/// Azure CLI, and without name constraints its key could sign for any host.
 fn ca_params() -> anyhow::Result<CertificateParams> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let mut loopback_v6 = [0u8; 16];
+    loopback_v6[15] = 1;
+    params.name_constraints = Some(NameConstraints {
+        permitted_subtrees: vec![
+            GeneralSubtree::DnsName("localhost".into()),
+            GeneralSubtree::IpAddress(CidrSubnet::V4([127, 0, 0, 0], [255, 0, 0, 0])),
+            GeneralSubtree::IpAddress(CidrSubnet::V6(loopback_v6, [0xff; 16])),
+        ],
+        excluded_subtrees: Vec::new(),
+    });
     params
         .distinguished_name
         .push(DnType::CommonName, "mua-operator ARM simulator CA");
@@ -83,4 +98,68 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     file.write_all(contents.as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::{ServerName, UnixTime};
+
+    /// A serving certificate for `name`, signed with the CA's key from `dir`.
+    fn signed_for(dir: &Path, name: &str) -> CertificateDer<'static> {
+        let key = KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca.key")).unwrap()).unwrap();
+        let issuer = Issuer::new(ca_params().unwrap(), key);
+        let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&KeyPair::generate().unwrap(), &issuer).unwrap();
+        CertificateDer::from(cert.der().to_vec())
+    }
+
+    fn verifies(dir: &Path, ca_pem: &str, name: &str) -> bool {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile_certs(ca_pem) {
+            roots.add(cert).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .unwrap();
+        let server = ServerName::try_from(name.to_string()).unwrap();
+        verifier
+            .verify_server_cert(&signed_for(dir, name), &[], &server, &[], UnixTime::now())
+            .is_ok()
+    }
+
+    fn rustls_pemfile_certs(pem: &str) -> Vec<CertificateDer<'static>> {
+        use rustls::pki_types::pem::PemObject;
+        CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_ca_vouches_for_loopback_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = load_or_create(dir.path()).unwrap();
+        assert!(verifies(dir.path(), &tls.ca_pem, "localhost"));
+        assert!(verifies(dir.path(), &tls.ca_pem, "127.0.0.1"));
+        assert!(
+            !verifies(dir.path(), &tls.ca_pem, "management.azure.com"),
+            "a key that leaks must not sign for real hosts"
+        );
+    }
+
+    #[test]
+    fn the_ca_key_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        load_or_create(dir.path()).unwrap();
+        let mode = std::fs::metadata(dir.path().join("ca.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }

@@ -650,9 +650,10 @@ fn verify_arm_token(sim: &SimState, token: &str) -> Result<Claims, ArmError> {
         _ => unauthorized(sim, "InvalidAuthenticationToken", "The access token is invalid."),
     })?;
     if !ARM_AUDIENCES.contains(&claims.aud.as_str()) {
+        // ARM's own code for this case (its message, "obtained for wrong audience or resource", too).
         return Err(unauthorized(
             sim,
-            "InvalidAuthenticationToken",
+            "InvalidAuthenticationTokenAudience",
             &format!(
                 "The access token has been obtained for wrong audience or resource '{}'. It should exactly match with one of the allowed audiences '{}'.",
                 claims.aud,
