@@ -14,6 +14,32 @@ fn policy_path(n: usize) -> String {
 }
 
 #[tokio::test]
+async fn throttled_answers_are_counted_by_principal_and_route() {
+    let ts = TestSim::start().await;
+    let token = ts.token(&ts.backup_side()).await;
+    let body = json!({"properties": {"backupManagementType": "AzureIaasVM"}});
+    let mut throttled = 0;
+    for n in 0..2000 {
+        let reply = ts
+            .call_with(&token, &[], Method::PUT, &policy_path(n), Some(body.clone()))
+            .await;
+        if reply.status == 429 {
+            throttled += 1;
+            if throttled == 3 {
+                break;
+            }
+        }
+    }
+    assert_eq!(throttled, 3, "the burst was throttled");
+    let calls = ts.admin(Method::GET, "/_sim/calls", None).await;
+    assert_eq!(calls["throttled"], 3, "{calls}");
+    let by_route = calls["throttledByPrincipal"][BACKUP_OID]
+        .as_object()
+        .expect("the backup side's 429s");
+    assert_eq!(by_route.values().filter_map(Value::as_u64).sum::<u64>(), 3, "{calls}");
+}
+
+#[tokio::test]
 async fn a_write_burst_beyond_the_bucket_gets_429_and_refills_at_arms_rate() {
     let ts = TestSim::start().await;
     let token = ts.token(&ts.backup_side()).await;

@@ -862,3 +862,31 @@ async fn an_undecided_pim_request_times_out_and_cannot_be_approved_late() {
         .expect(200, "own eligibilities");
     assert_eq!(reply.body["value"].as_array().map(Vec::len), Some(1), "{}", reply.body);
 }
+
+#[tokio::test]
+async fn an_approval_sent_flat_as_the_python_sdk_sends_it_is_taken() {
+    let ts = TestSim::start().await;
+    let request_id = schedule_request_path(&security_rg());
+    let body = contributor_request("SelfActivate", "PT1H", "Reduce retention per CHG0012345");
+    let created = ts
+        .call(&ts.backup_side(), Method::PUT, &request_id, Some(body))
+        .await
+        .expect(201, "self-activation");
+    let approval = created.body["properties"]["approvalId"].as_str().unwrap().to_string();
+    let bob = ts.user_token(CONTOSO, "bob@contoso.example", "bob-password").await;
+    let stage = format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{approval}/stages/{approval}");
+    ts.call_with(
+        &bob,
+        &[],
+        Method::PUT,
+        &stage,
+        Some(json!({"reviewResult": "Approve", "justification": "ticket checked"})),
+    )
+    .await
+    .expect(200, "Bob approves with the spec's flat body");
+    let request = ts
+        .call(&ts.backup_side(), Method::GET, &request_id, None)
+        .await
+        .expect(200, "reading the request");
+    assert_eq!(request.body["properties"]["status"], "Provisioned");
+}

@@ -23,13 +23,16 @@ pub struct SimState {
     state_file: Option<PathBuf>,
 }
 
-/// How often each route was called, in total and per principal.
+/// How often each route was called (admitted past throttling), in total and per principal; and how often
+/// each principal was refused with a 429 per route, so a benchmark sees how often a client was throttled.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallCounts {
     pub total: u64,
     pub by_route: BTreeMap<String, u64>,
     pub by_principal: BTreeMap<String, BTreeMap<String, u64>>,
+    pub throttled: u64,
+    pub throttled_by_principal: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl SimState {
@@ -95,6 +98,17 @@ impl SimState {
         *calls.by_route.entry(route.to_string()).or_default() += 1;
         *calls
             .by_principal
+            .entry(principal.to_string())
+            .or_default()
+            .entry(route.to_string())
+            .or_default() += 1;
+    }
+
+    pub fn count_throttled(&self, route: &str, principal: &str) {
+        let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+        calls.throttled += 1;
+        *calls
+            .throttled_by_principal
             .entry(principal.to_string())
             .or_default()
             .entry(route.to_string())

@@ -838,8 +838,11 @@ pub fn get_approval(sim: &SimState, req: &ArmRequest) -> ArmResult {
 pub fn decide_approval(sim: &SimState, req: &ArmRequest) -> ArmResult {
     let id = req.path.names[0].clone();
     let caller = req.caller.oid.to_ascii_lowercase();
+    // The REST spec's schema for this body is the stage's properties themselves (what the Python SDK's
+    // `role_assignment_approval_step.put` sends); its example wraps them in `properties`. Both are read.
     let result = req.body["properties"]["reviewResult"]
         .as_str()
+        .or_else(|| req.body["reviewResult"].as_str())
         .unwrap_or_default()
         .to_string();
     if result != "Approve" && result != "Deny" {

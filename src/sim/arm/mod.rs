@@ -622,7 +622,10 @@ pub(crate) fn admit(
         Method::DELETE => OperationKind::Delete,
         _ => OperationKind::Write,
     };
-    let remaining = sim.throttle.admit(&tenant, subscription, &caller.oid, kind)?;
+    let remaining = sim
+        .throttle
+        .admit(&tenant, subscription, &caller.oid, kind)
+        .inspect_err(|_| sim.count_throttled(route_name, &caller.oid))?;
     sim.count_call(route_name, &caller.oid);
     Ok(remaining)
 }
