@@ -827,3 +827,49 @@ async fn role_definitions_filter_by_name_as_az_role_assignment_create_asks() {
         .await;
     assert_eq!(unsupported.status, 400);
 }
+
+/// Connects to the simulator; `tls`: completes the handshake (trusting its CA) before going idle.
+async fn idle_connection_is_closed(tls: bool) {
+    use tokio::io::AsyncReadExt;
+    let ts = TestSim::start_with(|o| o.idle_timeout = Duration::from_secs(1)).await;
+    let addr = ts.sim.arm_url.trim_start_matches("https://").to_string();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let closed = if tls {
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls::pki_types::pem::PemObject;
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ts.sim.ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut stream = connector.connect(name, tcp).await.expect("the handshake succeeds");
+        tokio::time::timeout(Duration::from_secs(15), stream.read(&mut buf)).await
+    } else {
+        let mut tcp = tcp;
+        tokio::time::timeout(Duration::from_secs(15), tcp.read(&mut buf)).await
+    };
+    // Closed by the server: end of stream (or a reset), long before the 15 s this waits.
+    match closed {
+        Ok(Ok(0)) | Ok(Err(_)) => {}
+        Ok(Ok(n)) => panic!("the server sent {n} bytes to an idle connection"),
+        Err(_) => panic!("an idle connection was still open after 15 s (idle timeout 1 s)"),
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_never_starts_tls_is_closed_after_the_idle_timeout() {
+    idle_connection_is_closed(false).await;
+}
+
+#[tokio::test]
+async fn a_connection_idle_after_the_handshake_is_closed_after_the_idle_timeout() {
+    idle_connection_is_closed(true).await;
+}

@@ -27,7 +27,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::json;
 use tower::ServiceExt;
 
@@ -49,6 +49,9 @@ pub struct SimOptions {
     pub throttling: bool,
     pub limits: Limits,
     pub faults: Vec<FaultRule>,
+    /// How long a connection may sit without a complete request (TLS handshake or request headers)
+    /// before it is closed, so idle clients cannot hold connections (and file descriptors) forever.
+    pub idle_timeout: Duration,
 }
 
 impl SimOptions {
@@ -61,6 +64,8 @@ impl SimOptions {
             throttling: true,
             limits: Limits::default(),
             faults: Vec::new(),
+            // Azure's load balancers drop idle connections after 4 minutes.
+            idle_timeout: Duration::from_secs(240),
         }
     }
 }
@@ -115,7 +120,13 @@ impl Simulator {
         faults::validate(&options.faults).map_err(anyhow::Error::msg)?;
         state.faults.set(options.faults.clone());
         let app = router(state.clone());
-        let server = tokio::spawn(serve(listener, tls.server_config.clone(), app, state.clone()));
+        let server = tokio::spawn(serve(
+            listener,
+            tls.server_config.clone(),
+            app,
+            state.clone(),
+            options.idle_timeout,
+        ));
         Ok(Simulator {
             arm_url: base_url.clone(),
             authority_host: base_url,
@@ -152,22 +163,59 @@ fn router(state: Arc<SimState>) -> Router {
 }
 
 /// Accepts TLS connections and serves HTTP/1.1 and HTTP/2, applying injected faults before routing.
-async fn serve(listener: tokio::net::TcpListener, tls: Arc<rustls::ServerConfig>, app: Router, state: Arc<SimState>) {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    state: Arc<SimState>,
+    idle_timeout: Duration,
+) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    // One builder per protocol, chosen by ALPN: detecting the protocol from the first bytes would wait
+    // for them without a timeout.
+    let builder = |http2: bool| {
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(idle_timeout);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(idle_timeout)
+            .keep_alive_timeout(Duration::from_secs(20));
+        Arc::new(if http2 {
+            builder.http2_only()
+        } else {
+            builder.http1_only()
+        })
+    };
+    let (http1, http2) = (builder(false), builder(true));
     loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            // Out of file descriptors (or another transient failure): wait rather than spin on it.
+            Err(err) => {
+                tracing::warn!(%err, "accepting a connection failed; retrying in 100 ms");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let (acceptor, app, state) = (acceptor.clone(), app.clone(), state.clone());
+        let (http1, http2) = (http1.clone(), http2.clone());
         tokio::spawn(async move {
-            let Ok(stream) = acceptor.accept(tcp).await else { return };
+            let Ok(Ok(stream)) = tokio::time::timeout(idle_timeout, acceptor.accept(tcp)).await else {
+                return;
+            };
+            let builder = match stream.get_ref().1.alpn_protocol() {
+                Some(b"h2") => http2,
+                _ => http1,
+            };
             let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
                 let (app, state) = (app.clone(), state.clone());
                 async move { handle_with_faults(app, state, request.map(Body::new)).await }
             });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }
