@@ -890,3 +890,24 @@ async fn an_approval_sent_flat_as_the_python_sdk_sends_it_is_taken() {
         .expect(200, "reading the request");
     assert_eq!(request.body["properties"]["status"], "Provisioned");
 }
+
+#[tokio::test]
+async fn only_its_approvers_can_read_an_approval() {
+    let ts = TestSim::start().await;
+    let request_id = schedule_request_path(&security_rg());
+    let body = contributor_request("SelfActivate", "PT1H", "Reduce retention per CHG0012345");
+    let created = ts
+        .call(&ts.backup_side(), Method::PUT, &request_id, Some(body))
+        .await
+        .expect(201, "self-activation");
+    let approval = created.body["properties"]["approvalId"].as_str().unwrap().to_string();
+    let path = format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{approval}");
+    let bob = ts.user_token(CONTOSO, "bob@contoso.example", "bob-password").await;
+    let read = ts
+        .call_with(&bob, &[], Method::GET, &path, None)
+        .await
+        .expect(200, "Bob, the approver, reads it");
+    assert_eq!(read.body["properties"]["stages"][0]["properties"]["assignedToMe"], true);
+    let stranger = ts.call(&ts.security_side(), Method::GET, &path, None).await;
+    assert_eq!((stranger.status, stranger.code()), (404, "ApprovalNotFound"));
+}

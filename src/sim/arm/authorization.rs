@@ -818,9 +818,11 @@ fn render_approval(w: &World, approval: &PendingApproval, caller: &str) -> Value
 pub fn get_approval(sim: &SimState, req: &ArmRequest) -> ArmResult {
     let id = &req.path.names[0];
     let caller = req.caller.oid.to_ascii_lowercase();
+    // Only its approvers see an approval; anyone else is told it does not exist, as for an unknown ID.
     sim.read(|w| {
         w.approvals
             .get(&id.to_ascii_lowercase())
+            .filter(|a| a.approvers.contains(&caller))
             .map(|a| render_approval(w, a, &caller))
     })
     .map(ArmResponse::ok)
