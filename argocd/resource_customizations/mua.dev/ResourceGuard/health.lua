@@ -8,8 +8,11 @@ local transient = {
   GuardNotReady = true, AzureThrottled = true, AzureUnavailable = true, AzureConflict = true,
   KubernetesError = true,
 }
--- Reasons that wait for people: an approval, or an approved elevation.
-local waitsForPeople = { ElevationRequired = true, ApprovalPending = true, PendingApprovalInAzure = true }
+-- Reasons that wait for people: an approval, or an approved elevation; and a deletion (policy Delete)
+-- that waits until the backup admins have unlinked their vaults, each under an approved request.
+local waitsForPeople = {
+  ElevationRequired = true, ApprovalPending = true, PendingApprovalInAzure = true, VaultsLinked = true,
+}
 
 local function condition(conditions, type)
   for _, c in ipairs(conditions) do
@@ -45,7 +48,11 @@ local ready = condition(status.conditions, "Ready")
 local reconciling = condition(status.conditions, "Reconciling")
 local stalled = condition(status.conditions, "Stalled")
 if stalled ~= nil and stalled.status == "True" then
-  hs.status = "Degraded"
+  if waitsForPeople[stalled.reason] then
+    hs.status = "Suspended"
+  else
+    hs.status = "Degraded"
+  end
   hs.message = describe(stalled)
   return hs
 end
