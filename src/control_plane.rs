@@ -135,6 +135,12 @@ impl LocalControlPlane {
             .map(|(user, (_, token))| format!("{token},{0},uid-{0},\"{1}\"\n", user.name, user.groups.join(",")))
             .collect();
         write(&work_dir.join("tokens.csv"), &token_csv)?;
+        // ServiceAccounts' requests (the operator's, in tests of its RBAC) are audited; people's are not.
+        write(
+            &work_dir.join("audit-policy.yaml"),
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n\
+             - level: Metadata\n  userGroups: [\"system:serviceaccounts\"]\n- level: None\n",
+        )?;
 
         let etcd_client = format!("http://127.0.0.1:{etcd_port}");
         let etcd_peer = format!("http://127.0.0.1:{peer_port}");
@@ -179,6 +185,8 @@ impl LocalControlPlane {
                 // No controller-manager runs, so no namespace gets a "default" ServiceAccount.
                 "--disable-admission-plugins=ServiceAccount".into(),
                 "--allow-privileged=true".into(),
+                format!("--audit-policy-file={}", w("audit-policy.yaml")),
+                format!("--audit-log-path={}", w("audit.log")),
             ],
             &apiserver_log,
         )?;
@@ -223,6 +231,11 @@ impl LocalControlPlane {
         });
         write(&path, &config.to_string())?;
         Ok(path)
+    }
+
+    /// The API server's audit log (JSON lines): every request made by a ServiceAccount, at Metadata level.
+    pub fn audit_log_path(&self) -> PathBuf {
+        self.work_dir.join("audit.log")
     }
 
     /// The CA that signed the API server's certificate.

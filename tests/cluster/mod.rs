@@ -155,6 +155,16 @@ impl ControlPlane {
         client_from_kubeconfig(&path).await
     }
 
+    /// The API server's audit log: every request made by a ServiceAccount (JSON lines, Metadata level).
+    pub fn audit_log(&self) -> PathBuf {
+        self.work_dir.join("audit.log")
+    }
+
+    /// The kubeconfig `service_account` wrote for the ServiceAccount `name` of `ns`.
+    pub fn service_account_kubeconfig(&self, ns: &TestNamespace, name: &str) -> PathBuf {
+        self.work_dir.join(format!("{}-{name}.kubeconfig", ns.name))
+    }
+
     /// A ServiceAccount `name` in `ns`, bound there to the ClusterRole `role`: its client and user name.
     pub async fn service_account(&self, ns: &TestNamespace, name: &str, role: &str) -> (Client, String) {
         use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};

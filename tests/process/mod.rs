@@ -26,6 +26,14 @@ use crate::simulator::*;
 /// How long a freshly started operator may take to log its address (a loaded CI machine is slow).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Which side a process runs, with which Azure identity and Kubernetes credentials.
+pub struct Side {
+    pub controllers: &'static str,
+    pub client_id: &'static str,
+    pub secret: &'static str,
+    pub kubeconfig: std::path::PathBuf,
+}
+
 pub struct Operator {
     pub child: Child,
     /// Where `/metrics`, `/healthz` and `/readyz` answer.
@@ -40,22 +48,38 @@ impl Operator {
     /// `run --controllers=security` against `ts` with the security side's identity, watching and
     /// electing in `ns`, with `extra` flags (e.g. `--lease-duration=4s`).
     pub async fn start(cp: &ControlPlane, ns: &TestNamespace, ts: &TestSim, extra: &[&str]) -> Operator {
+        let side = Side {
+            controllers: "security",
+            client_id: SECURITY_APP,
+            secret: SECURITY_SECRET,
+            kubeconfig: cp.kubeconfig_path(User::Admin),
+        };
+        Self::launch(ns, ts, side, extra).await
+    }
+
+    /// `run --controllers=<side>` against `ts` with that side's identity and Kubernetes credentials.
+    pub async fn launch(ns: &TestNamespace, ts: &TestSim, side: Side, extra: &[&str]) -> Operator {
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("secret");
-        std::fs::write(&secret, SECURITY_SECRET).unwrap();
+        std::fs::write(&secret, side.secret).unwrap();
         let ca = dir.path().join("ca.crt");
         std::fs::write(&ca, &ts.sim.ca_pem).unwrap();
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mua-operator"))
-            .args(["run", "--controllers=security", "--namespace", &ns.name])
+            .args([
+                "run",
+                &format!("--controllers={}", side.controllers),
+                "--namespace",
+                &ns.name,
+            ])
             .args(["--lease-namespace", &ns.name, "--metrics-bind-address", "127.0.0.1:0"])
             .args(["--arm-url", &ts.sim.arm_url, "--authority-host", &ts.sim.authority_host])
-            .args(["--tenant-id", CONTOSO, "--client-id", SECURITY_APP])
+            .args(["--tenant-id", CONTOSO, "--client-id", side.client_id])
             .arg("--ca-file")
             .arg(&ca)
             .arg("--client-secret-file")
             .arg(&secret)
             .args(extra)
-            .env("KUBECONFIG", cp.kubeconfig_path(User::Admin))
+            .env("KUBECONFIG", &side.kubeconfig)
             // Every replica has the same name: only the random suffix tells them apart.
             .env("POD_NAME", "mua-operator-test")
             .env("RUST_LOG", std::env::var("MUA_OPERATOR_LOG").unwrap_or("info".into()))

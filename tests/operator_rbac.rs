@@ -1,0 +1,237 @@
+//! The operator's RBAC is least privilege: both sides run as `mua-operator run` under ServiceAccounts bound
+//! only to the chart's `mua-operator-security` and `mua-operator-backup` ClusterRoles, through the whole
+//! story (a guard with elevation rules, a linked vault, a request approved and performed, the guard
+//! deleted). The API server's audit log then says exactly which verbs on which resources each side used,
+//! and that must be exactly what its role grants: nothing denied, nothing granted but unused.
+
+mod cluster;
+mod process;
+mod simulator;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use cluster::{ControlPlane, TestNamespace, User};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use mua_operator::crd::critical_operation_request::RequestPhase;
+use mua_operator::crd::{CriticalOperationRequest, ResourceGuard, VaultProtection};
+use process::{Operator, Side};
+use serde_json::{Value, json};
+use simulator::*;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Verbs a role grants that are never an API request: the admission policies ask the authorizer
+/// whether the writer may `operate` on a request's status (only the operator writes phases and grants).
+const AUTHORIZER_ONLY: [&str; 1] = ["operate"];
+
+/// Granted for paths this story does not take, each needed by the operator's code: (role, permission).
+const NOT_EXERCISED: [(&str, (&str, &str, &str)); 3] = [
+    // kube-runtime's Event recorder patches an Event's series when the same Event repeats.
+    ("mua-operator-security", ("events.k8s.io", "events", "patch")),
+    ("mua-operator-backup", ("events.k8s.io", "events", "patch")),
+    // The finalizer of a VaultProtection with deletionPolicy Unlink (this story's is Orphan).
+    ("mua-operator-backup", ("mua.dev", "vaultprotections", "patch")),
+];
+
+/// (API group, resource[/subresource], verb).
+type Permission = (String, String, String);
+
+async fn until<T, F: Future<Output = Option<T>>>(what: &str, mut probe: impl FnMut() -> F) -> T {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn ready(value: &Value) -> bool {
+    value["status"]["conditions"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+/// A ServiceAccount for one side, bound cluster-wide to the chart's role for it (leases, reviews and
+/// admission policies are not all in the watched namespace); its kubeconfig and user name.
+async fn side_account(cp: &ControlPlane, ns: &TestNamespace, role: &str) -> (std::path::PathBuf, String) {
+    let (_, user) = cp.service_account(ns, role, role).await;
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": format!("{}-{role}", ns.name)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": role, "namespace": ns.name}],
+    }))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(ns.admin.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    (cp.service_account_kubeconfig(ns, role), user)
+}
+
+/// Every permission the ClusterRole grants.
+async fn granted(admin: &kube::Client, role: &str) -> BTreeSet<Permission> {
+    let role = Api::<ClusterRole>::all(admin.clone()).get(role).await.unwrap();
+    let mut granted = BTreeSet::new();
+    for rule in role.rules.unwrap_or_default() {
+        for group in rule.api_groups.unwrap_or_default() {
+            for resource in rule.resources.clone().unwrap_or_default() {
+                for verb in &rule.verbs {
+                    if !AUTHORIZER_ONLY.contains(&verb.as_str()) {
+                        granted.insert((group.clone(), resource.clone(), verb.clone()));
+                    }
+                }
+            }
+        }
+    }
+    granted
+}
+
+/// What `user` asked the API server for, from the audit log: (allowed, denied).
+fn used(cp: &ControlPlane, user: &str) -> (BTreeSet<Permission>, BTreeSet<Permission>) {
+    let log = std::fs::read_to_string(cp.audit_log()).unwrap();
+    let (mut allowed, mut denied) = (BTreeSet::new(), BTreeSet::new());
+    for line in log.lines() {
+        let Ok(event) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let Some(object) = event.get("objectRef") else { continue };
+        if event["user"]["username"] != user {
+            continue;
+        }
+        let mut resource = object["resource"].as_str().unwrap_or_default().to_string();
+        if let Some(sub) = object["subresource"].as_str() {
+            resource = format!("{resource}/{sub}");
+        }
+        let permission = (
+            object["apiGroup"].as_str().unwrap_or_default().to_string(),
+            resource,
+            event["verb"].as_str().unwrap_or_default().to_string(),
+        );
+        match event["responseStatus"]["code"].as_u64() {
+            Some(403) => denied.insert(permission),
+            _ => allowed.insert(permission),
+        };
+    }
+    (allowed, denied)
+}
+
+#[tokio::test]
+async fn each_side_uses_exactly_what_its_role_grants() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("rbac").await;
+    let ts = TestSim::start().await;
+    let (security_kubeconfig, security_user) = side_account(cp, &ns, "mua-operator-security").await;
+    let (backup_kubeconfig, backup_user) = side_account(cp, &ns, "mua-operator-backup").await;
+    let security = Side {
+        controllers: "security",
+        client_id: SECURITY_APP,
+        secret: SECURITY_SECRET,
+        kubeconfig: security_kubeconfig,
+    };
+    let backup = Side {
+        controllers: "backup",
+        client_id: BACKUP_APP,
+        secret: BACKUP_SECRET,
+        kubeconfig: backup_kubeconfig,
+    };
+    let principal = format!("--backup-principal-id={BACKUP_OID}");
+    let mut security = Operator::launch(&ns, &ts, security, &[&principal]).await;
+    let mut backup = Operator::launch(&ns, &ts, backup, &[]).await;
+
+    // The story: a guard with elevation rules (deleted at the end: policy Delete), a linked vault, soft
+    // delete declared off, a request approved by a second person and performed.
+    let guards: Api<ResourceGuard> = ns.admin_api();
+    let guard = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "ResourceGuard", "metadata": {"name": "guard"},
+        "spec": {"subscriptionId": SECURITY_SUB, "resourceGroup": "security-rg", "name": format!("rbac-{}", ns.name),
+                 "region": "westeurope", "description": "Ask #backup-approvals", "deletionPolicy": "Delete",
+                 "elevation": {"approvers": {"groups": ["mua-approvers"]}, "maxDuration": "1h"}}});
+    guards
+        .create(&PostParams::default(), &serde_json::from_value(guard).unwrap())
+        .await
+        .unwrap();
+    let protections: Api<VaultProtection> = ns.admin_api();
+    let vp = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "VaultProtection", "metadata": {"name": "prod"},
+        "spec": {"vault": {"id": vault("prod-vault")}, "guard": {"name": "guard"}, "softDelete": {"state": "Enabled"}}});
+    protections
+        .create(&PostParams::default(), &serde_json::from_value(vp).unwrap())
+        .await
+        .unwrap();
+    until("the VaultProtection is Ready", || async {
+        ready(&serde_json::to_value(protections.get("prod").await.ok()?).ok()?).then_some(())
+    })
+    .await;
+    let off = json!({"spec": {"softDelete": {"state": "Disabled"}}});
+    protections
+        .patch("prod", &PatchParams::default(), &Patch::Merge(&off))
+        .await
+        .unwrap();
+
+    let requests: Api<CriticalOperationRequest> = ns.api(cp.client(User::BackupAdmin).await);
+    let request = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": "sd"},
+        "spec": {"vaultProtection": "prod", "operation": "DisableSoftDelete", "duration": "30m", "justification": "decommission"}});
+    requests
+        .create(&PostParams::default(), &serde_json::from_value(request).unwrap())
+        .await
+        .unwrap();
+    let approval = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
+        "status": {"approvals": [{"approver": "approver-a", "groups": ["mua-approvers"], "decision": "Approve",
+                                  "time": jiff::Timestamp::now().to_string(), "comment": "ok"}]}});
+    let approver: Api<CriticalOperationRequest> = ns.api(cp.client(User::ApproverA).await);
+    approver
+        .patch_status(
+            "sd",
+            &PatchParams::apply("kubectl-mua/approver-a"),
+            &Patch::Apply(approval),
+        )
+        .await
+        .unwrap();
+    until("the request is Completed", || async {
+        let status = ns
+            .admin_api::<CriticalOperationRequest>()
+            .get("sd")
+            .await
+            .ok()?
+            .status?;
+        (status.phase == Some(RequestPhase::Completed)).then_some(())
+    })
+    .await;
+
+    protections.delete("prod", &DeleteParams::default()).await.unwrap();
+    guards.delete("guard", &DeleteParams::default()).await.unwrap();
+    until("the guard is gone", || async {
+        guards.get_opt("guard").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    // A graceful stop releases the leases.
+    for operator in [&mut security, &mut backup] {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(operator.pid(), libc::SIGTERM) };
+        tokio::time::timeout(DEADLINE, operator.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    let mut findings = Vec::new();
+    for (role, user) in [
+        ("mua-operator-security", &security_user),
+        ("mua-operator-backup", &backup_user),
+    ] {
+        let granted = granted(&ns.admin, role).await;
+        let (mut allowed, denied) = used(cp, user);
+        let unexercised = NOT_EXERCISED.iter().filter(|(r, _)| *r == role);
+        allowed.extend(unexercised.map(|(_, (g, r, v))| (g.to_string(), r.to_string(), v.to_string())));
+        let unused: Vec<_> = granted.difference(&allowed).collect();
+        let ungranted: Vec<_> = allowed.difference(&granted).collect();
+        if !denied.is_empty() || !unused.is_empty() || !ungranted.is_empty() {
+            findings.push(format!(
+                "{role}: refused {denied:?}; granted but not used {unused:?}; used but not granted {ungranted:?}"
+            ));
+        }
+    }
+    assert!(findings.is_empty(), "{}", findings.join("\n"));
+}
