@@ -16,7 +16,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use mua_operator::crd::critical_operation_request::RequestPhase;
 use mua_operator::crd::{CriticalOperationRequest, ResourceGuard, VaultProtection};
-use process::{Operator, Side};
+use process::{Operator, Side, eventually};
 use serde_json::{Value, json};
 use simulator::*;
 
@@ -37,17 +37,6 @@ const NOT_EXERCISED: [(&str, (&str, &str, &str)); 3] = [
 
 /// (API group, resource[/subresource], verb).
 type Permission = (String, String, String);
-
-async fn until<T, F: Future<Output = Option<T>>>(what: &str, mut probe: impl FnMut() -> F) -> T {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn ready(value: &Value) -> bool {
     value["status"]["conditions"]
@@ -160,7 +149,7 @@ async fn each_side_uses_exactly_what_its_role_grants() {
         .create(&PostParams::default(), &serde_json::from_value(vp).unwrap())
         .await
         .unwrap();
-    until("the VaultProtection is Ready", || async {
+    eventually(DEADLINE, "the VaultProtection is Ready", || async {
         ready(&serde_json::to_value(protections.get("prod").await.ok()?).ok()?).then_some(())
     })
     .await;
@@ -189,7 +178,7 @@ async fn each_side_uses_exactly_what_its_role_grants() {
         )
         .await
         .unwrap();
-    until("the request is Completed", || async {
+    eventually(DEADLINE, "the request is Completed", || async {
         let status = ns
             .admin_api::<CriticalOperationRequest>()
             .get("sd")
@@ -202,18 +191,14 @@ async fn each_side_uses_exactly_what_its_role_grants() {
 
     protections.delete("prod", &DeleteParams::default()).await.unwrap();
     guards.delete("guard", &DeleteParams::default()).await.unwrap();
-    until("the guard is gone", || async {
+    eventually(DEADLINE, "the guard is gone", || async {
         guards.get_opt("guard").await.ok()?.is_none().then_some(())
     })
     .await;
     // A graceful stop releases the leases.
     for operator in [&mut security, &mut backup] {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(operator.pid(), libc::SIGTERM) };
-        tokio::time::timeout(DEADLINE, operator.child.wait())
-            .await
-            .unwrap()
-            .unwrap();
+        operator.signal(libc::SIGTERM);
+        operator.wait_exit(DEADLINE).await;
     }
 
     let mut findings = Vec::new();

@@ -176,20 +176,26 @@ fn schedule_request_path(scope: &str) -> String {
     )
 }
 
+/// The backup side asks PIM for the activation `body` as `request_id`; it waits for approval. Returns
+/// the approval's ID.
+async fn pending_activation(ts: &TestSim, request_id: &str, body: Value) -> String {
+    let created = ts
+        .call(&ts.backup_side(), Method::PUT, request_id, Some(body))
+        .await
+        .expect(201, "self-activation");
+    assert_eq!(created.body["properties"]["status"], "PendingApproval");
+    created.body["properties"]["approvalId"]
+        .as_str()
+        .expect("an approval ID")
+        .to_string()
+}
+
 /// The backup side activates Contributor on the security resource group through PIM; Bob approves.
 async fn activate_with_approval(ts: &TestSim, duration: &str) -> Value {
     let request_id = schedule_request_path(&security_rg());
     let mut body = contributor_request("SelfActivate", duration, "Reduce retention per CHG0012345");
     body["properties"]["ticketInfo"] = json!({"ticketNumber": "CHG0012345", "ticketSystem": "ServiceNow"});
-    let created = ts
-        .call(&ts.backup_side(), Method::PUT, &request_id, Some(body))
-        .await
-        .expect(201, "self-activation");
-    assert_eq!(created.body["properties"]["status"], "PendingApproval");
-    let approval = created.body["properties"]["approvalId"]
-        .as_str()
-        .expect("an approval ID")
-        .to_string();
+    let approval = pending_activation(ts, &request_id, body).await;
 
     let bob = ts.user_token(CONTOSO, "bob@contoso.example", "bob-password").await;
     let stage = format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{approval}/stages/{approval}");
@@ -868,11 +874,7 @@ async fn an_approval_sent_flat_as_the_python_sdk_sends_it_is_taken() {
     let ts = TestSim::start().await;
     let request_id = schedule_request_path(&security_rg());
     let body = contributor_request("SelfActivate", "PT1H", "Reduce retention per CHG0012345");
-    let created = ts
-        .call(&ts.backup_side(), Method::PUT, &request_id, Some(body))
-        .await
-        .expect(201, "self-activation");
-    let approval = created.body["properties"]["approvalId"].as_str().unwrap().to_string();
+    let approval = pending_activation(&ts, &request_id, body).await;
     let bob = ts.user_token(CONTOSO, "bob@contoso.example", "bob-password").await;
     let stage = format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{approval}/stages/{approval}");
     ts.call_with(
@@ -896,11 +898,7 @@ async fn only_its_approvers_can_read_an_approval() {
     let ts = TestSim::start().await;
     let request_id = schedule_request_path(&security_rg());
     let body = contributor_request("SelfActivate", "PT1H", "Reduce retention per CHG0012345");
-    let created = ts
-        .call(&ts.backup_side(), Method::PUT, &request_id, Some(body))
-        .await
-        .expect(201, "self-activation");
-    let approval = created.body["properties"]["approvalId"].as_str().unwrap().to_string();
+    let approval = pending_activation(&ts, &request_id, body).await;
     let path = format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{approval}");
     let bob = ts.user_token(CONTOSO, "bob@contoso.example", "bob-password").await;
     let read = ts

@@ -91,6 +91,15 @@ impl Az {
         (az, subscriptions.as_array().cloned().unwrap_or_default())
     }
 
+    /// Logged in as the backup side, with the backup subscription selected (`az account set`).
+    async fn backup_side_in_backup_subscription(ts: &TestSim) -> Az {
+        let (az, _) = Az::login(ts, BACKUP_APP, BACKUP_SECRET, CONTOSO).await;
+        az.run(&["account", "set", "--subscription", BACKUP_SUB])
+            .await
+            .ok("az account set");
+        az
+    }
+
     async fn run(&self, args: &[&str]) -> AzOutput {
         let mut command = tokio::process::Command::new(az_bin_dir().join("az"));
         command
@@ -195,10 +204,7 @@ async fn az_login_with_a_wrong_secret_is_refused_by_the_token_endpoint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn az_backup_vault_show_and_list_read_the_seeded_vaults() {
     let ts = TestSim::start().await;
-    let (az, _) = Az::login(&ts, BACKUP_APP, BACKUP_SECRET, CONTOSO).await;
-    az.run(&["account", "set", "--subscription", BACKUP_SUB])
-        .await
-        .ok("az account set");
+    let az = Az::backup_side_in_backup_subscription(&ts).await;
 
     let shown = az
         .run(&[
@@ -252,10 +258,7 @@ async fn az_backup_vault_show_and_list_read_the_seeded_vaults() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn az_group_show_finds_a_resource_group_in_any_casing_and_refuses_an_unknown_one() {
     let ts = TestSim::start().await;
-    let (az, _) = Az::login(&ts, BACKUP_APP, BACKUP_SECRET, CONTOSO).await;
-    az.run(&["account", "set", "--subscription", BACKUP_SUB])
-        .await
-        .ok("az account set");
+    let az = Az::backup_side_in_backup_subscription(&ts).await;
     let group = az
         .run(&["group", "show", "--name", "BACKUP-RG"])
         .await
@@ -276,10 +279,7 @@ async fn az_group_show_finds_a_resource_group_in_any_casing_and_refuses_an_unkno
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn az_provider_register_needs_a_role_on_the_subscription() {
     let ts = TestSim::start().await;
-    let (az, _) = Az::login(&ts, BACKUP_APP, BACKUP_SECRET, CONTOSO).await;
-    az.run(&["account", "set", "--subscription", BACKUP_SUB])
-        .await
-        .ok("az account set");
+    let az = Az::backup_side_in_backup_subscription(&ts).await;
     let provider = az
         .run(&["provider", "show", "--namespace", "Microsoft.RecoveryServices"])
         .await
@@ -373,10 +373,7 @@ const ALICE_OID: &str = "8b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d01";
 async fn az_backup_vault_resource_guard_mapping_update_links_the_vault_with_reader_on_the_guard() {
     let ts = TestSim::start().await;
     let guard_id = ts.create_guard("cli-mapping-guard").await;
-    let (az, _) = Az::login(&ts, BACKUP_APP, BACKUP_SECRET, CONTOSO).await;
-    az.run(&["account", "set", "--subscription", BACKUP_SUB])
-        .await
-        .ok("az account set");
+    let az = Az::backup_side_in_backup_subscription(&ts).await;
     let vault_args = ["--name", "prod-vault", "--resource-group", "backup-rg"];
     let update: Vec<&str> = ["backup", "vault", "resource-guard-mapping", "update"]
         .into_iter()
@@ -416,10 +413,7 @@ async fn az_backup_vault_list_follows_the_next_link_past_the_first_page() {
             .await
             .expect(201, "a new vault");
     }
-    let (az, _) = Az::login(&ts, BACKUP_APP, BACKUP_SECRET, CONTOSO).await;
-    az.run(&["account", "set", "--subscription", BACKUP_SUB])
-        .await
-        .ok("az account set");
+    let az = Az::backup_side_in_backup_subscription(&ts).await;
     let names: Vec<String> = serde_json::from_value(
         az.run(&[
             "backup",
