@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
@@ -14,7 +15,8 @@ use kube::api::{Api, Patch, PatchParams};
 use crate::azure::credentials::AzureCloud;
 use crate::azure::{ArmClient, RetryPolicy};
 use crate::control_plane::{self, LocalControlPlane, LocalUser};
-use crate::controller::{Context, ControllerConfig, critical_operation_request, resource_guard, vault_protection};
+use crate::controller::{Context, ControllerConfig};
+use crate::run::{Shutdown, Side, controllers};
 use crate::sim::{SimOptions, Simulator};
 
 pub const NAMESPACE: &str = "mua-demo";
@@ -234,20 +236,13 @@ fn start_operator(
                 ..ControllerConfig::default()
             }),
     );
-    let shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    tokio::spawn(resource_guard::run(ctx.api(), ctx.clone(), shutdown(stopped.clone())));
-    tokio::spawn(critical_operation_request::run(
-        ctx.api(),
-        ctx.clone(),
-        shutdown(stopped.clone()),
-    ));
-    tokio::spawn(vault_protection::run(
-        ctx.api(),
-        ctx.api(),
-        ctx.api(),
-        ctx,
-        shutdown(stopped),
-    ));
+    let shutdown: Shutdown = async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|stop| *stop).await;
+    }
+    .boxed()
+    .shared();
+    for side in [Side::Security, Side::Backup] {
+        tokio::spawn(controllers(side, ctx.clone(), shutdown.clone()));
+    }
 }

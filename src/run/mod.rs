@@ -293,7 +293,8 @@ async fn run_side(
     let side = setup.side;
     let Some(mut lease) = lease else {
         leader.set(side, true);
-        stop.run(start(setup, stop.shutdown.clone())).await;
+        stop.run(controllers(setup.side, setup.ctx, stop.shutdown.clone()))
+            .await;
         leader.set(side, false);
         return Ok(());
     };
@@ -304,7 +305,7 @@ async fn run_side(
     leader.set(side, true);
     tracing::info!(side = side.name(), "holding the lease: starting the controllers");
     let result = tokio::select! {
-        () = stop.run(start(setup, stop.shutdown.clone())) => Ok(()),
+        () = stop.run(controllers(setup.side, setup.ctx, stop.shutdown.clone())) => Ok(()),
         // Dropping the controllers stops them at once, mid-reconcile: the new leader redoes that work.
         lost = lease.hold() => Err(lost),
     };
@@ -323,9 +324,8 @@ async fn run_side(
 
 /// Starts one side's controllers; the future ends once `shutdown` has fired and in-flight reconciles
 /// have finished.
-fn start(setup: SideSetup, shutdown: Shutdown) -> BoxFuture<'static, ()> {
-    let ctx = setup.ctx;
-    match setup.side {
+pub fn controllers(side: Side, ctx: Arc<Context>, shutdown: Shutdown) -> BoxFuture<'static, ()> {
+    match side {
         // The security side: the ResourceGuard and CriticalOperationRequest controllers.
         Side::Security => {
             let requests = critical_operation_request::run(ctx.api(), ctx.clone(), shutdown.clone());
