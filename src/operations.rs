@@ -3,8 +3,11 @@
 //! Each operation has a stable name used in the Kubernetes API (`excludedOperations`,
 //! `CriticalOperationRequest.spec.operation`) and maps to the `vaultCriticalOperation` strings Azure uses
 //! for Recovery Services vaults and Backup vaults, plus the guard request type a critical call cites in
-//! `resourceGuardOperationRequests`. The strings come from `shared/azure-specs/README.md`; keep them here
-//! and only here so they are easy to correct.
+//! `resourceGuardOperationRequests`. The strings come from `shared/azure-specs/README.md` and from the live
+//! service's links as the official CLI's recordings show them (azure-cli
+//! `backup/tests/latest/recordings/test_backup_rg_mapping.yaml`, 2026, for Recovery Services vaults;
+//! azure-cli-extensions `dataprotection/.../test_dataprotection_resource_guard_mapping.yaml`, 2024, for
+//! Backup vaults). Keep them here and only here so they are easy to correct.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -79,10 +82,16 @@ const TABLE: &[(CriticalOperation, &[AzureOperation])] = {
     &[
         (
             DisableSoftDelete,
-            &[rs(
-                "Microsoft.RecoveryServices/vaults/backupconfig/write",
-                Some("disableSoftDeleteRequests"),
-            )],
+            &[
+                rs(
+                    "Microsoft.RecoveryServices/vaults/backupconfig/write",
+                    Some("disableSoftDeleteRequests"),
+                ),
+                bv(
+                    "Microsoft.DataProtection/backupVaults/write#reduceSoftDeleteSecurity",
+                    Some("dppReduceSoftDeleteSecurityRequests"),
+                ),
+            ],
         ),
         (
             DisableMultiUserAuthorization,
@@ -111,7 +120,10 @@ const TABLE: &[(CriticalOperation, &[AzureOperation])] = {
                     "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/write",
                     Some("updateProtectedItemRequests"),
                 ),
-                bv("Microsoft.DataProtection/backupVaults/backupInstances/write", None),
+                bv(
+                    "Microsoft.DataProtection/backupVaults/backupInstances/write",
+                    Some("dppModifyPolicy"),
+                ),
             ],
         ),
         (
@@ -141,19 +153,23 @@ const TABLE: &[(CriticalOperation, &[AzureOperation])] = {
                     "Microsoft.RecoveryServices/vaults/write#modifyEncryptionSettings",
                     Some("modifyEncryptionSettings"),
                 ),
+                // Inferred: Azure PowerShell names the request type, no recording pairs it yet.
                 bv(
                     "Microsoft.DataProtection/backupVaults/write#modifyEncryptionSettings",
-                    None,
+                    Some("dppModifyEncryptionSettingsRequests"),
                 ),
             ],
         ),
         (
             DisableImmutability,
             &[
-                rs("Microsoft.RecoveryServices/vaults/write#reduceImmutabilityState", None),
+                rs(
+                    "Microsoft.RecoveryServices/vaults/write#reduceImmutabilityState",
+                    Some("reduceImmutabilityStateRequests"),
+                ),
                 bv(
                     "Microsoft.DataProtection/backupVaults/write#reduceImmutabilityState",
-                    None,
+                    Some("dppReduceImmutabilityStateRequests"),
                 ),
             ],
         ),
@@ -162,11 +178,11 @@ const TABLE: &[(CriticalOperation, &[AzureOperation])] = {
             &[
                 rs(
                     "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints/restore/action",
-                    None,
+                    Some("triggerRestoreRequests"),
                 ),
                 bv(
                     "Microsoft.DataProtection/backupVaults/backupInstances/restore/action",
-                    None,
+                    Some("dppTriggerRestoreRequests"),
                 ),
             ],
         ),
@@ -181,14 +197,14 @@ const TABLE: &[(CriticalOperation, &[AzureOperation])] = {
             StopProtectionRetainForever,
             &[bv(
                 "Microsoft.DataProtection/backupVaults/backupInstances/stopProtection/action",
-                None,
+                Some("dppDisableStopProtectionRequests"),
             )],
         ),
         (
             SuspendBackups,
             &[bv(
                 "Microsoft.DataProtection/backupVaults/backupInstances/suspendBackups/action",
-                None,
+                Some("dppDisableSuspendBackupsRequests"),
             )],
         ),
     ]

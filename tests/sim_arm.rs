@@ -873,3 +873,133 @@ async fn a_connection_that_never_starts_tls_is_closed_after_the_idle_timeout() {
 async fn a_connection_idle_after_the_handshake_is_closed_after_the_idle_timeout() {
     idle_connection_is_closed(true).await;
 }
+
+/// A Microsoft Graph call with a token of the given scope: (status, body).
+async fn graph_get(
+    ts: &TestSim,
+    credential: &std::sync::Arc<dyn azure_core::credentials::TokenCredential>,
+    scope: &str,
+    path: &str,
+) -> (u16, Value) {
+    let token = credential
+        .get_token(&[scope], None)
+        .await
+        .expect("a token")
+        .token
+        .secret()
+        .to_string();
+    let response = ts
+        .http
+        .get(format!("{}{path}", ts.sim.arm_url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the simulator answers");
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+/// Graph's scope as the Azure CLI asks for it: the simulator's `microsoftGraphResourceId` + `/.default`.
+fn graph_scope(ts: &TestSim) -> String {
+    format!("{}//.default", ts.sim.arm_url)
+}
+
+const BACKUP_APP_FILTER: &str =
+    "/v1.0/servicePrincipals?$filter=servicePrincipalNames/any(c:c%20eq%20'0d9a6a8e-1c2b-4f35-8e7d-5a1b2c3d4e01')";
+
+#[tokio::test]
+async fn graph_finds_a_service_principal_by_its_app_id() {
+    let ts = TestSim::start().await;
+    let (status, body) = graph_get(&ts, &ts.security_side(), &graph_scope(&ts), BACKUP_APP_FILTER).await;
+    assert_eq!(status, 200, "{body}");
+    let found: Vec<&str> = body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    // Only the principal in the caller's tenant, though the app has one in the isolated tenant too.
+    assert_eq!(found, [BACKUP_OID]);
+}
+
+#[tokio::test]
+async fn graph_refuses_a_token_for_arm() {
+    let ts = TestSim::start().await;
+    let (status, body) = graph_get(
+        &ts,
+        &ts.security_side(),
+        mua_operator::azure::credentials::ARM_SCOPE,
+        BACKUP_APP_FILTER,
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (401, &json!("InvalidAuthenticationToken")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn graph_refuses_an_application_without_a_graph_permission() {
+    let ts = TestSim::start().await;
+    // The backup side has no Graph permission in the seed.
+    let (status, body) = graph_get(&ts, &ts.backup_side(), &graph_scope(&ts), BACKUP_APP_FILTER).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("Authorization_RequestDenied")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn arm_refuses_a_token_for_graph() {
+    let ts = TestSim::start().await;
+    let token = ts
+        .security_side()
+        .get_token(&[&graph_scope(&ts)], None)
+        .await
+        .unwrap()
+        .token
+        .secret()
+        .to_string();
+    let reply = ts.call_with(&token, &[], Method::GET, &security_rg(), None).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (401, "InvalidAuthenticationTokenAudience")
+    );
+}
+
+fn vault_config(name: &str) -> String {
+    format!("{}/backupconfig/vaultconfig", vault(name))
+}
+
+#[tokio::test]
+async fn the_vault_config_and_the_vault_show_one_soft_delete_state() {
+    let ts = TestSim::start().await;
+    let backup = ts.backup_side();
+    let patch = json!({"properties": {"softDeleteRetentionPeriodInDays": 30}});
+    let written = ts
+        .call(&backup, Method::PATCH, &vault_config("prod-vault"), Some(patch))
+        .await
+        .expect(200, "a longer retention through the vault config");
+    assert_eq!(written.body["properties"]["softDeleteFeatureState"], "Enabled");
+    let vault = ts.call(&backup, Method::GET, &vault("prod-vault"), None).await;
+    let soft_delete = &vault.body["properties"]["securitySettings"]["softDeleteSettings"];
+    assert_eq!(soft_delete["softDeleteRetentionPeriodInDays"], 30, "{}", vault.body);
+    let config = ts.call(&backup, Method::GET, &vault_config("prod-vault"), None).await;
+    assert_eq!(config.body["properties"]["softDeleteRetentionPeriodInDays"], 30);
+    assert_eq!(config.body["name"], "vaultconfig");
+    assert_eq!(config.body["type"], "Microsoft.RecoveryServices/vaults/backupconfig");
+}
+
+#[tokio::test]
+async fn a_vault_config_retention_outside_azures_range_is_a_400_and_changes_nothing() {
+    let ts = TestSim::start().await;
+    let backup = ts.backup_side();
+    let patch = json!({"properties": {"softDeleteRetentionPeriodInDays": 181}});
+    let refused = ts
+        .call(&backup, Method::PATCH, &vault_config("prod-vault"), Some(patch))
+        .await;
+    assert_eq!((refused.status, refused.code()), (400, "InvalidRequestContent"));
+    let config = ts.call(&backup, Method::GET, &vault_config("prod-vault"), None).await;
+    assert_eq!(config.body["properties"]["softDeleteRetentionPeriodInDays"], 14);
+}

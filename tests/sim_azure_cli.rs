@@ -38,6 +38,14 @@ impl AzOutput {
         assert!(self.success, "{what} failed:\n{}", self.stderr);
         self
     }
+
+    /// Panics unless the command failed with an error that says each of `said`.
+    fn refused(&self, what: &str, said: &[&str]) {
+        assert!(!self.success, "{what} succeeded: {}", self.stdout);
+        for text in said {
+            assert!(self.stderr.contains(text), "{what}: no '{text}' in:\n{}", self.stderr);
+        }
+    }
 }
 
 /// The Azure CLI with a profile of its own, pointed at one simulator.
@@ -197,8 +205,7 @@ async fn az_login_with_a_wrong_secret_is_refused_by_the_token_endpoint() {
             CONTOSO,
         ])
         .await;
-    assert!(!out.success, "a wrong secret logged in: {}", out.stdout);
-    assert!(out.stderr.contains("AADSTS7000215"), "{}", out.stderr);
+    out.refused("az login with a wrong secret", &["AADSTS7000215"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,8 +279,7 @@ async fn az_group_show_finds_a_resource_group_in_any_casing_and_refuses_an_unkno
     );
 
     let missing = az.run(&["group", "show", "--name", "no-such-rg"]).await;
-    assert!(!missing.success);
-    assert!(missing.stderr.contains("ResourceGroupNotFound"), "{}", missing.stderr);
+    missing.refused("az group show (no such group)", &["ResourceGroupNotFound"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,12 +296,9 @@ async fn az_provider_register_needs_a_role_on_the_subscription() {
     let register = az
         .run(&["provider", "register", "--namespace", "Microsoft.RecoveryServices"])
         .await;
-    assert!(!register.success);
-    assert!(
-        register.stderr.contains("AuthorizationFailed")
-            && register.stderr.contains("Microsoft.RecoveryServices/register/action"),
-        "{}",
-        register.stderr
+    register.refused(
+        "az provider register",
+        &["AuthorizationFailed", "Microsoft.RecoveryServices/register/action"],
     );
 }
 
@@ -303,27 +306,15 @@ async fn az_provider_register_needs_a_role_on_the_subscription() {
 async fn az_rest_creates_and_reads_a_guard_at_the_dataprotection_extensions_api_version() {
     let ts = TestSim::start().await;
     let (az, _) = Az::login(&ts, SECURITY_APP, SECURITY_SECRET, CONTOSO).await;
-    let url = format!("{}?api-version=2023-11-01", guard("cli-guard"));
-    let created = az
-        .run(&[
-            "rest",
-            "--method",
-            "put",
-            "--url",
-            &url,
-            "--body",
-            r#"{"location": "westeurope"}"#,
-        ])
-        .await
-        .ok("az rest put")
-        .json();
+    let (guard_id, created) = guard_by_az_rest(&az, "cli-guard").await;
     assert_eq!(created["properties"]["provisioningState"], "Succeeded");
+    let url = format!("{guard_id}?api-version=2023-11-01");
     let read = az
         .run(&["rest", "--method", "get", "--url", &url])
         .await
         .ok("az rest get")
         .json();
-    assert_eq!(read["id"], guard("cli-guard"));
+    assert_eq!(read["id"], guard_id.as_str());
     let protected = read["properties"]["resourceGuardOperations"].as_array().map(Vec::len);
     assert!(protected.is_some_and(|n| n > 0), "{read}");
 }
@@ -338,20 +329,8 @@ async fn az_role_assignment_create_grants_reader_on_a_guard() {
     assert_eq!((before.status, before.code()), (403, "AuthorizationFailed"));
 
     let (az, _) = Az::login(&ts, SECURITY_APP, SECURITY_SECRET, CONTOSO).await;
-    let assignment = az
-        .run(&[
-            "role",
-            "assignment",
-            "create",
-            "--role",
-            "Reader",
-            "--assignee-object-id",
-            ALICE_OID,
-            "--assignee-principal-type",
-            "User",
-            "--scope",
-            &guard_id,
-        ])
+    let assignee = ["--assignee-object-id", ALICE_OID, "--assignee-principal-type", "User"];
+    let assignment = role_assignment_create(&az, "Reader", &assignee, &guard_id)
         .await
         .ok("az role assignment create")
         .json();
@@ -431,4 +410,139 @@ async fn az_backup_vault_list_follows_the_next_link_past_the_first_page() {
     .unwrap();
     assert_eq!(names.len(), 106, "{names:?}");
     assert!(names.iter().any(|n| n == "paged-104") && names.iter().any(|n| n == "prod-vault"));
+}
+
+/// A guard created with `az rest` at the dataprotection extension's api-version: its ID and ARM's answer.
+async fn guard_by_az_rest(security: &Az, name: &str) -> (String, Value) {
+    let guard_id = guard(name);
+    let url = format!("{guard_id}?api-version=2023-11-01");
+    let created = security
+        .run(&[
+            "rest",
+            "--method",
+            "put",
+            "--url",
+            &url,
+            "--body",
+            r#"{"location": "westeurope"}"#,
+        ])
+        .await
+        .ok("az rest put (the guard)")
+        .json();
+    (guard_id, created)
+}
+
+/// `az role assignment create --role <role> <assignee...> --scope <scope>`.
+async fn role_assignment_create(az: &Az, role: &str, assignee: &[&str], scope: &str) -> AzOutput {
+    let command: Vec<&str> = ["role", "assignment", "create", "--role", role]
+        .into_iter()
+        .chain(assignee.iter().copied())
+        .chain(["--scope", scope])
+        .collect();
+    az.run(&command).await
+}
+
+/// `--assignee <appId>`: the CLI resolves the application ID to its service principal through Microsoft
+/// Graph.
+async fn assign_by_app_id(security: &Az, role: &str, app_id: &str, scope: &str) -> Value {
+    role_assignment_create(security, role, &["--assignee", app_id], scope)
+        .await
+        .ok("az role assignment create --assignee <appId>")
+        .json()
+}
+
+const VAULT_ARGS: [&str; 4] = ["--name", "prod-vault", "--resource-group", "backup-rg"];
+
+/// `az backup vault <args> --name prod-vault --resource-group backup-rg`
+async fn on_prod_vault(az: &Az, args: &[&str]) -> AzOutput {
+    let command: Vec<&str> = ["backup", "vault"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .chain(VAULT_ARGS)
+        .collect();
+    az.run(&command).await
+}
+
+fn soft_delete_state(vault: &Value) -> &Value {
+    &vault["properties"]["securitySettings"]["softDeleteSettings"]["softDeleteState"]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn az_role_assignment_create_resolves_an_app_id_through_microsoft_graph() {
+    let ts = TestSim::start().await;
+    let (security, _) = Az::login(&ts, SECURITY_APP, SECURITY_SECRET, CONTOSO).await;
+    let (guard_id, _) = guard_by_az_rest(&security, "graph-guard").await;
+    let assignment = assign_by_app_id(&security, "Reader", BACKUP_APP, &guard_id).await;
+    assert_eq!(assignment["principalId"], BACKUP_OID);
+    assert_eq!(assignment["principalType"], "ServicePrincipal");
+    assert_eq!(assignment["scope"], guard_id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn az_role_assignment_create_refuses_an_assignee_the_directory_does_not_know() {
+    let ts = TestSim::start().await;
+    let (security, _) = Az::login(&ts, SECURITY_APP, SECURITY_SECRET, CONTOSO).await;
+    let (guard_id, _) = guard_by_az_rest(&security, "unknown-assignee-guard").await;
+    let unknown = ["--assignee", "nobody@contoso.example"];
+    let out = role_assignment_create(&security, "Reader", &unknown, &guard_id).await;
+    out.refused("an unknown assignee", &["Cannot find user or service principal"]);
+}
+
+/// The walkthrough of README's "Rehearse with the Azure CLI", command for command: the security admin
+/// creates a guard and grants the backup identity Reader on it; the backup admin links the vault; Azure
+/// refuses to disable soft delete and to remove the link until the security admin elevates the backup
+/// identity on the guard; then both go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mua_walkthrough_with_the_stock_azure_cli() {
+    let ts = TestSim::start().await;
+    let (security, _) = Az::login(&ts, SECURITY_APP, SECURITY_SECRET, CONTOSO).await;
+    let (guard_id, _) = guard_by_az_rest(&security, "walkthrough-guard").await;
+    assign_by_app_id(&security, "Reader", BACKUP_APP, &guard_id).await;
+
+    let backup = Az::backup_side_in_backup_subscription(&ts).await;
+    on_prod_vault(
+        &backup,
+        &["resource-guard-mapping", "update", "--resource-guard-id", &guard_id],
+    )
+    .await
+    .ok("resource-guard-mapping update");
+    let mapping = on_prod_vault(&backup, &["resource-guard-mapping", "show"])
+        .await
+        .ok("resource-guard-mapping show")
+        .json();
+    assert_eq!(mapping["properties"]["resourceGuardResourceId"], guard_id.as_str());
+
+    // Reader on the guard is enough to link, not to weaken: both critical operations are refused.
+    let disable = ["backup-properties", "set", "--soft-delete-feature-state", "Disable"];
+    on_prod_vault(&backup, &disable).await.refused(
+        "disabling soft delete without elevation",
+        &["LinkedAuthorizationFailed"],
+    );
+    let unlink = ["resource-guard-mapping", "delete", "--yes"];
+    on_prod_vault(&backup, &unlink)
+        .await
+        .refused("removing the link without elevation", &["LinkedAuthorizationFailed"]);
+    let vault = on_prod_vault(&backup, &["show"]).await.ok("vault show").json();
+    assert_eq!(soft_delete_state(&vault), "Enabled");
+    assert_eq!(
+        vault["properties"]["securitySettings"]["multiUserAuthorization"],
+        "Enabled"
+    );
+
+    // The security admin elevates the backup identity on the guard; now both go through.
+    assign_by_app_id(&security, "Backup MUA Operator", BACKUP_APP, &guard_id).await;
+    let config = on_prod_vault(&backup, &disable)
+        .await
+        .ok("backup-properties set")
+        .json();
+    assert_eq!(config["properties"]["softDeleteFeatureState"], "Disabled");
+    on_prod_vault(&backup, &unlink)
+        .await
+        .ok("resource-guard-mapping delete");
+    let vault = on_prod_vault(&backup, &["show"]).await.ok("vault show").json();
+    assert_eq!(soft_delete_state(&vault), "Disabled");
+    assert_eq!(
+        vault["properties"]["securitySettings"]["multiUserAuthorization"],
+        "Disabled"
+    );
 }

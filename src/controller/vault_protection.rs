@@ -715,8 +715,8 @@ pub fn status(
     status
 }
 
-/// The operations a link says the guard protects: Recovery Services links name the guard's request
-/// type, Backup-vault links the vault operation.
+/// The operations a link says the guard protects: the live service names the vault operation; links
+/// recorded as the older REST examples show them name the guard's request type instead.
 fn protected_operations(kind: VaultKind, link: &Link) -> Vec<ProtectedOperation> {
     link.protected_operations
         .iter()

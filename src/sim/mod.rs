@@ -9,6 +9,7 @@ pub mod arm;
 pub mod authz;
 pub mod clock;
 pub mod faults;
+pub mod graph;
 pub mod identity;
 pub mod seed;
 pub mod state;
@@ -157,6 +158,9 @@ fn router(state: Arc<SimState>) -> Router {
         )
         .route("/{tenant}/discovery/v2.0/keys", get(identity::keys))
         .route("/common/discovery/instance", get(identity::instance_discovery))
+        .route("/v1.0/servicePrincipals", get(graph::service_principals))
+        .route("/v1.0/users", get(graph::users))
+        .route("/v1.0/directoryObjects/getByIds", post(graph::get_by_ids))
         .merge(admin::routes())
         .fallback(arm::handle)
         .with_state(state)

@@ -109,6 +109,9 @@ pub struct Principal {
     pub user_principal_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// Applications: the Microsoft Graph application permissions granted (e.g. `Directory.Read.All`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub graph_permissions: Vec<String>,
 }
 
 /// A federated identity credential: which external tokens may stand in for a client secret.

@@ -8,6 +8,7 @@ pub mod backup;
 pub mod guards;
 pub mod mua;
 pub mod resources;
+pub mod vault_config;
 pub mod vaults;
 
 use std::collections::HashMap;
@@ -323,6 +324,15 @@ fn route(path: &ArmPath, method: &Method) -> Option<Route> {
         }
         ("microsoft.recoveryservices/vaults/backupfabrics/protectioncontainers/protecteditems", "DELETE", true) => {
             r(RECOVERY_SERVICES_BACKUP, backup::delete_item)
+        }
+        ("microsoft.recoveryservices/vaults/backupconfig", "GET", true) => {
+            r(RECOVERY_SERVICES_BACKUP, vault_config::get)
+        }
+        ("microsoft.recoveryservices/vaults/backupconfig", "PATCH", true) => {
+            r(RECOVERY_SERVICES_BACKUP, vault_config::patch)
+        }
+        ("microsoft.recoveryservices/vaults/backupconfig", "PUT", true) => {
+            r(RECOVERY_SERVICES_BACKUP, vault_config::put)
         }
         ("microsoft.recoveryservices/vaults/backupsecuritypin", "POST", _) => {
             r(RECOVERY_SERVICES_BACKUP, backup::security_pin)

@@ -300,7 +300,7 @@ type Build<'a> = &'a dyn Fn(Option<&Value>) -> Result<Value, ArmError>;
 
 /// Checks and stores a vault change under one lock: ETag, shape, irreversible changes, then the MUA check
 /// for every critical change. Returns whether it was created, its ID and its rendered body.
-fn write_vault(sim: &SimState, req: &ArmRequest, build: Build) -> Result<(bool, String, Value), ArmError> {
+pub(super) fn write_vault(sim: &SimState, req: &ArmRequest, build: Build) -> Result<(bool, String, Value), ArmError> {
     let kind = kind_of(&req.path.provider);
     let id = req.path.resource_id_of(1);
     let now = sim.clock.now();
@@ -502,20 +502,28 @@ pub fn list_proxies(sim: &SimState, req: &ArmRequest) -> ArmResult {
     })
 }
 
-/// What a link reports about the operations the guard protects for this kind of vault. Recovery Services
-/// links name the guard's request type where Backup-vault links name the vault operation, as the
-/// official examples show.
-fn operation_details(kind: VaultKind, guard_id: &str) -> Vec<Value> {
+/// What a link reports about the operations the guard protects for this kind of vault: each vault
+/// operation the guard does not exclude, with the request object a call cites for it. This is what the
+/// live service returns (the CLI's recordings) and what the CLI looks up to cite the guard; the older
+/// REST examples, which name the guard's request types instead, are not followed.
+fn operation_details(kind: VaultKind, guard_id: &str, guard: &Value) -> Vec<Value> {
+    let excluded = |name: &str| {
+        guard["properties"]["vaultCriticalOperationExclusionList"]
+            .as_array()
+            .is_some_and(|list| {
+                list.iter()
+                    .any(|e| e.as_str().is_some_and(|e| e.eq_ignore_ascii_case(name)))
+            })
+    };
     CriticalOperation::all()
-        .filter_map(|op| op.on(kind))
-        .filter_map(|a| {
+        .filter_map(|op| Some((op, op.on(kind)?)))
+        .filter(|(op, a)| op.is_mandatory() || !excluded(a.vault_critical_operation))
+        .filter_map(|(_, a)| {
             let request_type = a.request_type?;
-            let operation = match kind {
-                VaultKind::RecoveryServicesVault => format!("{GUARD_TYPE}/{request_type}"),
-                VaultKind::BackupVault => a.vault_critical_operation.to_string(),
-            };
-            let request = format!("{guard_id}/{request_type}/default");
-            Some(json!({"vaultCriticalOperation": operation, "defaultResourceRequest": request}))
+            Some(json!({
+                "vaultCriticalOperation": a.vault_critical_operation,
+                "defaultResourceRequest": format!("{guard_id}/{request_type}/default"),
+            }))
         })
         .collect()
 }
@@ -573,7 +581,7 @@ pub fn put_proxy(sim: &SimState, req: &ArmRequest) -> ArmResult {
         }
         let mut properties = json!({
             "resourceGuardResourceId": guard_id,
-            "resourceGuardOperationDetails": operation_details(kind, &guard_id),
+            "resourceGuardOperationDetails": operation_details(kind, &guard_id, &guard),
             "lastUpdatedTime": now.to_string(),
         });
         if let Some(description) = guard["properties"]["description"].as_str() {
