@@ -530,6 +530,33 @@ async fn attack_two_vaults_on_one_guard_never_share_one_grant() {
 }
 
 #[tokio::test]
+async fn an_assignment_made_outside_the_operator_makes_an_approved_request_wait_until_it_ends() {
+    // Azure refuses a second assignment of the role (RoleAssignmentExists): the request waits rather than
+    // share or extend one it does not own, and goes on once it is gone.
+    let op = start("outside-grant").await;
+    let guard_id = protected(&op, 1, json!({})).await;
+    let outside = authorization::assign(&op.security, &guard_id, authorization::BACKUP_MUA_OPERATOR, BACKUP_OID)
+        .await
+        .unwrap();
+    op.declare_soft_delete_off("prod").await;
+    request(&op, User::BackupAdmin, "first", "DisableSoftDelete", "30m").await;
+    approved_but_waiting(&op, "first").await;
+    assert_eq!(
+        soft_delete(&op).await,
+        Some(SoftDelete::Enabled),
+        "nothing performed while waiting"
+    );
+    authorization::remove(&op.security, &outside.id).await.unwrap();
+    phase_is(&op, "first", RequestPhase::Completed).await;
+    assert_eq!(soft_delete(&op).await, Some(SoftDelete::Disabled));
+    assert_eq!(
+        grants(&op, &guard_id).await,
+        0,
+        "its own grant ended, the outside one is gone"
+    );
+}
+
+#[tokio::test]
 async fn attack_deleting_an_active_request_revokes_its_grant_first() {
     let op = start("attack-delete").await;
     let guard_id = protected(&op, 1, json!({})).await;

@@ -909,3 +909,31 @@ async fn only_its_approvers_can_read_an_approval() {
     let stranger = ts.call(&ts.security_side(), Method::GET, &path, None).await;
     assert_eq!((stranger.status, stranger.code()), (404, "ApprovalNotFound"));
 }
+
+#[tokio::test]
+async fn an_admin_assign_of_a_role_the_principal_holds_at_the_scope_is_refused() {
+    let ts = TestSim::start().await;
+    let guard_id = ts.create_guard("assigned-twice").await;
+    let security = ts.security_side();
+    let assign = |name: &str| {
+        let path = format!(
+            "{guard_id}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
+            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes())
+        );
+        let body = json!({"properties": {
+            "principalId": BACKUP_OID,
+            "roleDefinitionId": format!("{guard_id}/providers/Microsoft.Authorization/roleDefinitions/f54b6d04-23c6-443e-b462-9c16ab7b4a52"),
+            "requestType": "AdminAssign",
+            "justification": "one elevation",
+            "scheduleInfo": {"expiration": {"type": "AfterDuration", "duration": "PT1H"}},
+        }});
+        (path, body)
+    };
+    let (first, body) = assign("first");
+    ts.call(&security, Method::PUT, &first, Some(body))
+        .await
+        .expect(201, "the first grant");
+    let (second, body) = assign("second");
+    let refused = ts.call(&security, Method::PUT, &second, Some(body)).await;
+    assert_eq!((refused.status, refused.code()), (409, "RoleAssignmentExists"));
+}

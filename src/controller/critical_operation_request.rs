@@ -544,6 +544,23 @@ pub fn decide(o: &Observed) -> Decision {
     }
 }
 
+/// ARM's answer to a grant of a role the principal already holds at that scope.
+const ASSIGNMENT_EXISTS: &str = "RoleAssignmentExists";
+
+/// Azure already has an assignment this grant would be: another elevation the operator could not see (a
+/// race with another request, or one made outside the operator). The request waits for it to end.
+fn assigned_already(elevation: &Elevation) -> (Summary, Requeue) {
+    let message = format!(
+        "Azure already has an assignment of this role to {} on the guard (another elevation, or one made outside \
+         the operator); this request waits until it ends (elevations are never merged or extended)",
+        elevation.principal_id.as_deref().unwrap_or_default()
+    );
+    (
+        summary(Health::Waiting, Reason::AnotherElevationActive, message),
+        Requeue::After(Duration::from_secs(15)),
+    )
+}
+
 fn another_active(other: &str) -> Decision {
     Decision::Wait {
         health: Health::Waiting,
@@ -878,20 +895,9 @@ async fn converge(
             }
             (summary(health, reason, message), requeue)
         }
-        Decision::Grant { approvers } => {
+        Decision::Grant { approvers } => 'grant: {
             let resolved = observed.resolved.as_ref().expect("granted only when resolved");
             let duration = *observed.duration.as_ref().expect("granted only when valid");
-            let actor = approvers.join(", ");
-            let message = format!("approved by {actor}");
-            transition(
-                &mut status,
-                RequestPhase::Approved,
-                &actor,
-                Reason::Approved,
-                &message,
-                now,
-            );
-            notices.push(Notice::normal("Approved", message));
             let elevation = Elevation {
                 principal_id: Some(principal_for(ctx, cor, &resolved.guard).await?),
                 scope: Some(resolved.guard.path()),
@@ -905,7 +911,22 @@ async fn converge(
                 ends_at: Some(expires),
                 ..schedule_spec(cor, &elevation, role, RequestType::AdminAssign, duration)
             };
-            let granted = authorization::request_schedule(ctx.security(), &spec).await?;
+            let granted = match authorization::request_schedule(ctx.security(), &spec).await {
+                // Still Pending: approved, but nothing is granted while Azure holds another assignment.
+                Err(err) if err.code() == Some(ASSIGNMENT_EXISTS) => break 'grant assigned_already(&elevation),
+                granted => granted?,
+            };
+            let actor = approvers.join(", ");
+            let message = format!("approved by {actor}");
+            transition(
+                &mut status,
+                RequestPhase::Approved,
+                &actor,
+                Reason::Approved,
+                &message,
+                now,
+            );
+            notices.push(Notice::normal("Approved", message));
             // A grant asked again (its first answer or status write was lost) keeps the first end.
             let expires = granted.ends_at.map_or(expires, |azure| azure.min(expires));
             status.elevation = Some(Elevation {
@@ -934,7 +955,7 @@ async fn converge(
             notices.push(Notice::normal("Elevated", message.clone()));
             (summary(Health::Ready, Reason::Elevated, message), Requeue::At(expires))
         }
-        Decision::Activate => {
+        Decision::Activate => 'activate: {
             let resolved = observed.resolved.as_ref().expect("activated only when resolved");
             let duration = *observed.duration.as_ref().expect("activated only when valid");
             let role = role_id(resolved.policy.role);
@@ -947,7 +968,10 @@ async fn converge(
             };
             let spec = schedule_spec(cor, &elevation, role, RequestType::SelfActivate, duration);
             let pim = ctx.pim_client().map_err(Error::Azure)?;
-            let submitted = authorization::request_schedule(pim, &spec).await?;
+            let submitted = match authorization::request_schedule(pim, &spec).await {
+                Err(err) if err.code() == Some(ASSIGNMENT_EXISTS) => break 'activate assigned_already(&elevation),
+                submitted => submitted?,
+            };
             status.elevation = Some(Elevation {
                 schedule_request_id: Some(submitted.id),
                 ..elevation

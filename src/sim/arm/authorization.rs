@@ -461,6 +461,7 @@ fn self_activate(w: &mut World, r: &ScheduleRequest) -> Result<Outcome, ArmError
             "The Role assignment does not exist: the principal is not eligible for this role at this scope.",
         ));
     }
+    refuse_if_assigned(w, r)?;
     let rules = policy_for(w, r.scope, &r.role.id);
     let Some(end) = r.end else {
         return Err(policy_failure("An activation must have an end (ExpirationRule)."));
@@ -522,12 +523,28 @@ fn self_deactivate(w: &mut World, r: &ScheduleRequest) -> Result<Outcome, ArmErr
     Ok(("Revoked", None))
 }
 
+/// PIM keeps one assignment per principal, role and scope: a grant while one is in force is refused, never
+/// merged with it or extending it.
+fn refuse_if_assigned(w: &World, r: &ScheduleRequest) -> Result<(), ArmError> {
+    let in_force = w.role_assignments.values().any(|a| {
+        a.scope.eq_ignore_ascii_case(r.scope)
+            && a.principal_id.eq_ignore_ascii_case(&r.principal)
+            && a.role_definition.eq_ignore_ascii_case(&r.role.id)
+            && a.end_time.is_none_or(|end| end > r.now)
+    });
+    if in_force {
+        return Err(ArmError::conflict("The Role assignment already exists.").with_code("RoleAssignmentExists"));
+    }
+    Ok(())
+}
+
 /// AdminAssign and AdminRemove: need the right to assign roles at the scope.
 fn admin_request(w: &mut World, r: &ScheduleRequest, remove: bool) -> Result<Outcome, ArmError> {
     if !authz::is_allowed(w, &r.caller, ASSIGN_ACTION, r.scope, r.now) {
         return Err(ArmError::authorization_failed(&r.caller, ASSIGN_ACTION, r.scope));
     }
     if !remove {
+        refuse_if_assigned(w, r)?;
         return Ok(("Provisioned", None));
     }
     if !remove_assignment(w, r.scope, &r.principal, &r.role.id, false) {
