@@ -5,8 +5,10 @@
 pub mod api_versions;
 pub mod authorization;
 pub mod backup;
+pub mod casing;
 pub mod guards;
 pub mod mua;
+pub mod protection;
 pub mod resources;
 pub mod vaults;
 
