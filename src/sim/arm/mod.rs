@@ -348,6 +348,10 @@ fn route(path: &ArmPath, method: &Method) -> Option<Route> {
         ("microsoft.dataprotection/backupvaults/backupresourceguardproxies/unlockdelete", "POST", _) => {
             r(DATA_PROTECTION, vaults::unlock_proxy)
         }
+        ("microsoft.dataprotection/backupvaults/backuppolicies", "GET", true) => {
+            r(DATA_PROTECTION, backup::get_resource)
+        }
+        ("microsoft.dataprotection/backupvaults/backuppolicies", "PUT", true) => r(DATA_PROTECTION, backup::put_policy),
         ("microsoft.dataprotection/backupvaults/backupinstances", "GET", true) => {
             r(DATA_PROTECTION, backup::get_resource)
         }
