@@ -5,77 +5,8 @@ mod simulator;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use simulator::mua::*;
 use simulator::*;
-
-const PROXY: &str = "VaultProxy";
-const ITEM: &str = "backupFabrics/Azure/protectionContainers/iaasvmcontainerv2;app-rg;vm1/protectedItems/vm;iaasvmcontainerv2;app-rg;vm1";
-
-fn cite(guard: &str, request_type: &str) -> Value {
-    json!([format!("{guard}/{request_type}/default")])
-}
-
-fn policy(retention_days: i64, citation: Option<Value>) -> Value {
-    let mut body = json!({"properties": {
-        "backupManagementType": "AzureIaasVM",
-        "retentionPolicy": {"retentionPolicyType": "LongTermRetentionPolicy",
-                            "dailySchedule": {"retentionDuration": {"count": retention_days, "durationType": "Days"}}},
-    }});
-    if let Some(citation) = citation {
-        body["properties"]["resourceGuardOperationRequests"] = citation;
-    }
-    body
-}
-
-/// The security side creates a guard in westeurope; the backup side links `prod-vault` to it and sets up a
-/// policy and a protected item, none of which is critical yet.
-async fn protected_vault(ts: &TestSim, guard_name: &str, excluded: &[&str]) -> String {
-    let guard_id = guard(guard_name);
-    let body = json!({"location": "westeurope", "properties": {
-        "vaultCriticalOperationExclusionList": excluded,
-        "description": "Ask #backup-approvals for elevation",
-    }});
-    ts.call(&ts.security_side(), Method::PUT, &guard_id, Some(body))
-        .await
-        .expect(201, "creating the guard");
-    link(ts, &vault("prod-vault"), &guard_id)
-        .await
-        .expect(200, "linking with Reader on the guard");
-
-    let backup = ts.backup_side();
-    let v = vault("prod-vault");
-    ts.call(
-        &backup,
-        Method::PUT,
-        &format!("{v}/backupPolicies/daily"),
-        Some(policy(90, None)),
-    )
-    .await
-    .expect(200, "a 90-day policy");
-    ts.call(
-        &backup,
-        Method::PUT,
-        &format!("{v}/backupPolicies/short"),
-        Some(policy(7, None)),
-    )
-    .await
-    .expect(200, "a 7-day policy");
-    let item = json!({"properties": {"protectedItemType": "Microsoft.Compute/virtualMachines", "policyId": format!("{v}/backupPolicies/daily")}});
-    ts.call(&backup, Method::PUT, &format!("{v}/{ITEM}"), Some(item))
-        .await
-        .expect(200, "protecting an item");
-    guard_id
-}
-
-async fn link(ts: &TestSim, vault_id: &str, guard_id: &str) -> Reply {
-    let body = json!({"properties": {"resourceGuardResourceId": guard_id}});
-    ts.call(
-        &ts.backup_side(),
-        Method::PUT,
-        &format!("{vault_id}/backupResourceGuardProxies/{PROXY}"),
-        Some(body),
-    )
-    .await
-}
 
 /// The six critical operations of the seed, each attempted by the backup side with the right citation.
 /// Returns the answers in order: PIN, retention, protection, delete data, soft delete, unlink.

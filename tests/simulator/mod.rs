@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the helper
 
+pub mod mua;
+
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;

@@ -1,13 +1,16 @@
-//! Backup policies, protected items (Recovery Services) and backup instances (Backup vaults), as far as
-//! the optional critical operations need them: reducing retention, modifying protection, stopping
-//! protection with delete data, and the MARS security PIN.
-
-use std::collections::BTreeMap;
+//! Backup policies and protected items (Recovery Services), backup policies and backup instances (Backup
+//! vaults), as far as the optional critical operations need them: reducing retention, modifying protection,
+//! stopping protection with delete data, and the MARS security PIN. What a change weakens is decided by
+//! the effective protection model (`protection`), on canonical bodies (`casing`).
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use super::casing::canonical_request;
 use super::mua::{authorize_critical, cited_requests};
+use super::protection::{
+    ItemProtection, PolicyRetention, item_weakening, policy_id_of, policy_in_vault, policy_weakening,
+};
 use super::vaults::{kind_of, may_delete_item};
 use super::{ArmError, ArmRequest, ArmResponse, ArmResult};
 use crate::operations::{CriticalOperation, VaultKind};
@@ -63,108 +66,69 @@ fn store(w: &mut World, req: &ArmRequest) -> (bool, Value) {
     (created, body)
 }
 
-/// The longest retention Azure Backup allows per duration unit (Azure Backup support matrix: 9999
-/// days, 5163 weeks, 1188 months, 99 years), with the unit's length in days.
-const RETENTION_LIMITS: [(&str, i64, i64); 4] = [
-    ("days", 9999, 1),
-    ("weeks", 5163, 7),
-    ("months", 1188, 30),
-    ("years", 99, 365),
-];
-
-fn invalid_retention(message: String) -> ArmError {
-    ArmError::bad_request("BMSUserErrorInvalidPolicyInput", message)
-}
-
-/// Retention per schedule (daily, weekly, monthly, yearly), in days, from
-/// `properties.retentionPolicy.*Schedule.retentionDuration`: the shape of Azure VM and file-share policies.
-/// A count outside Azure's range (not positive, or longer than the unit's maximum) is refused, so the
-/// arithmetic below never overflows.
-pub fn retention(policy: &Value) -> Result<BTreeMap<&'static str, i64>, ArmError> {
-    let mut kept = BTreeMap::new();
-    for schedule in ["dailySchedule", "weeklySchedule", "monthlySchedule", "yearlySchedule"] {
-        let duration = &policy["properties"]["retentionPolicy"][schedule]["retentionDuration"];
-        if duration["count"].is_null() {
-            continue;
-        }
-        let unit = duration["durationType"].as_str().unwrap_or("Days");
-        let Some(&(_, max, days_per)) = RETENTION_LIMITS.iter().find(|(u, ..)| u.eq_ignore_ascii_case(unit)) else {
-            return Err(invalid_retention(format!(
-                "{schedule}.retentionDuration.durationType '{unit}' is not one of Days, Weeks, Months, Years."
-            )));
-        };
-        let count = duration["count"]
-            .as_i64()
-            .filter(|count| (1..=max).contains(count))
-            .ok_or_else(|| {
-                invalid_retention(format!(
-                    "{schedule}.retentionDuration.count must be a whole number from 1 to {max} {unit}; got {}.",
-                    duration["count"]
-                ))
-            })?;
-        kept.insert(schedule, count * days_per);
-    }
-    Ok(kept)
-}
-
-/// Whether `after` keeps less of anything `before` kept: a shorter or a removed retention.
-pub fn retention_reduced(before: &Value, after: &Value) -> Result<bool, ArmError> {
-    let (was, now) = (retention(before)?, retention(after)?);
-    Ok(was
-        .iter()
-        .any(|(schedule, days)| now.get(schedule).is_none_or(|kept| kept < days)))
-}
-
-/// Reducing a policy's retention is the critical operation `ModifyBackupPolicy`.
+/// Reducing a policy's retention (in any of its shapes) is the critical operation `ModifyBackupPolicy`.
 pub fn put_policy(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let req = &canonical_request(req)?;
+    let kind = kind_of(&req.path.provider);
     let now = sim.clock.now();
     let citations = cited_requests(&req.body);
     // A retention Azure would refuse is refused before anything is compared or stored.
-    retention(&req.body)?;
+    let after = PolicyRetention::of(kind, &req.body)?;
     sim.write(|w| {
         let vault_id = require_vault(w, req)?;
-        if let Some(before) = w.resource(&req.path.resource_id())
-            && retention_reduced(&before.body, &req.body)?
-        {
-            let op = CriticalOperation::ModifyBackupPolicy;
-            authorize_critical(w, now, req, &citations, &vault_id, VaultKind::RecoveryServicesVault, op)?;
+        if let Some(stored) = w.resource(&req.path.resource_id()) {
+            let before = PolicyRetention::of(kind, &stored.body)?;
+            if let Some(op) = policy_weakening(&before, &after) {
+                authorize_critical(w, now, req, &citations, &vault_id, kind, op)?;
+            }
         }
         Ok(ArmResponse::ok(store(w, req).1))
     })
 }
 
-/// Moving an item to a policy that keeps less is the critical operation `ModifyProtection`.
+/// An item's policy must be one of its own vault's: the service refuses any other.
+fn check_policy_in_vault(kind: VaultKind, item: &Value, vault_id: &str) -> Result<(), ArmError> {
+    match policy_id_of(kind, item)? {
+        Some(policy_id) if !policy_in_vault(policy_id, vault_id) => Err(ArmError::bad_request(
+            "BMSUserErrorInvalidInput",
+            format!(
+                "The policy '{policy_id}' is not a backup policy of the vault '{vault_id}'; an item can only be protected by a policy of its own vault."
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What protects `item`: its policy and, when that policy is one of the vault's and exists, its retention.
+fn item_protection(w: &World, kind: VaultKind, item: &Value, vault_id: &str) -> Result<ItemProtection, ArmError> {
+    let policy_id = policy_id_of(kind, item)?;
+    let retention = policy_id
+        .filter(|id| policy_in_vault(id, vault_id))
+        .and_then(|id| w.resource(id))
+        .map(|policy| PolicyRetention::of(kind, &policy.body))
+        .transpose()?;
+    Ok(ItemProtection::new(policy_id, retention))
+}
+
+/// Moving an item to a policy that keeps less, or to one that cannot be found, is the critical operation
+/// `ModifyProtection`.
 pub fn put_item(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let req = &canonical_request(req)?;
+    let kind = kind_of(&req.path.provider);
+    check_policy_in_vault(kind, &req.body, &req.path.resource_id_of(1))?;
     let now = sim.clock.now();
     let citations = cited_requests(&req.body);
     sim.write(|w| {
         let vault_id = require_vault(w, req)?;
-        let policy = |item: &Value| {
-            let id = item["properties"]["policyId"].as_str()?;
-            w.resource(id).map(|p| p.body.clone())
-        };
-        if let Some(before) = w.resource(&req.path.resource_id())
-            && let Some(was) = policy(&before.body)
-        {
-            let reduced = match policy(&req.body) {
-                Some(now) => retention_reduced(&was, &now)?,
-                None => true,
-            };
-            let moved = before.body["properties"]["policyId"] != req.body["properties"]["policyId"];
-            if moved && reduced {
-                authorize_critical(
-                    w,
-                    now,
-                    req,
-                    &citations,
-                    &vault_id,
-                    kind_of(&req.path.provider),
-                    CriticalOperation::ModifyProtection,
-                )?;
+        if let Some(stored) = w.resource(&req.path.resource_id()) {
+            let before = item_protection(w, kind, &stored.body, &vault_id)?;
+            let after = item_protection(w, kind, &req.body, &vault_id)?;
+            if let Some(op) = item_weakening(&before, &after) {
+                authorize_critical(w, now, req, &citations, &vault_id, kind, op)?;
             }
         }
         let (created, body) = store(w, req);
-        let status = if created && kind_of(&req.path.provider) == VaultKind::BackupVault {
+        let status = if created && kind == VaultKind::BackupVault {
             StatusCode::CREATED
         } else {
             StatusCode::OK

@@ -5,8 +5,10 @@
 pub mod api_versions;
 pub mod authorization;
 pub mod backup;
+pub mod casing;
 pub mod guards;
 pub mod mua;
+pub mod protection;
 pub mod resources;
 pub mod vault_config;
 pub mod vaults;
@@ -356,6 +358,10 @@ fn route(path: &ArmPath, method: &Method) -> Option<Route> {
         ("microsoft.dataprotection/backupvaults/backupresourceguardproxies/unlockdelete", "POST", _) => {
             r(DATA_PROTECTION, vaults::unlock_proxy)
         }
+        ("microsoft.dataprotection/backupvaults/backuppolicies", "GET", true) => {
+            r(DATA_PROTECTION, backup::get_resource)
+        }
+        ("microsoft.dataprotection/backupvaults/backuppolicies", "PUT", true) => r(DATA_PROTECTION, backup::put_policy),
         ("microsoft.dataprotection/backupvaults/backupinstances", "GET", true) => {
             r(DATA_PROTECTION, backup::get_resource)
         }

@@ -6,8 +6,10 @@ use axum::http::StatusCode;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
+use super::casing::{canonical_request, canonicalize};
 use super::guards::{GUARD_TYPE, normalize_location};
 use super::mua::{authorize_critical, caller_in_guard_tenant, cited_requests, find_guard, vault_link};
+use super::protection::{Immutability, SoftDelete, VaultProtection, vault_weakenings};
 use super::{ArmError, ArmRequest, ArmResponse, ArmResult, check_if_match, location_of};
 use crate::operations::{CriticalOperation, VaultKind};
 use crate::sim::authz;
@@ -83,15 +85,17 @@ pub fn get_vault(sim: &SimState, req: &ArmRequest) -> ArmResult {
         .ok_or_else(|| vault_not_found(req))
 }
 
-/// Recursively applies a JSON merge patch (RFC 7396), which is what ARM PATCH bodies are.
+/// Recursively applies a JSON merge patch (RFC 7396), which is what ARM PATCH bodies are. Property names
+/// match case-insensitively, as ARM reads them: a patch key updates the stored key in any casing.
 pub fn merge(target: &mut Value, patch: &Value) {
     match (target.as_object_mut(), patch.as_object()) {
         (Some(target), Some(patch)) => {
             for (key, value) in patch {
+                let key = stored_key(target, key);
                 if value.is_null() {
-                    target.remove(key);
+                    target.remove(&key);
                 } else {
-                    merge(target.entry(key.clone()).or_insert(Value::Null), value);
+                    merge(target.entry(key).or_insert(Value::Null), value);
                 }
             }
         }
@@ -99,18 +103,32 @@ pub fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
-/// Fills what `defaults` has and `target` lacks, recursively (the service's defaults for a new resource).
+/// Fills what `defaults` has and `target` lacks (in any casing), recursively (the service's defaults for a
+/// new resource).
 pub fn fill_defaults(target: &mut Value, defaults: &Value) {
     if let (Some(target), Some(defaults)) = (target.as_object_mut(), defaults.as_object()) {
         for (key, value) in defaults {
-            match target.get_mut(key) {
+            let key = stored_key(target, key);
+            match target.get_mut(&key) {
                 Some(existing) if !existing.is_null() => fill_defaults(existing, value),
                 _ => {
-                    target.insert(key.clone(), value.clone());
+                    target.insert(key, value.clone());
                 }
             }
         }
     }
+}
+
+/// The key `object` stores `key` under, compared case-insensitively; `key` itself when it has none.
+fn stored_key(object: &serde_json::Map<String, Value>, key: &str) -> String {
+    if object.contains_key(key) {
+        return key.to_string();
+    }
+    object
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(key))
+        .cloned()
+        .unwrap_or_else(|| key.to_string())
 }
 
 /// What a Recovery Services vault reports when its creator did not say otherwise.
@@ -137,6 +155,26 @@ pub fn rs_vault_defaults() -> Value {
             "bcdrSecurityLevel": "Poor",
         },
     })
+}
+
+/// What a Backup vault reports when its creator did not say otherwise: soft delete on for 14 days.
+pub fn backup_vault_defaults() -> Value {
+    json!({
+        "tags": {},
+        "properties": {
+            "securitySettings": {
+                "softDeleteSettings": {"state": "On", "retentionDurationInDays": 14.0},
+                "immutabilitySettings": {"state": "Disabled"},
+            },
+        },
+    })
+}
+
+fn vault_defaults(kind: VaultKind) -> Value {
+    match kind {
+        VaultKind::RecoveryServicesVault => rs_vault_defaults(),
+        VaultKind::BackupVault => backup_vault_defaults(),
+    }
 }
 
 /// Fills the IDs Azure assigns to a vault's managed identities (and nothing it would not report).
@@ -170,123 +208,15 @@ fn complete_identity(body: &mut Value, tenant: &str) {
     }
 }
 
-/// The strength of a soft-delete state: off, on, or on for good.
-fn soft_delete_strength(state: &str) -> u8 {
-    match state.to_ascii_lowercase().as_str() {
-        "alwayson" => 2,
-        "disabled" | "off" => 0,
-        _ => 1,
-    }
-}
-
-fn immutability_strength(state: &str) -> u8 {
-    match state.to_ascii_lowercase().as_str() {
-        "locked" => 2,
-        "unlocked" => 1,
-        _ => 0,
-    }
-}
-
-/// The soft-delete state fields of a vault kind and the values Azure accepts for them.
-fn soft_delete_fields(kind: VaultKind) -> (&'static [&'static str], &'static [&'static str]) {
-    match kind {
-        VaultKind::RecoveryServicesVault => (
-            &["softDeleteState", "enhancedSecurityState"],
-            &["Enabled", "Disabled", "AlwaysON"],
-        ),
-        VaultKind::BackupVault => (&["state"], &["On", "Off", "AlwaysOn"]),
-    }
-}
-
-/// Refuses security settings Azure would not accept: wrong shapes and unknown state values.
-fn validate_security_settings(kind: VaultKind, body: &Value) -> Result<(), ArmError> {
-    let invalid = |what: String| ArmError::bad_request("InvalidRequestContent", what);
-    let properties = &body["properties"];
-    if !properties.is_null() && !properties.is_object() {
-        return Err(invalid("properties must be an object.".into()));
-    }
-    let security = &properties["securitySettings"];
-    if security.is_null() {
-        return Ok(());
-    }
-    if !security.is_object() {
-        return Err(invalid("properties.securitySettings must be an object.".into()));
-    }
-    let (fields, allowed) = soft_delete_fields(kind);
-    let soft_delete = &security["softDeleteSettings"];
-    if !soft_delete.is_null() && !soft_delete.is_object() {
-        return Err(invalid("securitySettings.softDeleteSettings must be an object.".into()));
-    }
-    for field in fields {
-        match &soft_delete[*field] {
-            Value::Null => {}
-            Value::String(v) if allowed.iter().any(|a| a.eq_ignore_ascii_case(v)) => {}
-            other => {
-                return Err(invalid(format!(
-                    "softDeleteSettings.{field} must be one of {}; got {other}.",
-                    allowed.join(", ")
-                )));
-            }
-        }
-    }
-    match &security["immutabilitySettings"]["state"] {
-        Value::Null => Ok(()),
-        Value::String(v)
-            if ["Disabled", "Unlocked", "Locked"]
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(v)) =>
-        {
-            Ok(())
-        }
-        other => Err(invalid(format!(
-            "immutabilitySettings.state must be Disabled, Unlocked or Locked; got {other}."
-        ))),
-    }
-}
-
-fn security_field<'a>(body: &'a Value, path: &str) -> &'a str {
-    body.pointer(&format!("/properties/securitySettings/{path}"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
-/// The critical operations a change of vault settings amounts to: any weakening counts.
-fn critical_changes(kind: VaultKind, before: &Value, after: &Value) -> Vec<CriticalOperation> {
-    let mut ops = Vec::new();
-    let (fields, _) = soft_delete_fields(kind);
-    let weakened = fields.iter().any(|field| {
-        let path = format!("softDeleteSettings/{field}");
-        let (was, now) = (security_field(before, &path), security_field(after, &path));
-        !was.is_empty() && soft_delete_strength(now) < soft_delete_strength(was)
-    });
-    if weakened {
-        ops.push(CriticalOperation::DisableSoftDelete);
-    }
-    let immutability = |v: &Value| immutability_strength(security_field(v, "immutabilitySettings/state"));
-    if immutability(after) < immutability(before) {
-        ops.push(CriticalOperation::DisableImmutability);
-    }
-    let encryption = |v: &Value| v.pointer("/properties/encryption").cloned().unwrap_or(Value::Null);
-    if !encryption(before).is_null() && encryption(before) != encryption(after) {
-        ops.push(CriticalOperation::ModifyEncryptionSettings);
-    }
-    ops
-}
-
 /// Refuses changes Azure never allows, whoever asks.
-fn check_irreversible(kind: VaultKind, before: &Value, after: &Value) -> Result<(), ArmError> {
-    let (fields, _) = soft_delete_fields(kind);
-    let path = format!("softDeleteSettings/{}", fields[0]);
-    if soft_delete_strength(security_field(before, &path)) == 2
-        && soft_delete_strength(security_field(after, &path)) < 2
-    {
+fn check_irreversible(before: &VaultProtection, after: &VaultProtection) -> Result<(), ArmError> {
+    if before.soft_delete == SoftDelete::AlwaysOn && after.soft_delete < SoftDelete::AlwaysOn {
         return Err(ArmError::bad_request(
             "UserErrorSoftDeleteAlwaysOnCannotBeDisabled",
             "Soft delete is always on for this vault and cannot be turned off.",
         ));
     }
-    let state = |v: &Value| immutability_strength(security_field(v, "immutabilitySettings/state"));
-    if state(before) == 2 && state(after) < 2 {
+    if before.immutability == Immutability::Locked && after.immutability < Immutability::Locked {
         return Err(ArmError::bad_request(
             "UserErrorImmutabilityLocked",
             "Immutability is locked for this vault and cannot be reduced.",
@@ -295,11 +225,43 @@ fn check_irreversible(kind: VaultKind, before: &Value, after: &Value) -> Result<
     Ok(())
 }
 
+/// ARM's refusal to move an existing resource to another region. The code and message are ARM's own (as
+/// quoted in MicrosoftDocs/azure-docs#70422 and Azure/azure-cli#31604); the status is 409: the Python
+/// SDK raises its ResourceExistsError, its error for a 409, for this code (azure-cli#31604).
+fn location_is_immutable(req: &ArmRequest, stored: &str, asked: &str) -> ArmError {
+    ArmError::new(
+        StatusCode::CONFLICT,
+        "InvalidResourceLocation",
+        format!(
+            "The resource '{name}' already exists in location '{stored}' in resource group '{group}'. A resource \
+             with the same name cannot be created in location '{asked}'. Please select a new resource name.",
+            name = req.path.names[0],
+            group = req.path.resource_group().unwrap_or_default(),
+        ),
+    )
+}
+
+/// A vault stays in its region: a write that names another is refused, one that names none keeps it.
+fn keep_location(req: &ArmRequest, existing: &Value, after: &mut Value) -> Result<(), ArmError> {
+    let stored = existing["location"].as_str().unwrap_or_default().to_string();
+    if let Some(asked) = after["location"]
+        .as_str()
+        .map(normalize_location)
+        .filter(|asked| !asked.is_empty() && *asked != normalize_location(&stored))
+    {
+        return Err(location_is_immutable(req, &stored, &asked));
+    }
+    after["location"] = json!(stored);
+    Ok(())
+}
+
 /// How a vault write builds the new vault from the stored one (`None` when it does not exist).
 type Build<'a> = &'a dyn Fn(Option<&Value>) -> Result<Value, ArmError>;
 
-/// Checks and stores a vault change under one lock: ETag, shape, irreversible changes, then the MUA check
-/// for every critical change. Returns whether it was created, its ID and its rendered body.
+/// Checks and stores a vault change under one lock: ETag, shape, region, irreversible changes, then the MUA
+/// check for every weakening. Decides from what would be stored (names canonical, defaults filled), so no
+/// JSON shape (a null, an omitted section, another casing) slips past. `build` should read a request
+/// that [`canonical_request`] made. Returns whether it was created, its ID and its rendered body.
 pub(super) fn write_vault(sim: &SimState, req: &ArmRequest, build: Build) -> Result<(bool, String, Value), ArmError> {
     let kind = kind_of(&req.path.provider);
     let id = req.path.resource_id_of(1);
@@ -308,8 +270,13 @@ pub(super) fn write_vault(sim: &SimState, req: &ArmRequest, build: Build) -> Res
     sim.write(|w| {
         let existing = w.resource(&id).cloned();
         check_if_match(req, existing.as_ref().map(|r| r.etag.as_str()))?;
-        let mut after = build(existing.as_ref().map(|r| &r.body))?;
-        validate_security_settings(kind, &after)?;
+        let mut after = canonicalize(&build(existing.as_ref().map(|r| &r.body))?)?;
+        if !after.is_object() {
+            return Err(ArmError::bad_request(
+                "InvalidRequestContent",
+                "The request content was invalid: a vault must be a JSON object.",
+            ));
+        }
         if let Some(props) = after.get_mut("properties").and_then(Value::as_object_mut) {
             // Citations authorize this call; they are not stored.
             props.remove("resourceGuardOperationRequests");
@@ -318,13 +285,16 @@ pub(super) fn write_vault(sim: &SimState, req: &ArmRequest, build: Build) -> Res
         after["id"] = json!(id);
         after["name"] = json!(req.path.names[0]);
         after["type"] = json!(vault_type(kind));
+        fill_defaults(&mut after, &vault_defaults(kind));
         if kind == VaultKind::RecoveryServicesVault {
-            fill_defaults(&mut after, &rs_vault_defaults());
             complete_identity(&mut after, &req.caller.tid);
         }
+        let protection = VaultProtection::of(kind, &after)?;
         if let Some(existing) = &existing {
-            check_irreversible(kind, &existing.body, &after)?;
-            for op in critical_changes(kind, &existing.body, &after) {
+            keep_location(req, &existing.body, &mut after)?;
+            let before = VaultProtection::of(kind, &existing.body)?;
+            check_irreversible(&before, &protection)?;
+            for op in vault_weakenings(&before, &protection) {
                 authorize_critical(w, now, req, &citations, &id, kind, op)?;
             }
         }
@@ -384,15 +354,19 @@ fn start_operation(sim: &SimState, vault_id: &str) -> (String, String) {
     )
 }
 
+/// A PUT's vault: the body as sent, with the location of its resource group when it names none and the
+/// vault is new (an existing vault keeps its own; see [`keep_location`]).
+fn put_vault_body(req: &ArmRequest, group_location: Option<&str>, existing: Option<&Value>) -> Result<Value, ArmError> {
+    match existing {
+        Some(_) => Ok(req.body.clone()),
+        None => new_vault_body(req, group_location),
+    }
+}
+
 pub fn put(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let req = &canonical_request(req)?;
     let group_location = location_of(sim, &req.path);
-    let build = |existing: Option<&Value>| {
-        let mut body = new_vault_body(req, group_location.as_deref())?;
-        if let Some(existing) = existing {
-            body["location"] = existing["location"].clone();
-        }
-        Ok(body)
-    };
+    let build = |existing: Option<&Value>| put_vault_body(req, group_location.as_deref(), existing);
     let (created, id, mut body) = write_vault(sim, req, &build)?;
     if !created {
         return Ok(ArmResponse::ok(body));
@@ -405,6 +379,7 @@ pub fn put(sim: &SimState, req: &ArmRequest) -> ArmResult {
 }
 
 pub fn patch(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let req = &canonical_request(req)?;
     let (_, id, _) = write_vault(sim, req, &|existing| patched(req, existing))?;
     let (status, location) = start_operation(sim, &id);
     Ok(ArmResponse::empty(StatusCode::ACCEPTED)
@@ -414,8 +389,10 @@ pub fn patch(sim: &SimState, req: &ArmRequest) -> ArmResult {
 }
 
 pub fn put_backup_vault(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let req = &canonical_request(req)?;
     let group_location = location_of(sim, &req.path);
-    let (created, _, body) = write_vault(sim, req, &|_| new_vault_body(req, group_location.as_deref()))?;
+    let build = |existing: Option<&Value>| put_vault_body(req, group_location.as_deref(), existing);
+    let (created, _, body) = write_vault(sim, req, &build)?;
     Ok(ArmResponse::with_status(
         if created { StatusCode::CREATED } else { StatusCode::OK },
         body,
@@ -423,6 +400,7 @@ pub fn put_backup_vault(sim: &SimState, req: &ArmRequest) -> ArmResult {
 }
 
 pub fn patch_backup_vault(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let req = &canonical_request(req)?;
     let (_, _, body) = write_vault(sim, req, &|existing| patched(req, existing))?;
     Ok(ArmResponse::ok(body))
 }
