@@ -868,3 +868,24 @@ async fn an_admin_assign_of_a_role_the_principal_holds_at_the_scope_is_refused()
     let refused = ts.call(&security, Method::PUT, &second, Some(body)).await;
     assert_eq!((refused.status, refused.code()), (409, "RoleAssignmentExists"));
 }
+
+#[tokio::test]
+async fn a_justification_of_only_whitespace_is_no_justification() {
+    let ts = TestSim::start().await;
+    let body = contributor_request("SelfActivate", "PT1H", "   ");
+    let reply = ts
+        .call(
+            &ts.backup_side(),
+            Method::PUT,
+            &schedule_request_path(&security_rg()),
+            Some(body),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (400, "RoleAssignmentRequestPolicyValidationFailed"),
+        "{}",
+        reply.body
+    );
+    assert!(reply.message().contains("Justification"), "{}", reply.body);
+}

@@ -473,12 +473,14 @@ fn self_activate(w: &mut World, r: &ScheduleRequest) -> Result<Outcome, ArmError
             "The role assignment request exceeds the maximum activation duration {max:#} (ExpirationRule)."
         )));
     }
-    if rules.justification_required && r.props["justification"].as_str().is_none_or(str::is_empty) {
+    // Text of only whitespace is no justification (nor ticket number).
+    let blank = |v: &Value| v.as_str().is_none_or(|s| s.trim().is_empty());
+    if rules.justification_required && blank(&r.props["justification"]) {
         return Err(policy_failure(
             "Justification is required by the policy (EnablementRule).",
         ));
     }
-    if rules.ticket_required && r.props["ticketInfo"]["ticketNumber"].as_str().is_none_or(str::is_empty) {
+    if rules.ticket_required && blank(&r.props["ticketInfo"]["ticketNumber"]) {
         return Err(policy_failure(
             "Ticket information is required by the policy (EnablementRule).",
         ));
