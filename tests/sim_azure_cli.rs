@@ -1,16 +1,20 @@
 //! The stock Azure CLI (azure-cli from PyPI, installed once per machine by `tests/azcli/install.sh`)
 //! against the simulator, the way a person rehearses MUA: `az cloud register` with the simulator's
-//! endpoints, `az login --service-principal`, then ordinary commands. Each test has its own simulator
-//! and its own CLI profile (`AZURE_CONFIG_DIR`), so they run in parallel.
+//! endpoints, `az login --service-principal` (or a person's `az login --use-device-code`), then ordinary
+//! commands. Each test has its own simulator and its own CLI profile (`AZURE_CONFIG_DIR`), so they run in
+//! parallel.
 
 mod simulator;
 
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 use simulator::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The directory holding `az`, installed (or found in the cache) by the project's script.
 fn az_bin_dir() -> &'static Path {
@@ -108,7 +112,8 @@ impl Az {
         az
     }
 
-    async fn run(&self, args: &[&str]) -> AzOutput {
+    /// `az <args> --output json` with this profile, pointed at the simulator.
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(az_bin_dir().join("az"));
         command
             .args(args)
@@ -126,13 +131,106 @@ impl Az {
             .env_remove("AZURE_CLIENT_SECRET")
             .env_remove("AZURE_TENANT_ID")
             .kill_on_drop(true);
-        let output = command.output().await.expect("az runs");
+        command
+    }
+
+    async fn run(&self, args: &[&str]) -> AzOutput {
+        let output = self.command(args).output().await.expect("az runs");
         AzOutput {
             success: output.status.success(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
     }
+
+    /// Starts `az login --use-device-code --tenant <tenant>` and reads its stderr until it asks the person
+    /// to enter a code.
+    async fn start_device_login(&self, tenant: &str) -> DeviceLogin {
+        let mut child = self
+            .command(&["login", "--use-device-code", "--tenant", tenant])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("az starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut said = String::new();
+        let shown = tokio::time::timeout(DEVICE_LOGIN_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await.expect("az's stderr reads") {
+                said.push_str(&line);
+                said.push('\n');
+                if let Some(code) = user_code_in(&line) {
+                    return Some(code);
+                }
+            }
+            None
+        })
+        .await;
+        let user_code = match shown {
+            Ok(Some(code)) => code,
+            Ok(None) => panic!("az login ended without showing a code:\n{said}"),
+            Err(_) => panic!("az login showed no code within {DEVICE_LOGIN_TIMEOUT:?}:\n{said}"),
+        };
+        // Read on, so that az never blocks on a full pipe, and keep what it says for the assertions.
+        let stderr = tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                said.push_str(&line);
+                said.push('\n');
+            }
+            said
+        });
+        DeviceLogin {
+            child,
+            user_code,
+            stderr,
+        }
+    }
+}
+
+/// How long `az login --use-device-code` may take to show its code, and to finish once the code is decided.
+const DEVICE_LOGIN_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The code in the CLI's "... enter the code ABCD2345 to authenticate." (Entra's device code message).
+fn user_code_in(line: &str) -> Option<String> {
+    let (_, after) = line.split_once("enter the code ")?;
+    after.split_whitespace().next().map(String::from)
+}
+
+/// `az login --use-device-code` under way, waiting for a person to decide on its code.
+struct DeviceLogin {
+    child: tokio::process::Child,
+    user_code: String,
+    stderr: tokio::task::JoinHandle<String>,
+}
+
+impl DeviceLogin {
+    /// Waits for `az login` to end (its polling sees the decision within one interval).
+    async fn finish(self) -> AzOutput {
+        let output = tokio::time::timeout(DEVICE_LOGIN_TIMEOUT, self.child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("az login did not end within {DEVICE_LOGIN_TIMEOUT:?}"))
+            .expect("az login runs");
+        AzOutput {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: self.stderr.await.expect("stderr was read"),
+        }
+    }
+}
+
+/// A simulator whose device code clients poll every second (Entra says 5), so sign-ins end quickly.
+async fn sim_with_fast_device_codes() -> TestSim {
+    TestSim::start_with(|options| options.device_code_interval = Duration::from_secs(1)).await
+}
+
+/// Alice answers a code at the simulator's device login: her credentials, or `decline`.
+async fn alice_decides(ts: &TestSim, user_code: &str, approve: bool) {
+    let body = if approve {
+        json!({"userCode": user_code, "username": "alice@contoso.example", "password": "alice-password"})
+    } else {
+        json!({"userCode": user_code, "decline": true})
+    };
+    ts.admin(Method::POST, "/_sim/devicelogin", Some(body)).await;
 }
 
 fn ids(subscriptions: &[Value]) -> Vec<String> {
@@ -346,8 +444,6 @@ async fn az_role_assignment_create_grants_reader_on_a_guard() {
         .expect(200, "Alice reads the guard as Reader");
 }
 
-const ALICE_OID: &str = "8b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d01";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn az_backup_vault_resource_guard_mapping_update_links_the_vault_with_reader_on_the_guard() {
     let ts = TestSim::start().await;
@@ -545,4 +641,72 @@ async fn the_mua_walkthrough_with_the_stock_azure_cli() {
         vault["properties"]["securitySettings"]["multiUserAuthorization"],
         "Disabled"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn az_login_with_a_device_code_signs_alice_in_once_she_approves_the_code() {
+    let ts = sim_with_fast_device_codes().await;
+    // Without a role anywhere `az login` finds no subscription: the security admin makes Alice Reader on
+    // the security resource group.
+    let assignment = format!(
+        "{}/providers/Microsoft.Authorization/roleAssignments/{}",
+        security_rg(),
+        uuid::Uuid::new_v4()
+    );
+    let reader = json!({"properties": {
+        "roleDefinitionId": format!("/subscriptions/{SECURITY_SUB}/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7"),
+        "principalId": ALICE_OID,
+        "principalType": "User",
+    }});
+    ts.call(&ts.security_side(), Method::PUT, &assignment, Some(reader))
+        .await
+        .expect(201, "Reader for Alice");
+
+    let az = Az::registered(&ts).await;
+    let login = az.start_device_login(CONTOSO).await;
+    alice_decides(&ts, &login.user_code, true).await;
+    let subscriptions = login.finish().await.ok("az login --use-device-code").json();
+    assert_eq!(ids(subscriptions.as_array().unwrap()), [SECURITY_SUB]);
+
+    let shown = az.run(&["account", "show"]).await.ok("az account show").json();
+    assert_eq!(shown["user"], json!({"name": "alice@contoso.example", "type": "user"}));
+    assert_eq!(shown["tenantId"], CONTOSO);
+
+    // `--assignee <UPN>` is resolved through Microsoft Graph: MSAL gets the Graph token silently, with
+    // the refresh token from the sign-in. (`--all` would list at the subscription, where Alice may read
+    // nothing: ARM refuses that with AuthorizationFailed.)
+    let listed = az
+        .run(&[
+            "role",
+            "assignment",
+            "list",
+            "--assignee",
+            "alice@contoso.example",
+            "--resource-group",
+            "security-rg",
+        ])
+        .await
+        .ok("az role assignment list --assignee alice@contoso.example --resource-group security-rg")
+        .json();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["principalId"], ALICE_OID);
+    // The CLI names the principal with Graph's answer to `directoryObjects/getByIds`.
+    assert_eq!(listed[0]["principalName"], "alice@contoso.example");
+    assert_eq!(listed[0]["roleDefinitionName"], "Reader");
+    assert_eq!(listed[0]["scope"], security_rg());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn az_login_with_a_device_code_fails_when_the_code_is_declined() {
+    let ts = sim_with_fast_device_codes().await;
+    let az = Az::registered(&ts).await;
+    let login = az.start_device_login(CONTOSO).await;
+    alice_decides(&ts, &login.user_code, false).await;
+    login
+        .finish()
+        .await
+        .refused("az login with a declined code", &["AADSTS65004", "declined"]);
+    let shown = az.run(&["account", "show"]).await;
+    shown.refused("az account show after the declined sign-in", &["az login"]);
 }

@@ -1,5 +1,6 @@
 //! The simulator's own API under `/_sim/` (separate from ARM paths, no authentication: loopback only):
-//! inspect state, count calls per route and principal, set faults, and drive the clock.
+//! inspect state, count calls per route and principal, set faults, drive the clock, and sign in with a
+//! device code.
 
 use std::sync::Arc;
 
@@ -20,6 +21,10 @@ pub fn routes() -> Router<Arc<SimState>> {
         .route("/_sim/faults", get(faults).put(set_faults))
         .route("/_sim/clock", get(clock))
         .route("/_sim/clock/advance", post(advance))
+        .route(
+            "/_sim/devicelogin",
+            get(super::device_code::device_login_help).post(super::device_code::device_login),
+        )
 }
 
 async fn state(State(sim): State<Arc<SimState>>) -> Json<Value> {

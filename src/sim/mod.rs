@@ -8,6 +8,7 @@ pub mod admin;
 pub mod arm;
 pub mod authz;
 pub mod clock;
+pub mod device_code;
 pub mod faults;
 pub mod graph;
 pub mod identity;
@@ -15,6 +16,7 @@ pub mod seed;
 pub mod state;
 pub mod throttle;
 pub mod tls;
+pub mod user_tokens;
 pub mod world;
 
 use std::net::SocketAddr;
@@ -42,7 +44,7 @@ pub use throttle::Limits;
 pub struct SimOptions {
     /// Where to listen; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// The CA, its key and the token-signing key live here (created on first start).
+    /// The CA, its key and the token-signing keys live here (created on first start).
     pub data_dir: PathBuf,
     pub seed: Option<PathBuf>,
     /// Save the world here after every change, and load it from here on start (it wins over the seed).
@@ -53,6 +55,9 @@ pub struct SimOptions {
     /// How long a connection may sit without a complete request (TLS handshake or request headers)
     /// before it is closed, so idle clients cannot hold connections (and file descriptors) forever.
     pub idle_timeout: Duration,
+    /// How long device code clients (`az login --use-device-code`) wait between polls of the token
+    /// endpoint; MSAL waits this long once more after the code is approved.
+    pub device_code_interval: Duration,
 }
 
 impl SimOptions {
@@ -67,6 +72,8 @@ impl SimOptions {
             faults: Vec::new(),
             // Azure's load balancers drop idle connections after 4 minutes.
             idle_timeout: Duration::from_secs(240),
+            // Entra's interval.
+            device_code_interval: Duration::from_secs(5),
         }
     }
 }
@@ -117,6 +124,7 @@ impl Simulator {
             base_url.clone(),
             throttle,
             options.state_file.clone(),
+            options.device_code_interval,
         ));
         faults::validate(&options.faults).map_err(anyhow::Error::msg)?;
         state.faults.set(options.faults.clone());
@@ -152,6 +160,10 @@ impl Simulator {
 fn router(state: Arc<SimState>) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
+        .route(
+            "/{tenant}/oauth2/v2.0/devicecode",
+            post(device_code::device_authorization),
+        )
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
             get(identity::openid_configuration),

@@ -1,11 +1,12 @@
-//! The simulator's shared state: the world behind one lock, the clock, the token keys, throttling,
-//! faults and call counts.
+//! The simulator's shared state: the world behind one lock, the clock, the token keys, the device codes
+//! waiting for sign-in, throttling, faults and call counts.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::clock::SimClock;
+use super::device_code::DeviceCodes;
 use super::faults::Faults;
 use super::identity::TokenIssuer;
 use super::throttle::Throttle;
@@ -15,6 +16,7 @@ pub struct SimState {
     pub world: Mutex<World>,
     pub clock: Arc<SimClock>,
     pub tokens: TokenIssuer,
+    pub device_codes: DeviceCodes,
     /// `https://127.0.0.1:PORT`: ARM and the authority share one listener.
     pub base_url: String,
     pub throttle: Throttle,
@@ -43,11 +45,13 @@ impl SimState {
         base_url: String,
         throttle: Throttle,
         state_file: Option<PathBuf>,
+        device_code_interval: std::time::Duration,
     ) -> Self {
         Self {
             world: Mutex::new(world),
             clock,
             tokens,
+            device_codes: DeviceCodes::new(device_code_interval),
             base_url,
             throttle,
             faults: Faults::default(),
@@ -152,6 +156,7 @@ mod tests {
             "https://127.0.0.1:1".into(),
             Throttle::new(Limits::default(), clock, false),
             None,
+            std::time::Duration::from_secs(5),
         ));
         let panicking = state.clone();
         let crashed = std::thread::spawn(move || {

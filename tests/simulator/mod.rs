@@ -26,6 +26,9 @@ pub const SECURITY_APP: &str = "1e2f3a4b-5c6d-4e7f-8a9b-0c1d2e3f4a01";
 pub const SECURITY_SECRET: &str = "security-side-secret";
 pub const SECURITY_OID: &str = "7a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c01";
 pub const BOB_OID: &str = "9c4d5e6f-7a8b-4c9d-0e1f-2a3b4c5d6e01";
+pub const ALICE_OID: &str = "8b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d01";
+/// The Azure CLI's application (client) ID, which MSAL sends to the token endpoint.
+pub const AZURE_CLI_APP: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
 
 pub fn vault(name: &str) -> String {
     format!("/subscriptions/{BACKUP_SUB}/resourceGroups/backup-rg/providers/Microsoft.RecoveryServices/vaults/{name}")
@@ -159,7 +162,7 @@ impl TestSim {
             .post(format!("{}/{tenant}/oauth2/v2.0/token", self.sim.authority_host))
             .form(&[
                 ("grant_type", "password"),
-                ("client_id", "04b07795-8ddb-461a-bbee-02f9e1bf7b46"),
+                ("client_id", AZURE_CLI_APP),
                 ("username", username),
                 ("password", password),
                 ("scope", ARM_SCOPE),
