@@ -107,6 +107,13 @@ fn schedule_request_path(scope: &str) -> String {
     )
 }
 
+/// The backup side asks PIM to activate Contributor on the security resource group for an hour.
+async fn self_activate(ts: &TestSim, justification: &str) -> Reply {
+    let body = contributor_request("SelfActivate", "PT1H", justification);
+    let path = schedule_request_path(&security_rg());
+    ts.call(&ts.backup_side(), Method::PUT, &path, Some(body)).await
+}
+
 /// The backup side asks PIM for the activation `body` as `request_id`; it waits for approval. Returns
 /// the approval's ID.
 async fn pending_activation(ts: &TestSim, request_id: &str, body: Value) -> String {
@@ -753,16 +760,7 @@ async fn malformed_or_sideways_requests_cannot_weaken_a_linked_vault() {
 #[tokio::test]
 async fn an_undecided_pim_request_times_out_and_cannot_be_approved_late() {
     let ts = TestSim::start().await;
-    let body = contributor_request("SelfActivate", "PT1H", "late approval");
-    let pending = ts
-        .call(
-            &ts.backup_side(),
-            Method::PUT,
-            &schedule_request_path(&security_rg()),
-            Some(body),
-        )
-        .await
-        .expect(201, "request");
+    let pending = self_activate(&ts, "late approval").await.expect(201, "request");
     let approval = pending.body["properties"]["approvalId"].as_str().unwrap().to_string();
     ts.sim.advance(std::time::Duration::from_secs(25 * 3600));
     let id = pending.body["id"].as_str().unwrap();
@@ -872,15 +870,7 @@ async fn an_admin_assign_of_a_role_the_principal_holds_at_the_scope_is_refused()
 #[tokio::test]
 async fn a_justification_of_only_whitespace_is_no_justification() {
     let ts = TestSim::start().await;
-    let body = contributor_request("SelfActivate", "PT1H", "   ");
-    let reply = ts
-        .call(
-            &ts.backup_side(),
-            Method::PUT,
-            &schedule_request_path(&security_rg()),
-            Some(body),
-        )
-        .await;
+    let reply = self_activate(&ts, "   ").await;
     assert_eq!(
         (reply.status, reply.code()),
         (400, "RoleAssignmentRequestPolicyValidationFailed"),
