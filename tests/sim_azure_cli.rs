@@ -710,3 +710,19 @@ async fn az_login_with_a_device_code_fails_when_the_code_is_declined() {
     let shown = az.run(&["account", "show"]).await;
     shown.refused("az account show after the declined sign-in", &["az login"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn az_backup_vault_backup_properties_show_reads_storage_and_soft_delete() {
+    let ts = TestSim::start().await;
+    let az = Az::backup_side_in_backup_subscription(&ts).await;
+    let shown = on_prod_vault(&az, &["backup-properties", "show"])
+        .await
+        .ok("backup-properties show")
+        .json();
+    // The CLI prints [storage config, vault config].
+    assert_eq!(shown[0]["name"], "vaultstorageconfig", "{shown}");
+    assert_eq!(shown[0]["properties"]["storageModelType"], "GeoRedundant");
+    assert_eq!(shown[1]["name"], "vaultconfig", "{shown}");
+    assert_eq!(shown[1]["properties"]["softDeleteFeatureState"], "Enabled");
+    assert_eq!(shown[1]["properties"]["softDeleteRetentionPeriodInDays"], 14);
+}

@@ -327,6 +327,9 @@ fn route(path: &ArmPath, method: &Method) -> Option<Route> {
         ("microsoft.recoveryservices/vaults/backupfabrics/protectioncontainers/protecteditems", "DELETE", true) => {
             r(RECOVERY_SERVICES_BACKUP, backup::delete_item)
         }
+        ("microsoft.recoveryservices/vaults/backupstorageconfig", "GET", true) => {
+            r(RECOVERY_SERVICES_BACKUP, vault_config::get_storage)
+        }
         ("microsoft.recoveryservices/vaults/backupconfig", "GET", true) => {
             r(RECOVERY_SERVICES_BACKUP, vault_config::get)
         }

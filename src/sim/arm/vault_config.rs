@@ -44,20 +44,17 @@ fn vault_not_found(req: &ArmRequest) -> ArmError {
     )
 }
 
-/// The vault config as the service renders it from a vault.
+/// The vault config as the service renders it from a vault (the shape of a 2025 recording: no storage
+/// fields, which live in `backupstorageconfig/vaultstorageconfig`).
 fn render(vault_id: &str, vault: &Value) -> Value {
     let soft_delete = &vault["properties"]["securitySettings"]["softDeleteSettings"];
     let mut properties = Map::new();
     for (config, setting) in FIELDS {
         properties.insert(config.into(), soft_delete[setting].clone());
     }
-    let redundancy = vault["properties"]["redundancySettings"]["standardTierStorageRedundancy"].clone();
     let always_on = soft_delete["softDeleteState"]
         .as_str()
         .is_some_and(|s| s.eq_ignore_ascii_case("AlwaysON"));
-    properties.insert("storageModelType".into(), redundancy.clone());
-    properties.insert("storageType".into(), redundancy);
-    properties.insert("storageTypeState".into(), json!("Unlocked"));
     properties.insert("isSoftDeleteFeatureStateEditable".into(), json!(!always_on));
     json!({
         "id": format!("{vault_id}/backupconfig/{NAME}"),
@@ -65,6 +62,44 @@ fn render(vault_id: &str, vault: &Value) -> Value {
         "type": TYPE,
         "properties": properties,
     })
+}
+
+/// `GET .../backupstorageconfig/vaultstorageconfig`: the vault's storage redundancy, which `az backup vault
+/// backup-properties show` prints beside the vault config. Read-only here: the CLI changes redundancy
+/// through the vault itself.
+pub fn get_storage(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    const STORAGE_NAME: &str = "vaultstorageconfig";
+    let name = &req.path.names[1];
+    if !name.eq_ignore_ascii_case(STORAGE_NAME) {
+        let group = req.path.resource_group().unwrap_or_default();
+        return Err(ArmError::not_found(
+            "Microsoft.RecoveryServices/vaults/backupstorageconfig",
+            name,
+            group,
+        ));
+    }
+    let vault_id = req.path.resource_id_of(1);
+    let vault = sim
+        .read(|w| w.resource(&vault_id).map(|v| v.body.clone()))
+        .ok_or_else(|| vault_not_found(req))?;
+    let redundancy = &vault["properties"]["redundancySettings"];
+    let storage = redundancy["standardTierStorageRedundancy"].clone();
+    let cross_region = redundancy["crossRegionRestore"]
+        .as_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("Enabled"));
+    Ok(ArmResponse::ok(json!({
+        "id": format!("{vault_id}/backupstorageconfig/{STORAGE_NAME}"),
+        "name": STORAGE_NAME,
+        "type": "Microsoft.RecoveryServices/vaults/backupstorageconfig",
+        "properties": {
+            "storageModelType": storage,
+            "storageType": storage,
+            "storageTypeState": "Unlocked",
+            "crossRegionRestoreFlag": cross_region,
+            "dedupState": "Disabled",
+            "xcoolState": "Disabled",
+        },
+    })))
 }
 
 /// `GET .../backupconfig/vaultconfig`
