@@ -661,3 +661,40 @@ async fn a_strengthening_in_another_casing_is_stored_under_the_canonical_name() 
     assert_eq!(settings["softDeleteRetentionPeriodInDays"], 30);
     assert!(settings.get("SoftDeleteRetentionPeriodInDays").is_none(), "{settings}");
 }
+
+// ---- 8. The vault config: the CLI's way to the same soft-delete settings.
+
+fn vault_config() -> String {
+    format!("{}/backupconfig/vaultconfig", vault("prod-vault"))
+}
+
+#[tokio::test]
+async fn disabling_soft_delete_through_the_vault_config_is_refused() {
+    let ts = TestSim::start().await;
+    let guard_id = protected_vault(&ts, "config-guard", &[]).await;
+    let body = json!({"properties": {"softDeleteFeatureState": "Disabled",
+        "resourceGuardOperationRequests": cite(&guard_id, "disableSoftDeleteRequests")}});
+    let reply = ts
+        .call(&ts.backup_side(), Method::PATCH, &vault_config(), Some(body))
+        .await;
+    assert_refused_by_guard(&reply, "soft delete off through the vault config, with Reader only");
+    let config = ts.call(&ts.backup_side(), Method::GET, &vault_config(), None).await;
+    assert_eq!(config.body["properties"]["softDeleteFeatureState"], "Enabled");
+}
+
+#[tokio::test]
+async fn a_vault_config_citation_in_another_casing_counts_with_elevation() {
+    let ts = TestSim::start().await;
+    let guard_id = protected_vault(&ts, "config-casing-guard", &[]).await;
+    elevate(&ts, &guard_id).await;
+    let body = json!({"Properties": {"SoftDeleteFeatureState": "Disabled",
+        "ResourceGuardOperationRequests": cite(&guard_id, "disableSoftDeleteRequests")}});
+    ts.call(&ts.backup_side(), Method::PATCH, &vault_config(), Some(body))
+        .await
+        .expect(200, "soft delete off through the vault config, elevated");
+    let vault = ts
+        .call(&ts.backup_side(), Method::GET, &vault("prod-vault"), None)
+        .await;
+    let state = &vault.body["properties"]["securitySettings"]["softDeleteSettings"]["softDeleteState"];
+    assert_eq!(state, "Disabled", "both views say the same");
+}

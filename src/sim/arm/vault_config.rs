@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::casing::canonical_request;
 use super::vaults::{rs_vault_defaults, write_vault};
 use super::{ArmError, ArmRequest, ArmResponse, ArmResult};
 use crate::sim::state::SimState;
@@ -155,6 +156,8 @@ fn requested_settings(body: &Value) -> Result<Map<String, Value>, ArmError> {
 /// from `properties.resourceGuardOperationRequests`, where this body carries them too.
 fn write(sim: &SimState, req: &ArmRequest, replace: bool) -> ArmResult {
     require_name(req)?;
+    // Citations in any casing count, as in every other write.
+    let req = &canonical_request(req)?;
     let requested = requested_settings(&req.body)?;
     let build = |existing: Option<&Value>| {
         let mut vault = existing.ok_or_else(|| vault_not_found(req))?.clone();
