@@ -178,27 +178,78 @@ fn directory_object(p: &Principal) -> Value {
     }
 }
 
-/// The principals of the caller's tenant of one kind that `matches` selects, rendered.
-fn select(sim: &SimState, caller: &Claims, users: bool, matches: impl Fn(&Principal) -> bool) -> Vec<Value> {
-    sim.read(|w| {
-        w.principals
-            .values()
-            .filter(|p| p.tenant.eq_ignore_ascii_case(&caller.tid))
-            .filter(|p| (p.kind == PrincipalType::User) == users)
-            .filter(|p| matches(p))
-            .map(directory_object)
-            .collect()
-    })
-}
-
 fn collection(sim: &SimState, entity: &str, value: Vec<Value>) -> Response {
     let context = format!("{}/v1.0/$metadata#{entity}", sim.base_url);
     Json(json!({"@odata.context": context, "value": value})).into_response()
 }
 
-fn filter_of(query: &HashMap<String, String>, supported: &str) -> Result<Filter, GraphError> {
+/// One directory collection the simulator answers `$filter` look-ups on.
+struct Collection {
+    /// The entity set's name, as in its path.
+    name: &'static str,
+    users: bool,
+    /// The Graph permissions an application needs to read it (any one).
+    permissions: &'static [&'static str],
+    /// The properties a `$filter` may name, and how to say so.
+    properties: &'static [&'static str],
+    supported: &'static str,
+    /// Whether a principal has `value` in `property` (one of `properties`).
+    matches: fn(property: &str, principal: &Principal, value: &str) -> bool,
+}
+
+const SERVICE_PRINCIPALS: Collection = Collection {
+    name: "servicePrincipals",
+    users: false,
+    permissions: &["Application.Read.All", "Directory.Read.All"],
+    properties: &["servicePrincipalNames", "appId", "displayName"],
+    supported: "servicePrincipalNames/any(c:c eq '<appId>'), appId eq '<appId>', displayName eq '<name>'",
+    matches: |property, p, value| match property {
+        "displayName" => p.display_name == value,
+        _ => p.client_id.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(value)),
+    },
+};
+
+const USERS: Collection = Collection {
+    name: "users",
+    users: true,
+    permissions: &["User.Read.All", "Directory.Read.All"],
+    properties: &["userPrincipalName", "mail", "displayName"],
+    supported: "userPrincipalName eq '<upn>', mail eq '<address>', displayName eq '<name>'",
+    matches: |property, p, value| match property {
+        "displayName" => p.display_name == value,
+        // Sign-in names compare without regard to case.
+        _ => p
+            .user_principal_name
+            .as_deref()
+            .is_some_and(|upn| upn.eq_ignore_ascii_case(value)),
+    },
+};
+
+/// `GET /v1.0/{collection}?$filter=...`: the principals of the caller's tenant in the collection that the
+/// filter selects.
+fn look_up(
+    sim: &SimState,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    collection_of: &Collection,
+) -> Result<Response, GraphError> {
+    let caller = authenticate(sim, headers)?;
+    authorize(sim, &caller, collection_of.permissions)?;
     let text = query.get("$filter").map(String::as_str).unwrap_or_default();
-    parse_filter(text).ok_or_else(|| unsupported(text, supported))
+    let filter = parse_filter(text)
+        .filter(|f| collection_of.properties.contains(&f.property.as_str()))
+        .ok_or_else(|| unsupported(text, collection_of.supported))?;
+    let value: Vec<Value> = sim.read(|w| {
+        w.principals
+            .values()
+            .filter(|p| p.tenant.eq_ignore_ascii_case(&caller.tid))
+            .filter(|p| (p.kind == PrincipalType::User) == collection_of.users)
+            .filter(|p| (collection_of.matches)(&filter.property, p, &filter.value))
+            .map(directory_object)
+            .collect()
+    });
+    sim.count_call(&format!("GET /v1.0/{}", collection_of.name), &caller.oid);
+    Ok(collection(sim, collection_of.name, value))
 }
 
 /// `GET /v1.0/servicePrincipals?$filter=...`
@@ -207,24 +258,7 @@ pub async fn service_principals(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, GraphError> {
-    let caller = authenticate(&sim, &headers)?;
-    authorize(&sim, &caller, &["Application.Read.All", "Directory.Read.All"])?;
-    const SUPPORTED: &str = "servicePrincipalNames/any(c:c eq '<appId>'), appId eq '<appId>', displayName eq '<name>'";
-    let filter = filter_of(&query, SUPPORTED)?;
-    let value = filter.value.clone();
-    let matches: Box<dyn Fn(&Principal) -> bool> = match filter.property.as_str() {
-        "servicePrincipalNames" | "appId" => {
-            Box::new(move |p| p.client_id.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(&value)))
-        }
-        "displayName" => Box::new(move |p| p.display_name == value),
-        _ => return Err(unsupported(&query["$filter"], SUPPORTED)),
-    };
-    sim.count_call("GET /v1.0/servicePrincipals", &caller.oid);
-    Ok(collection(
-        &sim,
-        "servicePrincipals",
-        select(&sim, &caller, false, matches),
-    ))
+    look_up(&sim, &headers, &query, &SERVICE_PRINCIPALS)
 }
 
 /// `GET /v1.0/users?$filter=...`
@@ -233,23 +267,7 @@ pub async fn users(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, GraphError> {
-    let caller = authenticate(&sim, &headers)?;
-    authorize(&sim, &caller, &["User.Read.All", "Directory.Read.All"])?;
-    const SUPPORTED: &str = "userPrincipalName eq '<upn>', mail eq '<address>', displayName eq '<name>'";
-    let filter = filter_of(&query, SUPPORTED)?;
-    let value = filter.value.clone();
-    let matches: Box<dyn Fn(&Principal) -> bool> = match filter.property.as_str() {
-        // Sign-in names compare without regard to case.
-        "userPrincipalName" | "mail" => Box::new(move |p| {
-            p.user_principal_name
-                .as_deref()
-                .is_some_and(|upn| upn.eq_ignore_ascii_case(&value))
-        }),
-        "displayName" => Box::new(move |p| p.display_name == value),
-        _ => return Err(unsupported(&query["$filter"], SUPPORTED)),
-    };
-    sim.count_call("GET /v1.0/users", &caller.oid);
-    Ok(collection(&sim, "users", select(&sim, &caller, true, matches)))
+    look_up(&sim, &headers, &query, &USERS)
 }
 
 /// `POST /v1.0/directoryObjects/getByIds` with `{"ids": [...], "types": [...]}`.

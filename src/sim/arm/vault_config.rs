@@ -8,7 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use super::casing::canonical_request;
-use super::vaults::{rs_vault_defaults, write_vault};
+use super::vaults::{rs_vault_defaults, vault_not_found, write_vault};
 use super::{ArmError, ArmRequest, ArmResponse, ArmResult};
 use crate::sim::state::SimState;
 
@@ -35,14 +35,6 @@ fn require_name(req: &ArmRequest) -> Result<(), ArmError> {
         name,
         req.path.resource_group().unwrap_or_default(),
     ))
-}
-
-fn vault_not_found(req: &ArmRequest) -> ArmError {
-    ArmError::not_found(
-        super::vaults::RS_VAULT_TYPE,
-        &req.path.names[0],
-        req.path.resource_group().unwrap_or_default(),
-    )
 }
 
 /// The vault config as the service renders it from a vault (the shape of a 2025 recording: no storage

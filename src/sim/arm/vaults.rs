@@ -54,7 +54,7 @@ fn render(w: &World, id: &str, stored: &StoredResource) -> Value {
     body
 }
 
-fn vault_not_found(req: &ArmRequest) -> ArmError {
+pub(super) fn vault_not_found(req: &ArmRequest) -> ArmError {
     let vault_type = vault_type(kind_of(&req.path.provider));
     ArmError::not_found(
         vault_type,
