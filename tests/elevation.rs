@@ -808,12 +808,31 @@ async fn attack_elevating_a_principal_the_rules_do_not_allow_fails() {
         .create(&PostParams::default(), &serde_json::from_value(object).unwrap())
         .await
         .unwrap();
-    op.reset_calls().await;
-    decide(&op, User::ApproverA, "pin", "Approve").await;
+    // The operator fails the request as soon as it sees it, before anyone approves.
     let failed = op
         .wait_for(&op.requests(), "pin", "Stalled", "True", Some("PrincipalNotAllowed"))
         .await;
     assert_eq!(failed.status.unwrap().phase, Some(RequestPhase::Failed));
+    op.reset_calls().await;
+    // An approver who approves anyway is turned away by the API server: approvals are closed.
+    let approval = as_user(&op, User::ApproverA)
+        .await
+        .patch_status(
+            "pin",
+            &PatchParams::apply("kubectl-mua/approver-a"),
+            &Patch::Apply(decision_entry(User::ApproverA, "Approve")),
+        )
+        .await;
+    match approval {
+        Err(kube::Error::Api(status)) => assert!(
+            status.code == 403
+                && status
+                    .message
+                    .contains("the request is already Failed; approvals are closed"),
+            "{status:?}"
+        ),
+        other => panic!("the approval of a failed request was not refused: {other:?}"),
+    }
     op.assert_no_calls(
         &["PUT", "PATCH", "POST", "DELETE"],
         QUIET,
