@@ -26,10 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cluster::{ControlPlane, User};
-use futures::StreamExt;
+use kube::Resource;
 use kube::api::Api;
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Resource, ResourceExt};
 use mua_operator::azure::{ArmClient, ArmMetrics, ThrottlePolicy};
 use mua_operator::controller::{Context, resource_guard, vault_protection};
 use mua_operator::crd::{CriticalOperationRequest, ResourceGuard, VaultProtection};
@@ -52,16 +50,10 @@ struct Scale {
 }
 
 fn scale() -> Scale {
-    let quick = std::env::var("MUA_BENCH_QUICK").is_ok_and(|v| v != "0" && !v.is_empty());
-    let number = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.replace('_', "").parse().ok())
-            .unwrap_or(default)
-    };
+    let quick = support::quick();
     Scale {
-        objects: number("MUA_BENCH_OBJECTS", if quick { 50 } else { 1000 }),
-        watched: number("MUA_BENCH_WATCHED", if quick { 500 } else { 10_000 }),
+        objects: support::env_number("MUA_BENCH_OBJECTS", if quick { 50 } else { 1000 }),
+        watched: support::env_number("MUA_BENCH_WATCHED", if quick { 500 } else { 10_000 }),
     }
 }
 
@@ -73,16 +65,13 @@ fn main() {
     support::trace(&timer);
 
     let scale = scale();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = support::runtime();
     let cp = ControlPlane::shared();
     println!(
         "converge: {} objects, {} watched; {} CPUs; API server {}",
         scale.objects,
         scale.watched,
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        support::cpus(),
         cp.server
     );
     runtime.block_on(async {
@@ -123,14 +112,6 @@ async fn warm_up(cp: &ControlPlane) {
         "warm-up: the first two objects took {:.1} s",
         started.elapsed().as_secs_f64()
     );
-}
-
-/// A seed file: the example's world plus the benchmark's vaults and subscriptions.
-fn seed_file(dir: &std::path::Path, vaults: usize, subscriptions: usize) -> std::path::PathBuf {
-    let path = dir.join("bench-seed.yaml");
-    let seed = support::seed(vaults, subscriptions);
-    std::fs::write(&path, yaml_serde::to_string(&seed).expect("the seed serializes")).expect("writing the seed");
-    path
 }
 
 async fn start_sim(seed: Option<&std::path::Path>, throttling: bool) -> TestSim {
@@ -192,7 +173,13 @@ where
     let at_start = status_writes().await;
     let n = objects.len();
     let started = Instant::now();
-    let waiting = tokio::spawn(wait_ready(api.clone(), n, started, deadline_for(n, 1), is_ready));
+    let waiting = tokio::spawn(support::wait_ready(
+        api.clone(),
+        n,
+        started,
+        deadline_for(n, 1),
+        is_ready,
+    ));
     support::create_all(&api, objects, CREATE_CONCURRENCY).await;
     let created = started.elapsed();
     let at_created = status_writes().await;
@@ -209,7 +196,7 @@ where
         ready,
         samples: support::scrape(&operator.registry),
         reconciles: timer.take(),
-        sim_admitted: arm_calls(ts),
+        sim_admitted: support::arm_calls(ts),
         writes_per_object: 1,
         status_latency: [at_created.since(&at_start), at_ready.since(&at_created)],
     }
@@ -226,56 +213,6 @@ fn arm_client(
         client = client.with_throttle(ThrottlePolicy::disabled());
     }
     (client, metrics)
-}
-
-fn ready<K: Resource>(conditions: Option<&mua_operator::crd::shared::Conditions>, object: &K) -> bool {
-    conditions
-        .and_then(|c| c.get("Ready"))
-        .is_some_and(|c| c.status == "True" && c.observed_generation == object.meta().generation)
-}
-
-fn guard_ready(rg: &ResourceGuard) -> bool {
-    ready(rg.status.as_ref().map(|s| &s.conditions), rg)
-}
-
-fn protection_ready(vp: &VaultProtection) -> bool {
-    ready(vp.status.as_ref().map(|s| &s.conditions), vp)
-}
-
-/// Watches `api` until `n` objects are ready (or `deadline` passes); returns when each became ready,
-/// measured from `started`, sorted.
-async fn wait_ready<K>(
-    api: Api<K>,
-    n: usize,
-    started: Instant,
-    deadline: Duration,
-    is_ready: fn(&K) -> bool,
-) -> Vec<Duration>
-where
-    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + 'static,
-{
-    let mut ready_at: HashMap<String, Duration> = HashMap::new();
-    let stream = watcher(api, watcher::Config::default()).default_backoff();
-    let mut stream = std::pin::pin!(stream);
-    let until = tokio::time::Instant::from_std(started + deadline);
-    while ready_at.len() < n {
-        let event = match tokio::time::timeout_at(until, stream.next()).await {
-            Ok(Some(Ok(event))) => event,
-            Ok(Some(Err(err))) => {
-                eprintln!("watch error: {err}");
-                continue;
-            }
-            Ok(None) | Err(_) => break,
-        };
-        if let watcher::Event::Apply(object) | watcher::Event::InitApply(object) = event
-            && is_ready(&object)
-        {
-            ready_at.entry(object.name_any()).or_insert_with(|| started.elapsed());
-        }
-    }
-    let mut times: Vec<Duration> = ready_at.into_values().collect();
-    times.sort();
-    times
 }
 
 /// What one convergence run produced.
@@ -456,17 +393,6 @@ fn report(run: &Run) {
     }
 }
 
-/// ARM calls the simulator admitted (its token endpoint not counted).
-fn arm_calls(ts: &TestSim) -> u64 {
-    let calls = ts.sim.state.calls();
-    calls
-        .by_route
-        .iter()
-        .filter(|(route, _)| !route.contains("oauth2"))
-        .map(|(_, n)| n)
-        .sum()
-}
-
 fn deadline_for(objects: usize, writes_per_object: usize) -> Duration {
     support::write_floor(objects * writes_per_object) * 3 + Duration::from_secs(120)
 }
@@ -502,7 +428,18 @@ async fn guards(cp: &ControlPlane, timer: &ReconcileTimer, n: usize, throttling:
         controller,
         stop,
     };
-    report(&converge(part, &ts, operator, ns.admin_api(), objects, guard_ready, timer).await);
+    report(
+        &converge(
+            part,
+            &ts,
+            operator,
+            ns.admin_api(),
+            objects,
+            support::guard_ready,
+            timer,
+        )
+        .await,
+    );
 }
 
 /// Part 2: N VaultProtections linking N seeded vaults to one guard given by ARM ID.
@@ -510,7 +447,7 @@ async fn vaults(cp: &ControlPlane, timer: &ReconcileTimer, n: usize) {
     let part = "vaults";
     let ns = cp.namespace(part).await;
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let seed = seed_file(dir.path(), n, 0);
+    let seed = support::seed_file(dir.path(), n, 0);
     let ts = start_sim(Some(&seed), true).await;
     // The guard, made beforehand by the security side (its own identity and write budget).
     let guard_id = ts.create_guard("bench-vaults-guard").await;
@@ -542,7 +479,16 @@ async fn vaults(cp: &ControlPlane, timer: &ReconcileTimer, n: usize) {
         controller,
         stop,
     };
-    let run = converge(part, &ts, operator, ns.admin_api(), objects, protection_ready, timer).await;
+    let run = converge(
+        part,
+        &ts,
+        operator,
+        ns.admin_api(),
+        objects,
+        support::protection_ready,
+        timer,
+    )
+    .await;
     let links = ts.sim.state.read(|world| {
         world
             .resources
@@ -559,7 +505,7 @@ async fn watch(cp: &ControlPlane, m: usize) {
     let part = "watch";
     let ns = cp.namespace(part).await;
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let seed = seed_file(dir.path(), 0, WATCH_SUBSCRIPTIONS);
+    let seed = support::seed_file(dir.path(), 0, WATCH_SUBSCRIPTIONS);
     let ts = start_sim(Some(&seed), true).await;
     let secret = dir.path().join("secret");
     std::fs::write(&secret, SECURITY_SECRET).expect("writing the secret");
@@ -623,14 +569,8 @@ async fn watch(cp: &ControlPlane, m: usize) {
             .arg("--ca-file")
             .arg(&ca)
             .arg("--client-secret-file")
-            .arg(&secret)
-            .env("KUBECONFIG", cp.kubeconfig_path(User::Admin))
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starting mua-operator run")
+            .arg(&secret);
+        support::spawn_operator(command, &cp.kubeconfig_path(User::Admin), log)
     };
     let errors_before = apiserver_errors().await;
     let mut operator = start_operator("operator-1.log");
@@ -671,12 +611,12 @@ async fn watch(cp: &ControlPlane, m: usize) {
         .collect();
     let api: Api<ResourceGuard> = ns.admin_api();
     let started = Instant::now();
-    let waiting = tokio::spawn(wait_ready(
+    let waiting = tokio::spawn(support::wait_ready(
         api.clone(),
         m,
         started,
         Duration::from_secs(1800),
-        guard_ready,
+        support::guard_ready,
     ));
     support::create_all(&api, objects, CREATE_CONCURRENCY).await;
     let created = started.elapsed();
@@ -704,8 +644,8 @@ async fn watch(cp: &ControlPlane, m: usize) {
     );
     println!(
         "[{part}] ARM calls admitted by the simulator: {} ({:.2} per object)",
-        arm_calls(&ts),
-        arm_calls(&ts) as f64 / m as f64
+        support::arm_calls(&ts),
+        support::arm_calls(&ts) as f64 / m as f64
     );
 
     // A restart with every object in place: the initial list, and one read per object.
@@ -720,7 +660,7 @@ async fn watch(cp: &ControlPlane, m: usize) {
     let mut max_api2 = 0;
     let resynced = loop {
         max_api2 = max_api2.max(support::procfs::established_to(pid2, api_port));
-        let reads = arm_calls(&ts);
+        let reads = support::arm_calls(&ts);
         if reads >= m as u64 || restarted.elapsed() > Duration::from_secs(600) {
             break reads;
         }

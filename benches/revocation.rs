@@ -65,11 +65,7 @@ const SETUP_CONCURRENCY: usize = 8;
 const TIMER: &str = "reconciler requested retry";
 
 fn requests() -> usize {
-    let quick = std::env::var("MUA_BENCH_QUICK").is_ok_and(|v| v != "0" && !v.is_empty());
-    std::env::var("MUA_BENCH_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick { 10 } else { 50 })
+    support::env_number("MUA_BENCH_REQUESTS", if support::quick() { 10 } else { 50 })
 }
 
 fn main() {
@@ -79,14 +75,11 @@ fn main() {
     ANCHOR.get_or_init(|| (Instant::now(), Timestamp::now()));
 
     let n = requests();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = support::runtime();
     let cp = ControlPlane::shared();
     println!(
         "revocation: {n} requests of {DURATION_TEXT} per part; {} CPUs; load average {}; API server {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        support::cpus(),
         support::load(),
         cp.server
     );

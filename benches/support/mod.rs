@@ -7,8 +7,8 @@ pub mod apiserver;
 pub mod procfs;
 pub mod timing;
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
 use tracing_subscriber::layer::SubscriberExt;
@@ -27,6 +27,49 @@ where
         .try_for_each(|_| async { Ok(()) })
         .await
         .expect("creating the objects");
+}
+
+/// A number from the environment variable `name` (`_` allowed as a separator), or `default`.
+pub fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// Whether `MUA_BENCH_QUICK` asks for a smoke run.
+pub fn quick() -> bool {
+    std::env::var("MUA_BENCH_QUICK").is_ok_and(|v| v != "0" && !v.is_empty())
+}
+
+/// The benchmark's runtime (multi-threaded, as the operator's).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// The CPUs this process may run on.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
+}
+
+/// Spawns `command` (a `mua-operator run …`) with the kubeconfig `kubeconfig` and its JSON log (level
+/// info) written to `log`; the process is killed if the handle is dropped.
+pub fn spawn_operator(
+    mut command: tokio::process::Command,
+    kubeconfig: &std::path::Path,
+    log: std::fs::File,
+) -> tokio::process::Child {
+    command
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting mua-operator run")
 }
 
 /// Which of a benchmark's `parts` to run: those named on the command line (`cargo bench` passes
@@ -183,4 +226,94 @@ pub fn vault_name(i: usize) -> String {
 /// The `i`-th extra subscription of [`seed`].
 pub fn spread_subscription(i: usize) -> String {
     format!("00000000-0000-4000-8000-{:012x}", i + 1)
+}
+
+/// A seed file in `dir`: [`seed`] written as YAML.
+pub fn seed_file(dir: &std::path::Path, vaults: usize, subscriptions: usize) -> std::path::PathBuf {
+    let path = dir.join("bench-seed.yaml");
+    let seed = seed(vaults, subscriptions);
+    std::fs::write(&path, yaml_serde::to_string(&seed).expect("the seed serializes")).expect("writing the seed");
+    path
+}
+
+/// ARM calls the simulator admitted (its token endpoint not counted).
+pub fn arm_calls(ts: &crate::simulator::TestSim) -> u64 {
+    let calls = ts.sim.state.calls();
+    calls
+        .by_route
+        .iter()
+        .filter(|(route, _)| !route.contains("oauth2"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+fn ready<K: kube::Resource>(conditions: Option<&mua_operator::crd::shared::Conditions>, object: &K) -> bool {
+    conditions
+        .and_then(|c| c.get("Ready"))
+        .is_some_and(|c| c.status == "True" && c.observed_generation == object.meta().generation)
+}
+
+pub fn guard_ready(rg: &mua_operator::crd::ResourceGuard) -> bool {
+    ready(rg.status.as_ref().map(|s| &s.conditions), rg)
+}
+
+pub fn protection_ready(vp: &mua_operator::crd::VaultProtection) -> bool {
+    ready(vp.status.as_ref().map(|s| &s.conditions), vp)
+}
+
+/// Watches `api` until `n` objects are ready (or `deadline` passes); returns when each became ready,
+/// measured from `started`, sorted.
+pub async fn wait_ready<K>(
+    api: kube::Api<K>,
+    n: usize,
+    started: Instant,
+    deadline: Duration,
+    is_ready: fn(&K) -> bool,
+) -> Vec<Duration>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    let mut times: Vec<Duration> = ready_times(api, n, started, deadline, is_ready)
+        .await
+        .into_values()
+        .collect();
+    times.sort();
+    times
+}
+
+/// Watches `api` until `n` objects are ready (or `deadline` passes); returns when each became ready, by
+/// name, measured from `started`.
+pub async fn ready_times<K>(
+    api: kube::Api<K>,
+    n: usize,
+    started: Instant,
+    deadline: Duration,
+    is_ready: fn(&K) -> bool,
+) -> HashMap<String, Duration>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    use futures::StreamExt;
+    use kube::ResourceExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let mut ready_at: HashMap<String, Duration> = HashMap::new();
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    let until = tokio::time::Instant::from_std(started + deadline);
+    while ready_at.len() < n {
+        let event = match tokio::time::timeout_at(until, stream.next()).await {
+            Ok(Some(Ok(event))) => event,
+            Ok(Some(Err(err))) => {
+                eprintln!("watch error: {err}");
+                continue;
+            }
+            Ok(None) | Err(_) => break,
+        };
+        if let watcher::Event::Apply(object) | watcher::Event::InitApply(object) = event
+            && is_ready(&object)
+        {
+            ready_at.entry(object.name_any()).or_insert_with(|| started.elapsed());
+        }
+    }
+    ready_at
 }
