@@ -639,6 +639,12 @@ fn forgeries() -> Vec<(&'static str, Value)> {
             "elevation",
             json!({"elevation": {"principalId": "9f2c1d4e-5b6a-4c3d-8e7f-0a1b2c3d4e5f", "scope": GUARD_ID}}),
         ),
+        (
+            "target",
+            json!({"target": {"vaultProtectionUid": "3f1c2d4e-0000-4000-8000-000000000001",
+                              "vaultId": "/subscriptions/5e13b949-1218-4d18-8b99-7e12155ec4f7/resourceGroups/backup-rg/providers/Microsoft.RecoveryServices/vaults/prod-vault",
+                              "guardId": GUARD_ID}}),
+        ),
         ("observedGeneration", json!({"observedGeneration": 7})),
         (
             "conditions",

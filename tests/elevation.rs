@@ -40,10 +40,7 @@ async fn start(prefix: &str) -> Operator {
 /// A guard whose rules need `required` approvals from the group `mua-approvers`, and `prod-vault` linked to
 /// it with soft delete on; returns the guard's ARM ID.
 async fn protected(op: &Operator, required: i32, vp_extra: Value) -> String {
-    let azure_name = op.unique("guard");
-    let elevation = json!({"elevation": {"approvers": {"groups": ["mua-approvers"]}, "requiredApprovals": required, "maxDuration": "1h"}});
-    op.create_guard("guard", &azure_name, elevation).await;
-    op.ready(&op.guards(), "guard").await;
+    let azure_name = guard_needing(op, required).await;
     let mut extra = json!({"softDelete": {"state": "Enabled"}});
     for (k, v) in vp_extra.as_object().unwrap() {
         extra[k] = v.clone();
@@ -52,6 +49,16 @@ async fn protected(op: &Operator, required: i32, vp_extra: Value) -> String {
         .await;
     op.ready(&op.protections(), "prod").await;
     guard(&azure_name)
+}
+
+/// The ResourceGuard `guard`, Ready, whose rules need `required` approvals from the group
+/// `mua-approvers`; returns its name in Azure.
+async fn guard_needing(op: &Operator, required: i32) -> String {
+    let azure_name = op.unique("guard");
+    let elevation = json!({"elevation": {"approvers": {"groups": ["mua-approvers"]}, "requiredApprovals": required, "maxDuration": "1h"}});
+    op.create_guard("guard", &azure_name, elevation).await;
+    op.ready(&op.guards(), "guard").await;
+    azure_name
 }
 
 async fn as_user(op: &Operator, user: User) -> Api<CriticalOperationRequest> {
@@ -840,6 +847,75 @@ async fn attack_elevating_a_principal_the_rules_do_not_allow_fails() {
     )
     .await;
     assert_eq!(grants(&op, &guard_id).await, 0);
+}
+
+/// The backup admin's setup for swapping vaults: the VaultProtection `x`, observing a vault nobody minds
+/// under the guard `guard`, and a request `sd` to disable soft delete through it.
+async fn request_through_a_harmless_vault(op: &Operator) {
+    op.create_protection(
+        "x",
+        &vault("prod-backup-vault"),
+        json!({"name": "guard"}),
+        json!({"managementPolicy": "Observe"}),
+    )
+    .await;
+    request_for(op, User::BackupAdmin, "sd", "x", "DisableSoftDelete", "30m").await;
+}
+
+/// The swap: `x` deleted and created again for the production vault, asking for its soft delete off.
+async fn swap_x_for_the_production_vault(op: &Operator) {
+    op.protections().delete("x", &DeleteParams::default()).await.unwrap();
+    eventually("x is gone", || async {
+        op.protections().get_opt("x").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    op.create_protection(
+        "x",
+        &vault("prod-vault"),
+        json!({"name": "guard"}),
+        json!({"softDelete": {"state": "Disabled"}}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn attack_an_approval_for_one_vault_is_not_used_on_another_under_the_same_name() {
+    let op = start("attack-swap").await;
+    guard_needing(&op, 1).await;
+    request_through_a_harmless_vault(&op).await;
+    decide(&op, User::ApproverA, "sd", "Approve").await;
+    phase_is(&op, "sd", RequestPhase::Active).await;
+    let before = soft_delete(&op).await;
+    assert_eq!(before, Some(SoftDelete::Enabled));
+    swap_x_for_the_production_vault(&op).await;
+    op.wait_for(&op.protections(), "x", "Ready", "False", Some("ElevationRequired"))
+        .await;
+    op.reset_calls().await;
+    op.assert_no_calls(&["PUT", "PATCH"], QUIET, "nothing weakens the production vault")
+        .await;
+    assert_eq!(soft_delete(&op).await, before, "the approval was for another vault");
+    let sd = op.requests().get("sd").await.unwrap();
+    assert_eq!(sd.status.unwrap().performed_at, None, "the request is not used");
+}
+
+#[tokio::test]
+async fn attack_a_vault_protection_swapped_before_the_approval_fails_the_request() {
+    let op = start("attack-swap-early").await;
+    let azure_name = guard_needing(&op, 1).await;
+    request_through_a_harmless_vault(&op).await;
+    eventually("the request records what it is for", || async {
+        let sd = op.requests().get("sd").await.ok()?;
+        sd.status?.target.filter(|t| t.vault_id.ends_with("/prod-backup-vault"))
+    })
+    .await;
+    swap_x_for_the_production_vault(&op).await;
+    decide(&op, User::ApproverA, "sd", "Approve").await;
+    let failed = op
+        .wait_for(&op.requests(), "sd", "Stalled", "True", Some("VaultProtectionChanged"))
+        .await;
+    assert_eq!(failed.status.unwrap().phase, Some(RequestPhase::Failed));
+    assert_eq!(grants(&op, &guard(&azure_name)).await, 0, "nobody is elevated");
+    assert_eq!(soft_delete(&op).await, Some(SoftDelete::Enabled));
 }
 
 #[tokio::test]

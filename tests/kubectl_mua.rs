@@ -854,6 +854,8 @@ async fn list_prints_a_json_list() {
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
 }
 
+const DESCRIBED_VAULT: &str = "/subscriptions/5e13b949-1218-4d18-8b99-7e12155ec4f7/resourceGroups/backup-rg/providers/Microsoft.RecoveryServices/vaults/prod-vault";
+
 #[tokio::test]
 async fn describe_shows_the_timeline() {
     let ns = setup("cli-describe").await;
@@ -876,6 +878,7 @@ async fn describe_shows_the_timeline() {
             ]),
             "elevation": {"principalId": PRINCIPAL, "scope": scope,
                           "scheduleRequestId": "b1f3a2c4-0000-4000-8000-000000000001"},
+            "target": {"vaultProtectionUid": "3f1c2d4e-0000-4000-8000-000000000002", "vaultId": DESCRIBED_VAULT, "guardId": scope},
             "policy": {"requiredApprovals": 1, "maxDuration": "1h", "backend": "Kubernetes", "role": "BackupMUAOperator"},
             "conditions": [{"type": "Ready", "status": "True", "reason": "Elevated", "message": "The elevation is active",
                             "lastTransitionTime": at(-300)}],
@@ -890,6 +893,9 @@ async fn describe_shows_the_timeline() {
         "Name:",
         "described",
         "Vault Protection:",
+        "Vault:",
+        DESCRIBED_VAULT,
+        "Guard:",
         "Operation:",
         "DisableSoftDelete",
         "Justification:",

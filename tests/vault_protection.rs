@@ -574,8 +574,8 @@ async fn with_an_active_request_soft_delete_is_disabled_citing_the_guard() {
     op.ready(&op.protections(), "prod").await;
 }
 
-/// A CriticalOperationRequest for `operation` on `prod`, marked Active until `expires` (what the
-/// elevation controller does once a request is approved and granted).
+/// A CriticalOperationRequest for `operation` on `prod`, marked Active until `expires` and granted for
+/// `prod` as it is now (what the elevation controller does once a request is approved and granted).
 async fn active_request(op: &Operator, name: &str, operation: &str, expires: jiff::Timestamp) {
     let request = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": name},
         "spec": {"vaultProtection": "prod", "operation": operation, "duration": "30m",
@@ -584,8 +584,14 @@ async fn active_request(op: &Operator, name: &str, operation: &str, expires: jif
         .create(&PostParams::default(), &serde_json::from_value(request).unwrap())
         .await
         .unwrap();
+    let prod = op.protections().get("prod").await.unwrap();
+    let target = json!({
+        "vaultProtectionUid": prod.metadata.uid,
+        "vaultId": prod.spec.vault.id,
+        "guardId": prod.status.and_then(|s| s.guard_id).expect("prod is linked to its guard"),
+    });
     let active = json!({"status": {"phase": "Active", "expiresAt": expires.to_string(),
-        "elevation": {"scope": "granted-by-the-test"}}});
+        "elevation": {"scope": "granted-by-the-test"}, "target": target}});
     op.requests()
         .patch_status(name, &PatchParams::default(), &Patch::Merge(&active))
         .await

@@ -24,7 +24,8 @@ use super::{Context, Error, Reason, admission, conditions, resource_guard, vault
 use crate::azure::authorization::{self, RequestType, ScheduleRequestSpec, ScheduleStatus};
 use crate::azure::guards::GuardId;
 use crate::crd::critical_operation_request::{
-    Approval, CriticalOperationRequestStatus, Decision as Verdict, EffectivePolicy, Elevation, RequestPhase, Transition,
+    Approval, CriticalOperationRequestStatus, Decision as Verdict, EffectivePolicy, Elevation, GrantTarget,
+    RequestPhase, Transition,
 };
 use crate::crd::elevation_policy::{ElevationRole, ElevationRules};
 use crate::crd::shared::{ApprovalBackend, Conditions};
@@ -69,12 +70,26 @@ impl Reported for CriticalOperationRequest {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Resolved {
     pub guard: GuardId,
+    /// The VaultProtection's `metadata.uid` and its vault's ARM ID: what an approval is for.
+    pub vault_protection_uid: String,
+    pub vault: String,
     pub guard_description: Option<String>,
     pub rules: ElevationRules,
     pub policy: EffectivePolicy,
     pub max_duration: Duration,
     /// Operations the guard does not protect (no elevation is needed or useful for them).
     pub excluded: Vec<crate::operations::CriticalOperation>,
+}
+
+impl Resolved {
+    /// What a grant under these rules is for.
+    pub fn target(&self) -> GrantTarget {
+        GrantTarget {
+            vault_protection_uid: self.vault_protection_uid.clone(),
+            vault_id: self.vault.clone(),
+            guard_id: self.guard.path(),
+        }
+    }
 }
 
 /// Why a request cannot go on. `fatal`: it never can (the spec is immutable): the request fails.
@@ -155,6 +170,16 @@ async fn resolve(ctx: &Context, cor: &CriticalOperationRequest) -> Result<Result
             ),
         )));
     };
+    let Some(vault) = vault_protection::vault_id(&vp.spec.vault).map(|v| v.path()) else {
+        return Ok(Err(Refusal::waiting(
+            Reason::VaultNotFound,
+            format!(
+                "the VaultProtection {} names no vault: it needs vault.id, or the vault's kind, subscription, resource group and name",
+                cor.spec.vault_protection
+            ),
+        )));
+    };
+    let vault_protection_uid = vp.uid().unwrap_or_default();
     // A vault linked to another guard would not be helped by an elevation on this one: nobody is elevated
     // for nothing.
     if let Some(linked) = vp.status.as_ref().and_then(|s| s.conditions.get("Linked"))
@@ -200,6 +225,8 @@ async fn resolve(ctx: &Context, cor: &CriticalOperationRequest) -> Result<Result
             let (policy, max_duration) = narrowed(&rules, &vp, cor.spec.requester.as_deref());
             Resolved {
                 guard: resource_guard::guard_id(&rg.spec),
+                vault_protection_uid,
+                vault,
                 guard_description: rg.spec.description.clone(),
                 rules,
                 policy,
@@ -235,6 +262,8 @@ async fn resolve(ctx: &Context, cor: &CriticalOperationRequest) -> Result<Result
             let (policy, max_duration) = narrowed(&found.spec.rules, &vp, cor.spec.requester.as_deref());
             Resolved {
                 guard: guard.in_tenant(tenant_id.as_deref()),
+                vault_protection_uid,
+                vault,
                 guard_description: vp.status.as_ref().and_then(|s| s.guard_description.clone()),
                 rules: found.spec.rules,
                 policy,
@@ -250,6 +279,28 @@ async fn resolve(ctx: &Context, cor: &CriticalOperationRequest) -> Result<Result
         }
     };
     Ok(Ok(resolved))
+}
+
+/// The request's VaultProtection, vault and guard as first recorded must still be what it names: an
+/// object deleted and created again under the same name, or one now naming another vault or guard, is
+/// not what the request was made (and approved) for. Pure.
+fn same_target(previous: &CriticalOperationRequestStatus, resolved: Resolved) -> Result<Resolved, Refusal> {
+    match &previous.target {
+        Some(recorded) if !same_grant_target(recorded, &resolved.target()) => Err(Refusal::fatal(
+            Reason::VaultProtectionChanged,
+            format!(
+                "the VaultProtection was created again or now names another vault or guard since this request was made (for the vault {} under the guard {}): create a new request",
+                recorded.vault_id, recorded.guard_id
+            ),
+        )),
+        _ => Ok(resolved),
+    }
+}
+
+fn same_grant_target(a: &GrantTarget, b: &GrantTarget) -> bool {
+    a.vault_protection_uid == b.vault_protection_uid
+        && a.vault_id.eq_ignore_ascii_case(&b.vault_id)
+        && a.guard_id.eq_ignore_ascii_case(&b.guard_id)
 }
 
 /// Checks the immutable spec against the rules. Pure. `Ok`: the elevation's length.
@@ -675,9 +726,11 @@ fn schedule_spec(
         request_type,
         duration,
         ends_at: None,
+        // Who asked, for PIM's approvers: in Azure the operator's identity is the one activating.
         justification: format!(
-            "{} ({}/{}): {}",
+            "{} for {} ({}/{}): {}",
             cor.spec.operation,
+            cor.spec.requester.as_deref().unwrap_or("an unknown requester"),
             cor.namespace().unwrap_or_default(),
             cor.name_any(),
             cor.spec.justification
@@ -847,7 +900,9 @@ async fn converge(
     // Only an undecided request needs its rules, approvals and the admission policies looked at.
     let undecided = !phase.is_final() && !observed.granted && observed.pim.is_none();
     if undecided && observed.revoked_by.is_none() {
-        observed.resolved = resolve(ctx, cor).await?;
+        observed.resolved = resolve(ctx, cor)
+            .await
+            .map(|r| r.and_then(|r| same_target(&previous, r)))?;
         if let Ok(resolved) = &observed.resolved {
             observed.duration = check_spec(cor, resolved);
             let requester = cor.spec.requester.clone().unwrap_or_default();
@@ -874,6 +929,8 @@ async fn converge(
     if let Ok(resolved) = &observed.resolved {
         status.policy = Some(resolved.policy.clone());
         status.guard_description = resolved.guard_description.clone();
+        // What the request is for, from the first time it is seen whole: approvers decide on this.
+        status.target.get_or_insert_with(|| resolved.target());
     }
     let mut notices = Vec::new();
     let (summary, requeue) = match decision {
@@ -933,6 +990,7 @@ async fn converge(
                 schedule_request_id: Some(granted.id),
                 ..elevation
             });
+            status.target = Some(resolved.target());
             status.granted_at = Some(Time(now));
             status.expires_at = Some(Time(expires));
             let message = format!(
@@ -976,6 +1034,7 @@ async fn converge(
                 schedule_request_id: Some(submitted.id),
                 ..elevation
             });
+            status.target = Some(resolved.target());
             let message = format!(
                 "asked PIM to activate {} on the guard for {}; PIM's approvers decide in Azure",
                 resolved.policy.role.azure_name(),
@@ -1372,6 +1431,8 @@ mod tests {
     fn resolved() -> Resolved {
         Resolved {
             guard: GuardId::new("s", "rg", "g"),
+            vault_protection_uid: "uid-1".into(),
+            vault: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v".into(),
             guard_description: None,
             rules: rules(),
             policy: EffectivePolicy {
@@ -1514,6 +1575,55 @@ mod tests {
         .unwrap();
         let refusal = check_spec(&cor, &resolved()).unwrap_err();
         assert_eq!((refusal.reason, refusal.fatal), (Reason::DurationTooLong, true));
+    }
+
+    #[test]
+    fn a_request_stays_bound_to_what_it_was_made_for() {
+        let mut previous = CriticalOperationRequestStatus::default();
+        assert!(same_target(&previous, resolved()).is_ok(), "nothing recorded yet");
+        previous.target = Some(GrantTarget {
+            vault_id: resolved().target().vault_id.to_uppercase(),
+            ..resolved().target()
+        });
+        assert!(same_target(&previous, resolved()).is_ok(), "ARM IDs in any casing");
+        for changed in [
+            Resolved {
+                vault_protection_uid: "uid-2".into(),
+                ..resolved()
+            },
+            Resolved {
+                vault: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/w".into(),
+                ..resolved()
+            },
+            Resolved {
+                guard: GuardId::new("s", "rg", "other"),
+                ..resolved()
+            },
+        ] {
+            let refusal = same_target(&previous, changed).unwrap_err();
+            assert_eq!((refusal.reason, refusal.fatal), (Reason::VaultProtectionChanged, true));
+        }
+    }
+
+    #[test]
+    fn azure_is_told_who_asked() {
+        let cor: CriticalOperationRequest = serde_json::from_value(json!({
+            "apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": "r", "namespace": "team"},
+            "spec": {"vaultProtection": "vp", "operation": "DisableSoftDelete", "duration": "10m", "justification": "decommission",
+                     "requester": "alice@contoso.example"}
+        }))
+        .unwrap();
+        let spec = schedule_spec(
+            &cor,
+            &Elevation::default(),
+            "role",
+            RequestType::SelfActivate,
+            Duration::from_secs(600),
+        );
+        assert_eq!(
+            spec.justification,
+            "DisableSoftDelete for alice@contoso.example (team/r): decommission"
+        );
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub enum Reason {
     Denied,
     /// The VaultProtection a request names does not exist.
     VaultProtectionNotFound,
+    /// The VaultProtection a request names was created again, or names another vault or guard, since the
+    /// request was made: what was asked for is not what would be elevated.
+    VaultProtectionChanged,
     /// No elevation rules (ResourceGuard.spec.elevation or an ElevationPolicy) cover the guard.
     ElevationPolicyMissing,
     /// The admission policies that enforce the two-person rule are missing: nobody is elevated.
@@ -131,6 +134,7 @@ impl Reason {
         Reason::Revoked,
         Reason::Denied,
         Reason::VaultProtectionNotFound,
+        Reason::VaultProtectionChanged,
         Reason::ElevationPolicyMissing,
         Reason::AdmissionPoliciesMissing,
         Reason::BackendUnavailable,
@@ -182,6 +186,7 @@ impl Reason {
             Revoked => "Revoked",
             Denied => "Denied",
             VaultProtectionNotFound => "VaultProtectionNotFound",
+            VaultProtectionChanged => "VaultProtectionChanged",
             ElevationPolicyMissing => "ElevationPolicyMissing",
             AdmissionPoliciesMissing => "AdmissionPoliciesMissing",
             BackendUnavailable => "BackendUnavailable",

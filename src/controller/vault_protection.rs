@@ -23,7 +23,7 @@ use crate::azure::client::ArmClient;
 use crate::azure::error::AzureError;
 use crate::azure::guards::{self, GuardId};
 use crate::azure::vaults::{self, Link, SoftDelete, SoftDeleteChange, Vault, VaultId};
-use crate::crd::critical_operation_request::{RequestAction, RequestPhase};
+use crate::crd::critical_operation_request::{GrantTarget, RequestAction, RequestPhase};
 use crate::crd::resource_guard::ProtectedOperation;
 use crate::crd::shared::{Conditions, ManagementPolicy};
 use crate::crd::vault_protection::{
@@ -865,8 +865,14 @@ async fn record_action_failed(ctx: &Context, key: &str, request: &str, why: &str
     record_on_request(ctx, key, request, serde_json::json!({"actionFailed": why})).await
 }
 
-/// The approved requests for this object that are active now and not yet used.
-async fn active_elevations(ctx: &Context, vp: &VaultProtection) -> Result<Vec<Elevation>, Error> {
+/// The approved requests for this object, its vault `vault` and its guard `guard` that are active now and
+/// not yet used.
+async fn active_elevations(
+    ctx: &Context,
+    vp: &VaultProtection,
+    vault: &VaultId,
+    guard: &GuardId,
+) -> Result<Vec<Elevation>, Error> {
     let requests: Api<CriticalOperationRequest> =
         Api::namespaced(ctx.client.clone(), &vp.namespace().unwrap_or_default());
     let now = ctx.clock.now();
@@ -883,6 +889,7 @@ async fn active_elevations(ctx: &Context, vp: &VaultProtection) -> Result<Vec<El
                     && s.performed_at.is_none()
                     && s.action_failed.is_none()
                     && critical_operation_request::holds_elevation(s)
+                    && s.target.as_ref().is_some_and(|t| granted_for(t, vp, vault, guard))
             })
         })
         .map(|r| Elevation {
@@ -891,6 +898,14 @@ async fn active_elevations(ctx: &Context, vp: &VaultProtection) -> Result<Vec<El
             action: r.spec.action,
         })
         .collect())
+}
+
+/// Whether an elevation was granted for this very object (not one deleted before it under the same
+/// name), its vault and its guard: an approval for one vault is never used on another.
+fn granted_for(target: &GrantTarget, vp: &VaultProtection, vault: &VaultId, guard: &GuardId) -> bool {
+    vp.uid().is_some_and(|uid| uid == target.vault_protection_uid)
+        && target.vault_id.eq_ignore_ascii_case(&vault.path())
+        && guard.is(&target.guard_id)
 }
 
 /// The link as the last status recorded it, when reading it again would tell nothing new: the vault
@@ -1055,7 +1070,7 @@ async fn converge(
         deleting,
     );
     if manage && (!plan.elevation_required.is_empty() || ctx.vault_memo.has_action(&key)) {
-        observed.elevations = active_elevations(ctx, vp).await?;
+        observed.elevations = active_elevations(ctx, vp, &id, &target.id).await?;
         plan = self::plan(
             spec,
             &target.id,
@@ -1358,6 +1373,46 @@ mod tests {
 
     fn target() -> GuardId {
         GuardId::parse(GUARD).unwrap()
+    }
+
+    /// A VaultProtection with `uid` for the vault `v` and guard `g`, and what a grant for it records.
+    fn granted(uid: &str) -> (VaultProtection, VaultId, GrantTarget) {
+        let mut vp = VaultProtection::new("prod", spec(json!({})));
+        vp.metadata.uid = Some(uid.into());
+        let vault = vault_id(&vp.spec.vault).unwrap();
+        let grant = GrantTarget {
+            vault_protection_uid: uid.into(),
+            vault_id: vault.path().to_uppercase(),
+            guard_id: GUARD.to_lowercase(),
+        };
+        (vp, vault, grant)
+    }
+
+    #[test]
+    fn an_elevation_serves_the_object_vault_and_guard_it_was_granted_for() {
+        let (vp, vault, grant) = granted("uid-1");
+        assert!(granted_for(&grant, &vp, &vault, &target()), "ARM IDs in any casing");
+    }
+
+    #[test]
+    fn an_elevation_does_not_serve_an_object_of_the_same_name_created_again() {
+        let (vp, vault, _) = granted("uid-2");
+        let (_, _, grant) = granted("uid-1");
+        assert!(!granted_for(&grant, &vp, &vault, &target()));
+    }
+
+    #[test]
+    fn an_elevation_does_not_serve_another_vault() {
+        let (vp, _, grant) = granted("uid-1");
+        let other =
+            VaultId::parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/w").unwrap();
+        assert!(!granted_for(&grant, &vp, &other, &target()));
+    }
+
+    #[test]
+    fn an_elevation_does_not_serve_another_guard() {
+        let (vp, vault, grant) = granted("uid-1");
+        assert!(!granted_for(&grant, &vp, &vault, &GuardId::parse(OTHER).unwrap()));
     }
 
     #[test]

@@ -347,6 +347,20 @@ pub struct Elevation {
     pub schedule_request_id: Option<String>,
 }
 
+/// What an elevation was granted for, recorded by the operator when it asks Azure for the grant. An
+/// approval is for one vault: a VaultProtection deleted and created again under the same name (a new
+/// `uid`), or now naming another vault or guard, cannot use it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantTarget {
+    /// The VaultProtection's `metadata.uid`.
+    pub vault_protection_uid: String,
+    /// The vault's ARM ID.
+    pub vault_id: String,
+    /// The guard's ARM ID (the elevation's scope).
+    pub guard_id: String,
+}
+
 /// Where a request stands, with its audit trail.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -387,6 +401,11 @@ pub struct CriticalOperationRequestStatus {
     /// The Azure side of the elevation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elevation: Option<Elevation>,
+
+    /// What the elevation was granted for. The backup side performs the operation under it only for this
+    /// very VaultProtection, vault and guard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<GrantTarget>,
 
     /// The rules this request was decided under, resolved from the guard's and the VaultProtection's.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -52,6 +52,11 @@ pub fn render(r: &CriticalOperationRequest, now: Timestamp) -> String {
     fields.add("Name", r.name_any());
     fields.add("Namespace", r.namespace().unwrap_or_default());
     fields.add("Vault Protection", &spec.vault_protection);
+    // What the operator recorded the request to be for: the vault and guard approvers decide on.
+    if let Some(target) = &status.target {
+        fields.add("Vault", &target.vault_id);
+        fields.add("Guard", &target.guard_id);
+    }
     fields.add("Operation", format!("{:?}", spec.operation));
     fields.add("Duration", &spec.duration);
     fields.add("Justification", &spec.justification);
