@@ -524,11 +524,7 @@ async fn watch(cp: &ControlPlane, m: usize) {
         .expect("the simulator's port");
     let admin = cp.client(User::Admin).await;
     let apiserver_errors = || async {
-        let text = admin
-            .request_text(http::Request::get("/metrics").body(Vec::new()).unwrap())
-            .await
-            .expect("the API server's metrics");
-        let samples = support::parse_prometheus(&text);
+        let samples = support::apiserver::scrape(&admin).await;
         sum(&samples, "apiserver_request_total", |l| {
             l.get("code").is_some_and(|c| c.starts_with('5') || c == "429")
         })

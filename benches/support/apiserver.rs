@@ -4,6 +4,15 @@
 
 use super::{Sample, parse_prometheus};
 
+/// The API server's `/metrics` now (as a user allowed to read them).
+pub async fn scrape(admin: &kube::Client) -> Vec<Sample> {
+    let text = admin
+        .request_text(http::Request::get("/metrics").body(Vec::new()).expect("a request"))
+        .await
+        .expect("the API server's metrics");
+    parse_prometheus(&text)
+}
+
 /// Cumulative bucket counts of one histogram (all verbs of one resource and subresource), by upper bound
 /// in seconds, ascending; the last bound is +Inf.
 #[derive(Clone, Debug, Default)]
@@ -13,11 +22,7 @@ impl Latency {
     /// The histogram of requests to `resource` (plural) and `subresource` (`""` for the object itself)
     /// answered so far.
     pub async fn now(admin: &kube::Client, resource: &str, subresource: &str) -> Latency {
-        let text = admin
-            .request_text(http::Request::get("/metrics").body(Vec::new()).expect("a request"))
-            .await
-            .expect("the API server's metrics");
-        Latency::of(&parse_prometheus(&text), resource, subresource)
+        Latency::of(&scrape(admin).await, resource, subresource)
     }
 
     fn of(samples: &[Sample], resource: &str, subresource: &str) -> Latency {

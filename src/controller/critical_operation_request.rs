@@ -286,7 +286,7 @@ async fn resolve(ctx: &Context, cor: &CriticalOperationRequest) -> Result<Result
 /// not what the request was made (and approved) for. Pure.
 fn same_target(previous: &CriticalOperationRequestStatus, resolved: Resolved) -> Result<Resolved, Refusal> {
     match &previous.target {
-        Some(recorded) if !same_grant_target(recorded, &resolved.target()) => Err(Refusal::fatal(
+        Some(recorded) if !recorded.matches(&resolved.target()) => Err(Refusal::fatal(
             Reason::VaultProtectionChanged,
             format!(
                 "the VaultProtection was created again or now names another vault or guard since this request was made (for the vault {} under the guard {}): create a new request",
@@ -295,12 +295,6 @@ fn same_target(previous: &CriticalOperationRequestStatus, resolved: Resolved) ->
         )),
         _ => Ok(resolved),
     }
-}
-
-fn same_grant_target(a: &GrantTarget, b: &GrantTarget) -> bool {
-    a.vault_protection_uid == b.vault_protection_uid
-        && a.vault_id.eq_ignore_ascii_case(&b.vault_id)
-        && a.guard_id.eq_ignore_ascii_case(&b.guard_id)
 }
 
 /// Checks the immutable spec against the rules. Pure. `Ok`: the elevation's length.
@@ -990,7 +984,6 @@ async fn converge(
                 schedule_request_id: Some(granted.id),
                 ..elevation
             });
-            status.target = Some(resolved.target());
             status.granted_at = Some(Time(now));
             status.expires_at = Some(Time(expires));
             let message = format!(
@@ -1034,7 +1027,6 @@ async fn converge(
                 schedule_request_id: Some(submitted.id),
                 ..elevation
             });
-            status.target = Some(resolved.target());
             let message = format!(
                 "asked PIM to activate {} on the guard for {}; PIM's approvers decide in Azure",
                 resolved.policy.role.azure_name(),

@@ -903,9 +903,13 @@ async fn active_elevations(
 /// Whether an elevation was granted for this very object (not one deleted before it under the same
 /// name), its vault and its guard: an approval for one vault is never used on another.
 fn granted_for(target: &GrantTarget, vp: &VaultProtection, vault: &VaultId, guard: &GuardId) -> bool {
-    vp.uid().is_some_and(|uid| uid == target.vault_protection_uid)
-        && target.vault_id.eq_ignore_ascii_case(&vault.path())
-        && guard.is(&target.guard_id)
+    vp.uid().is_some_and(|uid| {
+        target.matches(&GrantTarget {
+            vault_protection_uid: uid,
+            vault_id: vault.path(),
+            guard_id: guard.path(),
+        })
+    })
 }
 
 /// The link as the last status recorded it, when reading it again would tell nothing new: the vault

@@ -347,9 +347,9 @@ pub struct Elevation {
     pub schedule_request_id: Option<String>,
 }
 
-/// What an elevation was granted for, recorded by the operator when it asks Azure for the grant. An
-/// approval is for one vault: a VaultProtection deleted and created again under the same name (a new
-/// `uid`), or now naming another vault or guard, cannot use it.
+/// What a request (and the elevation granted for it) is for, recorded by the operator the first time it
+/// resolves the request. An approval is for one vault: a VaultProtection deleted and created again under
+/// the same name (a new `uid`), or now naming another vault or guard, cannot use it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantTarget {
@@ -359,6 +359,15 @@ pub struct GrantTarget {
     pub vault_id: String,
     /// The guard's ARM ID (the elevation's scope).
     pub guard_id: String,
+}
+
+impl GrantTarget {
+    /// The same object, vault and guard (ARM IDs compare without regard to case, as ARM's do).
+    pub fn matches(&self, other: &GrantTarget) -> bool {
+        self.vault_protection_uid == other.vault_protection_uid
+            && self.vault_id.eq_ignore_ascii_case(&other.vault_id)
+            && self.guard_id.eq_ignore_ascii_case(&other.guard_id)
+    }
 }
 
 /// Where a request stands, with its audit trail.
@@ -402,8 +411,8 @@ pub struct CriticalOperationRequestStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elevation: Option<Elevation>,
 
-    /// What the elevation was granted for. The backup side performs the operation under it only for this
-    /// very VaultProtection, vault and guard.
+    /// What the request is for, recorded the first time the operator resolves it. The backup side performs
+    /// the operation under its elevation only for this very VaultProtection, vault and guard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<GrantTarget>,
 
