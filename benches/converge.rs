@@ -29,7 +29,9 @@ use cluster::{ControlPlane, User};
 use kube::Resource;
 use kube::api::Api;
 use mua_operator::azure::{ArmClient, ArmMetrics, ThrottlePolicy};
-use mua_operator::controller::{Context, resource_guard, vault_protection};
+use mua_operator::controller::{
+    BackupSide, Context, SecuritySide, SideContext, SideState, resource_guard, vault_protection,
+};
 use mua_operator::crd::{CriticalOperationRequest, ResourceGuard, VaultProtection};
 use prometheus_client::registry::Registry;
 use serde::de::DeserializeOwned;
@@ -134,20 +136,21 @@ struct Operator {
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
-/// The operator's context in `ns` for one side, with the ARM client `arm` (of the security side, or the
-/// backup side), and a registry holding its controller and ARM metrics.
-async fn context(cp: &ControlPlane, ns: &str, arm: (ArmClient, ArmMetrics), backup: bool) -> (Arc<Context>, Registry) {
+/// The operator's context in `ns` for one side, made of the shared part and that side's state (its ARM
+/// client, of the security side or the backup side), and a registry holding its controller and ARM
+/// metrics.
+async fn context<S: SideState>(
+    cp: &ControlPlane,
+    ns: &str,
+    arm: (ArmClient, ArmMetrics),
+    side: impl FnOnce(ArmClient) -> S,
+) -> (Arc<SideContext<S>>, Registry) {
     let (arm, arm_metrics) = arm;
-    let ctx = Context::new(cp.client(User::Admin).await).with_namespace(Some(ns.to_string()));
-    let ctx = Arc::new(if backup {
-        ctx.with_backup(arm)
-    } else {
-        ctx.with_security(arm)
-    });
+    let shared = Arc::new(Context::new(cp.client(User::Admin).await).with_namespace(Some(ns.to_string())));
     let mut registry = Registry::default();
-    ctx.metrics.register(&mut registry);
+    shared.metrics.register(&mut registry);
     arm_metrics.register(&mut registry);
-    (ctx, registry)
+    (Arc::new(SideContext::new(shared, side(arm))), registry)
 }
 
 /// Creates `objects` at once while the operator runs, waits until all are ready, stops the operator, and
@@ -402,7 +405,13 @@ async fn guards(cp: &ControlPlane, timer: &ReconcileTimer, n: usize, throttling:
     let part = if throttling { "guards" } else { "guards-unthrottled" };
     let ns = cp.namespace(part).await;
     let ts = start_sim(None, throttling).await;
-    let (ctx, registry) = context(cp, &ns.name, arm_client(&ts, ts.security_side(), throttling), false).await;
+    let (ctx, registry) = context(
+        cp,
+        &ns.name,
+        arm_client(&ts, ts.security_side(), throttling),
+        SecuritySide::new,
+    )
+    .await;
 
     let operator_api: Api<ResourceGuard> = Api::namespaced(ctx.client.clone(), &ns.name);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -451,7 +460,7 @@ async fn vaults(cp: &ControlPlane, timer: &ReconcileTimer, n: usize) {
     let ts = start_sim(Some(&seed), true).await;
     // The guard, made beforehand by the security side (its own identity and write budget).
     let guard_id = ts.create_guard("bench-vaults-guard").await;
-    let (ctx, registry) = context(cp, &ns.name, arm_client(&ts, ts.backup_side(), true), true).await;
+    let (ctx, registry) = context(cp, &ns.name, arm_client(&ts, ts.backup_side(), true), BackupSide::new).await;
 
     let client = ctx.client.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -43,7 +43,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use mua_operator::azure::authorization::BACKUP_MUA_OPERATOR;
 use mua_operator::azure::{ArmClient, ArmMetrics};
-use mua_operator::controller::{Context, critical_operation_request};
+use mua_operator::controller::{Context, SecurityContext, SecuritySide, critical_operation_request};
 use mua_operator::crd::critical_operation_request::RequestPhase;
 use mua_operator::crd::{CriticalOperationRequest, ResourceGuard, VaultProtection};
 use mua_operator::sim::state::SimState;
@@ -472,13 +472,12 @@ impl Operator {
         let arm = ArmMetrics::new();
         let client =
             |credential| ArmClient::new(&ts.cloud, ts.http.clone(), CONTOSO, credential).with_metrics(arm.clone());
-        let mut ctx = Context::new(cp.client(User::Admin).await)
-            .with_namespace(Some(setup.ns.name.clone()))
-            .with_security(client(ts.security_side()))
-            .identifying_backup(client(ts.backup_side()));
+        let mut shared = Context::new(cp.client(User::Admin).await).with_namespace(Some(setup.ns.name.clone()));
         if sim_clock {
-            ctx = ctx.with_clock(ts.sim.state.clock.clone());
+            shared = shared.with_clock(ts.sim.state.clock.clone());
         }
+        let security = SecuritySide::new(client(ts.security_side())).identifying_backup(client(ts.backup_side()));
+        let ctx = SecurityContext::new(Arc::new(shared), security);
         let api = Api::namespaced(ctx.client.clone(), &setup.ns.name);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(critical_operation_request::run(api, Arc::new(ctx), async {

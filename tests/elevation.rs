@@ -704,9 +704,11 @@ async fn without_elevation_rules_the_sweep_needs_no_backup_identity() {
     let op = Operator::start("elev-norules").await;
     op.create_guard("guard", &op.unique("guard"), json!({})).await;
     op.ready(&op.guards(), "guard").await;
-    let security_only = mua_operator::controller::Context::new(op.ctx.client.clone())
-        .with_namespace(Some(op.ns.name.clone()))
-        .with_security(op.security.clone());
+    let shared = mua_operator::controller::Context::new(op.ctx.client.clone()).with_namespace(Some(op.ns.name.clone()));
+    let security_only = mua_operator::controller::SecurityContext::new(
+        std::sync::Arc::new(shared),
+        mua_operator::controller::SecuritySide::new(op.security.clone()),
+    );
     let removed = mua_operator::controller::critical_operation_request::sweep(&security_only).await;
     assert_eq!(removed.unwrap(), 0);
 }
@@ -732,7 +734,7 @@ async fn the_start_up_sweep_removes_a_grant_whose_request_is_gone() {
     assert_eq!(grants(&op, &guard_id).await, 1);
     tokio::spawn(mua_operator::controller::critical_operation_request::run(
         op.requests(),
-        op.ctx.clone(),
+        op.security_side.clone(),
         std::future::pending(),
     ));
     eventually("the orphaned grant is removed", || async {

@@ -4,9 +4,68 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use super::outcome::{Health, Summary};
 use super::reason::Reason;
 use crate::crd::shared::Conditions;
+
+// The condition types, one name each (the CRDs' printer columns, Argo CD's health scripts and the docs
+// read the same names).
+/// Every kind: the object is as declared (kstatus, Argo CD).
+pub const READY: &str = "Ready";
+/// Every kind: the operator is still working towards the spec (waiting or retrying).
+pub const RECONCILING: &str = "Reconciling";
+/// Every kind: only a person can move the object on.
+pub const STALLED: &str = "Stalled";
+/// ResourceGuard, VaultProtection: Azure matches the spec.
+pub const SYNCED: &str = "Synced";
+/// VaultProtection: the vault is linked to the guard (the security side relies on it).
+pub const LINKED: &str = "Linked";
+/// VaultProtection: soft delete is as declared.
+pub const SOFT_DELETE_SYNCED: &str = "SoftDeleteSynced";
+/// CriticalOperationRequest: the required approvals were given.
+pub const APPROVED: &str = "Approved";
+/// CriticalOperationRequest: the elevation is in force in Azure.
+pub const ELEVATED: &str = "Elevated";
+
+/// Where an object stands after a reconcile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Azure matches the spec (or, under `Observe`, has been read).
+    Ready,
+    /// Working towards the spec; something will move it on without anyone fixing anything.
+    Waiting,
+    /// Only a person can move it on: the reason says what to do.
+    Stalled,
+}
+
+/// The summary conditions' state, reason and message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub health: Health,
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Summary {
+    pub fn ready(reason: Reason, message: impl Into<String>) -> Self {
+        Self::new(Health::Ready, reason, message)
+    }
+
+    pub fn waiting(reason: Reason, message: impl Into<String>) -> Self {
+        Self::new(Health::Waiting, reason, message)
+    }
+
+    pub fn stalled(reason: Reason, message: impl Into<String>) -> Self {
+        Self::new(Health::Stalled, reason, message)
+    }
+
+    pub fn new(health: Health, reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            health,
+            reason,
+            message: message.into(),
+        }
+    }
+}
 
 /// Sets one condition, keeping its transition time while its status does not change.
 pub fn set(
@@ -43,11 +102,11 @@ pub fn set(
 pub fn summarize(conditions: &mut Conditions, summary: &Summary, generation: Option<i64>, now: Timestamp) {
     let (reason, message) = (summary.reason, summary.message.as_str());
     let is = |health| summary.health == health;
-    set(conditions, "Ready", is(Health::Ready), reason, message, generation, now);
+    set(conditions, READY, is(Health::Ready), reason, message, generation, now);
     let reconciling = if is(Health::Waiting) { message } else { "" };
     set(
         conditions,
-        "Reconciling",
+        RECONCILING,
         is(Health::Waiting),
         reason,
         reconciling,
@@ -57,7 +116,7 @@ pub fn summarize(conditions: &mut Conditions, summary: &Summary, generation: Opt
     let stalled = if is(Health::Stalled) { message } else { "" };
     set(
         conditions,
-        "Stalled",
+        STALLED,
         is(Health::Stalled),
         reason,
         stalled,

@@ -1,15 +1,14 @@
-//! What every reconcile shares: the Kubernetes client, the ARM clients of the sides this process runs,
-//! the clock, metrics, the Event recorder, and per-object failure backoff.
+//! What every reconcile shares (the Kubernetes client, the clock, metrics, the Event recorder, per-object
+//! failure backoff) and the context of one side's controllers, which adds that side's own state.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::clock::{Clock, SystemClock};
 use super::events::Events;
+use super::memo_key::MemoKey;
 use super::metrics::Metrics;
-use super::outcome::MemoKey;
-use crate::azure::ArmClient;
 
 /// Tunables shared by the controllers.
 #[derive(Clone, Debug)]
@@ -56,7 +55,7 @@ impl Backoff {
     /// Records a failure of `key` and returns how long to wait: 2 s, 4 s, 8 s ... up to 5 minutes, with
     /// jitter.
     pub fn failed(&self, controller: &str, key: &str) -> Duration {
-        let mut failures = self.0.lock().expect("backoff lock");
+        let mut failures = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let count = failures.entry(MemoKey::new(controller, key).key()).or_default();
         *count = count.saturating_add(1);
         let wait = Self::FIRST.saturating_mul(1 << (*count - 1).min(16)).min(Self::MAX);
@@ -66,7 +65,7 @@ impl Backoff {
     pub fn succeeded(&self, controller: &str, key: &str) {
         self.0
             .lock()
-            .expect("backoff lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .remove(&MemoKey::new(controller, key).key());
     }
 }
@@ -84,130 +83,68 @@ impl Statuses {
     pub fn seen(&self, memo: MemoKey, (status, conditions): (u64, u64)) {
         self.0
             .lock()
-            .expect("statuses lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .insert(memo.key(), (memo.salted(status), memo.salted(conditions)));
     }
 
     /// Whether the status last seen of the object hashes to `status`; `None` if none was seen.
     pub fn is(&self, memo: MemoKey, status: u64) -> Option<bool> {
-        let seen = self.0.lock().expect("statuses lock").get(&memo.key()).copied();
+        let seen = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&memo.key())
+            .copied();
         seen.map(|(seen, _)| seen == memo.salted(status))
     }
 
     /// Whether the conditions last seen of the object hash to `conditions`; `None` if none were seen.
     pub fn conditions_are(&self, memo: MemoKey, conditions: u64) -> Option<bool> {
-        let seen = self.0.lock().expect("statuses lock").get(&memo.key()).copied();
+        let seen = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&memo.key())
+            .copied();
         seen.map(|(_, seen)| seen == memo.salted(conditions))
     }
 
     fn forget(&self, memo: MemoKey) {
-        self.0.lock().expect("statuses lock").remove(&memo.key());
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&memo.key());
     }
 }
 
+/// What every controller shares, whichever side it serves: the Kubernetes client and watched scope, the
+/// clock, metrics, the Event recorder, what was last written, and per-object backoff. A side's own state
+/// (its Azure identity, memos, principals) is in its [`SideContext`], never here.
 pub struct Context {
     pub client: kube::Client,
     /// The namespace the controllers watch (`None`: all), also the scope of their lists.
     pub namespace: Option<String>,
-    /// The security side's ARM identity: owns guards, grants and revokes elevation.
-    pub security: Option<ArmClient>,
-    /// The backup side's ARM identity: links vaults and performs approved operations.
-    pub backup: Option<ArmClient>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub events: Events,
     pub statuses: Statuses,
     pub config: ControllerConfig,
     pub backoff: Backoff,
-    /// What the VaultProtection controller remembers between reconciles to spare ARM reads.
-    pub vault_memo: super::vault_protection::Memo,
-    /// Whether the admission policies of the two-person rule are in the cluster (checked before elevating).
-    pub admission: super::admission::AdmissionCheck,
-    /// The Azure principals elevated for operations the operator performs itself, by tenant (`""`: the
-    /// home tenant): the backup side's identity there (configured, or read from its token once).
-    elevated_principals: std::sync::Mutex<HashMap<String, String>>,
-    backup_identity: Option<ArmClient>,
 }
 
 impl Context {
-    /// A context with the system clock, fresh metrics and default tunables; add the sides' clients.
+    /// A context with the system clock, fresh metrics and default tunables.
     pub fn new(client: kube::Client) -> Self {
         Self {
             events: Events::new(client.clone()),
             statuses: Statuses::default(),
             client,
             namespace: None,
-            security: None,
-            backup: None,
             clock: Arc::new(SystemClock),
             metrics: Arc::new(Metrics::default()),
             config: ControllerConfig::default(),
             backoff: Backoff::default(),
-            vault_memo: Default::default(),
-            admission: Default::default(),
-            elevated_principals: Default::default(),
-            backup_identity: None,
         }
-    }
-
-    /// Names the backup side's Azure object IDs by tenant (none: its home tenant), for a security side
-    /// that runs without the backup side's credential in the same process.
-    pub fn with_elevated_principals(self, object_ids: &[(Option<String>, String)]) -> Self {
-        for (tenant, id) in object_ids {
-            self.remember_principal(tenant.as_deref(), id.to_ascii_lowercase());
-        }
-        self
-    }
-
-    fn remember_principal(&self, tenant: Option<&str>, object_id: String) {
-        let key = tenant.unwrap_or_default().to_ascii_lowercase();
-        let mut known = self.elevated_principals.lock().unwrap_or_else(|p| p.into_inner());
-        known.insert(key, object_id);
-    }
-
-    /// Lets a security-side context ask the backup side's credential (in the same process) who it is,
-    /// without running any backup-side controller.
-    pub fn identifying_backup(mut self, backup: ArmClient) -> Self {
-        self.backup_identity = Some(backup);
-        self
-    }
-
-    /// The client of the principal that self-activates in PIM: the backup side's identity.
-    pub fn pim_client(&self) -> Result<&ArmClient, crate::azure::AzureError> {
-        self.backup
-            .as_ref()
-            .or(self.backup_identity.as_ref())
-            .ok_or_else(|| crate::azure::AzureError::Credential {
-                operation: "activate in PIM".into(),
-                tenant: String::new(),
-                message: "PIM activations are made by the backup side's identity: run the security side with the backup side's credential in the same process".into(),
-            })
-    }
-
-    /// The principal elevated on a guard in `tenant` (none: the home tenant) when the operator performs
-    /// an approved operation itself: the backup side's service principal in that tenant, which is the
-    /// one Azure checks when the backup side cites the guard with that tenant's auxiliary token.
-    pub async fn elevated_principal(&self, tenant: Option<&str>) -> Result<String, crate::azure::AzureError> {
-        let key = tenant.unwrap_or_default().to_ascii_lowercase();
-        let known = self
-            .elevated_principals
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
-        if let Some(id) = known {
-            return Ok(id);
-        }
-        let Some(backup) = self.backup.as_ref().or(self.backup_identity.as_ref()) else {
-            return Err(crate::azure::AzureError::Credential {
-                operation: "elevate".into(),
-                tenant: key,
-                message: "the backup side's object ID is unknown: run both sides in one process or pass --backup-principal-id".into(),
-            });
-        };
-        let id = backup.principal_id_in(tenant).await?;
-        self.remember_principal(tenant, id.clone());
-        Ok(id)
     }
 
     pub fn with_namespace(mut self, namespace: Option<String>) -> Self {
@@ -225,16 +162,6 @@ impl Context {
             Some(ns) => kube::Api::namespaced(self.client.clone(), ns),
             None => kube::Api::all(self.client.clone()),
         }
-    }
-
-    pub fn with_security(mut self, arm: ArmClient) -> Self {
-        self.security = Some(arm);
-        self
-    }
-
-    pub fn with_backup(mut self, arm: ArmClient) -> Self {
-        self.backup = Some(arm);
-        self
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -259,23 +186,45 @@ impl Context {
         self.backoff.succeeded(controller, key);
         self.events.forget(memo);
         self.statuses.forget(memo);
-        if controller == super::vault_protection::CONTROLLER {
-            self.vault_memo.forget(key);
-        }
+    }
+}
+
+/// A side's own state (its Azure identity and what only its controllers remember).
+pub trait SideState: Send + Sync + 'static {
+    /// Drops what the side kept about an object of `controller` that is gone.
+    fn forget(&self, _controller: &'static str, _key: &str) {}
+}
+
+/// The context one side's controllers run with: the shared [`Context`] (reached through `Deref`) and
+/// that side's state. A side that is not running has no `SideContext`, so nothing can ask it for an
+/// identity it does not have.
+pub struct SideContext<S> {
+    shared: Arc<Context>,
+    pub side: S,
+}
+
+impl<S: SideState> SideContext<S> {
+    pub fn new(shared: Arc<Context>, side: S) -> Self {
+        Self { shared, side }
     }
 
-    /// The security side's client; the controllers of that side only run when it is configured.
-    pub fn security(&self) -> &ArmClient {
-        self.security
-            .as_ref()
-            .expect("the security-side controllers run only with a security-side ARM client")
+    /// The shared part, for code that serves every side.
+    pub fn shared(&self) -> &Arc<Context> {
+        &self.shared
     }
 
-    /// The backup side's client; the controllers of that side only run when it is configured.
-    pub fn backup(&self) -> &ArmClient {
-        self.backup
-            .as_ref()
-            .expect("the backup-side controllers run only with a backup-side ARM client")
+    /// Drops what the shared context and the side kept about an object that is gone.
+    pub fn forget(&self, controller: &'static str, key: &str) {
+        self.shared.forget(controller, key);
+        self.side.forget(controller, key);
+    }
+}
+
+impl<S> std::ops::Deref for SideContext<S> {
+    type Target = Context;
+
+    fn deref(&self) -> &Context {
+        &self.shared
     }
 }
 

@@ -18,7 +18,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
 use tokio::sync::mpsc;
 
-use super::outcome::{MemoKey, Notice};
+use super::memo_key::MemoKey;
+use super::outcome::Notice;
 
 /// How long an identical Event is held back.
 pub const REPEAT_AFTER: Duration = Duration::from_secs(600);

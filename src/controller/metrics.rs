@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::outcome::MemoKey;
+use super::memo_key::MemoKey;
 use super::reason::Reason;
 
 /// How a reconcile ended.

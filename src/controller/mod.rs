@@ -8,16 +8,20 @@ pub mod conditions;
 pub mod context;
 pub mod critical_operation_request;
 pub mod events;
+pub mod finalizer;
+pub mod memo_key;
 pub mod metrics;
 pub mod outcome;
 pub mod reason;
 pub mod resource_guard;
+pub mod side;
 pub mod vault_protection;
 pub mod watch;
 
-pub use context::{Context, ControllerConfig};
+pub use context::{Context, ControllerConfig, SideContext, SideState};
 pub use outcome::{Health, Notice, Outcome, Requeue, Summary};
 pub use reason::Reason;
+pub use side::{BackupContext, BackupSide, SecurityContext, SecuritySide};
 
 use crate::azure::AzureError;
 

@@ -15,53 +15,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::metrics;
-use super::reason::Reason;
-use super::{Context, Error, conditions, watch};
+use super::{Context, Error, SideContext, SideState, conditions, finalizer};
+
+pub use super::conditions::{Health, Summary};
+pub use super::memo_key::{MemoKey, key};
 use crate::crd::shared::Conditions;
 
 /// The field manager of every status the operator writes.
 pub const FIELD_MANAGER: &str = "mua-operator";
-
-/// Where an object stands after a reconcile.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Health {
-    /// Azure matches the spec (or, under `Observe`, has been read).
-    Ready,
-    /// Working towards the spec; something will move it on without anyone fixing anything.
-    Waiting,
-    /// Only a person can move it on: the reason says what to do.
-    Stalled,
-}
-
-/// The summary conditions' state, reason and message.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Summary {
-    pub health: Health,
-    pub reason: Reason,
-    pub message: String,
-}
-
-impl Summary {
-    pub fn ready(reason: Reason, message: impl Into<String>) -> Self {
-        Self::new(Health::Ready, reason, message)
-    }
-
-    pub fn waiting(reason: Reason, message: impl Into<String>) -> Self {
-        Self::new(Health::Waiting, reason, message)
-    }
-
-    pub fn stalled(reason: Reason, message: impl Into<String>) -> Self {
-        Self::new(Health::Stalled, reason, message)
-    }
-
-    fn new(health: Health, reason: Reason, message: impl Into<String>) -> Self {
-        Self {
-            health,
-            reason,
-            message: message.into(),
-        }
-    }
-}
 
 /// When to look at the object again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,7 +122,7 @@ pub fn status_hashes<K: Reported>(written: &mut K::Status) -> (u64, u64) {
 }
 
 /// The conditions every report sets anew from its summary (`conditions::summarize`).
-const SUMMARY_CONDITIONS: [&str; 3] = ["Ready", "Reconciling", "Stalled"];
+const SUMMARY_CONDITIONS: [&str; 3] = [conditions::READY, conditions::RECONCILING, conditions::STALLED];
 
 /// Drops from cached conditions what no reconcile reads. Every report sets the summary conditions anew,
 /// reading of the previous ones only their status and transition time (kept while the status holds),
@@ -188,8 +149,8 @@ pub enum Cleanup<S> {
 /// The lifecycle every reconciler shares. A finalizer is kept exactly while `needs_finalizer` (deleting
 /// the object must do something in Azure first); on deletion `cleanup` runs until it is done, then the
 /// finalizer goes; otherwise `converge` runs. Every result is reported by [`report`].
-pub async fn lifecycle<K, C, CF, V, VF>(
-    ctx: &Context,
+pub async fn lifecycle<K, S, C, CF, V, VF>(
+    ctx: &SideContext<S>,
     object: &K,
     finalizer: &str,
     needs_finalizer: bool,
@@ -198,6 +159,7 @@ pub async fn lifecycle<K, C, CF, V, VF>(
 ) -> Result<Action, Error>
 where
     K: Reported,
+    S: SideState,
     C: FnOnce() -> CF,
     CF: Future<Output = Result<Cleanup<K::Status>, Error>>,
     V: FnOnce() -> VF,
@@ -215,7 +177,7 @@ where
         };
         return match result {
             Ok(Cleanup::Done) => {
-                watch::remove_finalizer(&api, object, finalizer).await?;
+                finalizer::remove(&api, object, finalizer).await?;
                 ctx.forget(K::CONTROLLER, &key(object));
                 Ok(Action::await_change())
             }
@@ -224,9 +186,9 @@ where
         };
     }
     if needs_finalizer {
-        watch::add_finalizer(&api, object, finalizer).await?;
+        finalizer::add(&api, object, finalizer).await?;
     } else {
-        watch::remove_finalizer(&api, object, finalizer).await?;
+        finalizer::remove(&api, object, finalizer).await?;
     }
     let result = converge().await;
     report(ctx, object, started, result).await
@@ -234,59 +196,10 @@ where
 
 /// Only failures of the report itself (writing status, a finalizer) get here: Azure failures are
 /// outcomes.
-pub fn error_policy<K: Reported>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy<K: Reported, S>(object: Arc<K>, error: &Error, ctx: Arc<SideContext<S>>) -> Action {
     let key = key(&*object);
     tracing::warn!(controller = K::CONTROLLER, object = %key, reason = %error.reason(), %error, "reconcile failed");
     Action::requeue(ctx.backoff.failed(K::CONTROLLER, &key))
-}
-
-/// How the operator keys what it remembers about one object of one controller (an object and a
-/// VaultProtection of the same name are different objects): a hash of the controller's name and the
-/// object's `namespace/name`, 8 bytes where a `String` key costs some 60 per object in each map.
-///
-/// Beside the key comes a second hash of the same, the salt: values kept by the key are salted with it
-/// ([`MemoKey::salted`]). Two objects whose keys collide (odds about n²/2⁶⁵: 3·10⁻¹² for 10,000
-/// objects) then only overwrite each other's entries and find values that match neither of them: a
-/// status written once more or an Event not held back, never a needed write or Event skipped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MemoKey {
-    key: u64,
-    salt: u64,
-}
-
-impl MemoKey {
-    pub fn new(controller: &str, key: &str) -> Self {
-        let hash = |part: u8| {
-            let mut hasher = DefaultHasher::new();
-            (part, controller, key).hash(&mut hasher);
-            hasher.finish()
-        };
-        Self {
-            key: hash(0),
-            salt: hash(1),
-        }
-    }
-
-    /// What the object's entries are kept by.
-    pub fn key(self) -> u64 {
-        self.key
-    }
-
-    /// `value` as kept for this object: salted with its identity.
-    pub fn salted(self, value: u64) -> u64 {
-        let mut hasher = DefaultHasher::new();
-        (self.salt, value).hash(&mut hasher);
-        hasher.finish()
-    }
-}
-
-/// `namespace/name`, for logs and metrics.
-pub fn key<K: Resource>(object: &K) -> String {
-    format!(
-        "{}/{}",
-        object.meta().namespace.as_deref().unwrap_or_default(),
-        object.meta().name.as_deref().unwrap_or_default()
-    )
 }
 
 /// Reports a reconcile of `object` that started at `started`, and says when to look again.

@@ -11,7 +11,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::outcome::{self, Cleanup, Notice, Outcome, Reported, Requeue, Summary};
-use super::{Context, Error, Reason, conditions, watch};
+use super::{Error, Reason, SecurityContext, conditions, watch};
 use crate::azure::guards::{self, DesiredGuard, Guard, GuardId};
 use crate::crd::resource_guard::{GuardDeletionPolicy, ProtectedOperation, ResourceGuardStatus};
 use crate::crd::shared::{Conditions, ManagementPolicy};
@@ -153,7 +153,12 @@ struct Applied {
 }
 
 /// Carries the plan out (only under `Manage`).
-async fn apply(ctx: &Context, rg: &ResourceGuard, observed: Option<Guard>, plan: Plan) -> Result<Applied, Error> {
+async fn apply(
+    ctx: &SecurityContext,
+    rg: &ResourceGuard,
+    observed: Option<Guard>,
+    plan: Plan,
+) -> Result<Applied, Error> {
     let spec = &rg.spec;
     let in_sync = |guard| Applied {
         guard,
@@ -187,7 +192,7 @@ async fn apply(ctx: &Context, rg: &ResourceGuard, observed: Option<Guard>, plan:
         }
         (Plan::Write { desired, etag, changes }, ManagementPolicy::Manage) => {
             let id = guard_id(spec);
-            let written = guards::put(ctx.security(), &id, &desired, etag).await?;
+            let written = guards::put(&ctx.side.arm, &id, &desired, etag).await?;
             let (reason, message) = match observed {
                 None => ("Created", format!("created the Resource Guard {}", written.id)),
                 Some(_) => (
@@ -235,13 +240,21 @@ pub fn status(
             .collect();
     }
     let (ok, reason, message) = synced;
-    conditions::set(&mut status.conditions, "Synced", ok, reason, message, generation, now);
+    conditions::set(
+        &mut status.conditions,
+        conditions::SYNCED,
+        ok,
+        reason,
+        message,
+        generation,
+        now,
+    );
     status
 }
 
 /// observe → plan → apply → status.
-async fn converge(ctx: &Context, rg: &ResourceGuard) -> Result<Outcome<ResourceGuardStatus>, Error> {
-    let observed = guards::get(ctx.security(), &guard_id(&rg.spec)).await?;
+async fn converge(ctx: &SecurityContext, rg: &ResourceGuard) -> Result<Outcome<ResourceGuardStatus>, Error> {
+    let observed = guards::get(&ctx.side.arm, &guard_id(&rg.spec)).await?;
     let plan = plan(&rg.spec, &owner(rg), observed.as_ref());
     let applied = apply(ctx, rg, observed, plan).await?;
     let (ok, reason, message) = &applied.synced;
@@ -274,7 +287,7 @@ fn deletes_in_azure(spec: &ResourceGuardSpec) -> bool {
 /// last saw their vault linked to it. ARM cannot list the vaults linked to a guard, so the cluster's
 /// own declarations are the evidence; a VaultProtection that names the guard counts even when its
 /// status says otherwise, since its status may be stale or written by someone else.
-async fn linked_vaults(ctx: &Context, rg: &ResourceGuard, id: &GuardId) -> Result<Vec<String>, Error> {
+async fn linked_vaults(ctx: &SecurityContext, rg: &ResourceGuard, id: &GuardId) -> Result<Vec<String>, Error> {
     let (namespace, name) = (rg.namespace(), rg.name_any());
     let linked = ctx
         .api::<VaultProtection>()
@@ -285,10 +298,9 @@ async fn linked_vaults(ctx: &Context, rg: &ResourceGuard, id: &GuardId) -> Resul
             let guard = &vp.spec.guard;
             let names = vp.namespace() == namespace && guard.name.as_deref() == Some(name.as_str());
             let by_id = guard.id.as_deref().is_some_and(|g| id.is(g));
-            let reported = vp
-                .status
-                .as_ref()
-                .is_some_and(|s| s.guard_id.as_deref().is_some_and(|g| id.is(g)) && s.conditions.is_true("Linked"));
+            let reported = vp.status.as_ref().is_some_and(|s| {
+                s.guard_id.as_deref().is_some_and(|g| id.is(g)) && s.conditions.is_true(conditions::LINKED)
+            });
             names || by_id || reported
         })
         .map(|vp| outcome::key(&vp))
@@ -298,7 +310,7 @@ async fn linked_vaults(ctx: &Context, rg: &ResourceGuard, id: &GuardId) -> Resul
 
 /// On delete under `Delete`: removes the Azure guard this object manages, unless vaults are still
 /// linked to it.
-async fn cleanup(ctx: &Context, rg: &ResourceGuard) -> Result<Cleanup<ResourceGuardStatus>, Error> {
+async fn cleanup(ctx: &SecurityContext, rg: &ResourceGuard) -> Result<Cleanup<ResourceGuardStatus>, Error> {
     let id = guard_id(&rg.spec);
     let linked = linked_vaults(ctx, rg, &id).await?;
     if !linked.is_empty() {
@@ -313,16 +325,16 @@ async fn cleanup(ctx: &Context, rg: &ResourceGuard) -> Result<Cleanup<ResourceGu
             notices: vec![Notice::warning("DeletionBlocked", message)],
         }));
     }
-    if let Some(guard) = guards::get(ctx.security(), &id).await?
+    if let Some(guard) = guards::get(&ctx.side.arm, &id).await?
         && guard.tags.get(OWNER_TAG).map(String::as_str) == Some(owner(rg).as_str())
     {
-        guards::delete(ctx.security(), &id).await?;
+        guards::delete(&ctx.side.arm, &id).await?;
         tracing::info!(guard = %id.path(), "deleted the Resource Guard");
     }
     Ok(Cleanup::Done)
 }
 
-async fn reconcile(rg: Arc<ResourceGuard>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(rg: Arc<ResourceGuard>, ctx: Arc<SecurityContext>) -> Result<Action, Error> {
     let needs_finalizer = deletes_in_azure(&rg.spec);
     outcome::lifecycle(
         &ctx,
@@ -338,7 +350,7 @@ async fn reconcile(rg: Arc<ResourceGuard>, ctx: Arc<Context>) -> Result<Action, 
 /// Runs the ResourceGuard controller over `api` (one namespace, or all) until `shutdown` resolves.
 pub async fn run(
     api: Api<ResourceGuard>,
-    ctx: Arc<Context>,
+    ctx: Arc<SecurityContext>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     watch::controller(api, &ctx)

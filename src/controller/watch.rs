@@ -7,16 +7,16 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use futures::{Stream, TryStreamExt, future};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::{Config, Controller};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
-use super::Context;
-use super::outcome::{MemoKey, Reported, key, status_hashes};
+use super::memo_key::{MemoKey, key};
+use super::outcome::{Reported, status_hashes};
+use super::{SideContext, SideState};
 
 /// Set this annotation (to any new value, e.g. a timestamp) to ask for a reconcile now.
 pub const RECONCILE_REQUEST: &str = "mua.dev/reconcile-requested-at";
@@ -135,15 +135,15 @@ where
 /// A controller over `api` with the shared tunables (bounded concurrency). It remembers each object's
 /// status by hash before the cache drops what the reconciler does not read, and forgets what it kept
 /// about an object (metrics, memos) once the object is gone.
-pub fn controller<K: Reported>(api: Api<K>, ctx: &Arc<Context>) -> Controller<K> {
+pub fn controller<K: Reported, S: SideState>(api: Api<K>, ctx: &Arc<SideContext<S>>) -> Controller<K> {
     let (reader, stream) = objects_with_trigger(api, ctx, trigger_hash::<K>);
     Controller::for_stream(stream, reader).with_config(Config::default().concurrency(ctx.config.concurrency))
 }
 
 /// The cache and trigger stream of a controller over `api` whose objects wake it on `trigger`.
-pub fn objects_with_trigger<K: Reported>(
+pub fn objects_with_trigger<K: Reported, S: SideState>(
     api: Api<K>,
-    ctx: &Arc<Context>,
+    ctx: &Arc<SideContext<S>>,
     trigger: fn(&K) -> Option<u64>,
 ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static) {
     let (seen, forget) = (Arc::clone(ctx), Arc::clone(ctx));
@@ -157,48 +157,6 @@ pub fn objects_with_trigger<K: Reported>(
     };
     let deleted = move |object: &K| forget.forget(K::CONTROLLER, &key(object));
     objects(api, prepare, deleted, trigger)
-}
-
-/// Adds `finalizer` unless present; the test op makes the patch fail rather than clobber a concurrent
-/// change of the list.
-pub async fn add_finalizer<K>(api: &Api<K>, object: &K, finalizer: &str) -> Result<(), kube::Error>
-where
-    K: Resource + Clone + std::fmt::Debug + DeserializeOwned,
-{
-    if object.finalizers().iter().any(|f| f == finalizer) {
-        return Ok(());
-    }
-    let patch = match &object.meta().finalizers {
-        None => json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
-                       {"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}]),
-        Some(list) => json!([{"op": "test", "path": "/metadata/finalizers", "value": list},
-                             {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}]),
-    };
-    patch_finalizers(api, object, patch).await
-}
-
-/// Removes `finalizer` if present.
-pub async fn remove_finalizer<K>(api: &Api<K>, object: &K, finalizer: &str) -> Result<(), kube::Error>
-where
-    K: Resource + Clone + std::fmt::Debug + DeserializeOwned,
-{
-    let list = object.finalizers();
-    let Some(index) = list.iter().position(|f| f == finalizer) else {
-        return Ok(());
-    };
-    let patch = json!([{"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": finalizer},
-                       {"op": "remove", "path": format!("/metadata/finalizers/{index}")}]);
-    patch_finalizers(api, object, patch).await
-}
-
-async fn patch_finalizers<K>(api: &Api<K>, object: &K, patch: serde_json::Value) -> Result<(), kube::Error>
-where
-    K: Resource + Clone + std::fmt::Debug + DeserializeOwned,
-{
-    let patch: json_patch::Patch = serde_json::from_value(patch).expect("a well-formed JSON patch");
-    api.patch(&object.name_any(), &PatchParams::default(), &Patch::Json::<()>(patch))
-        .await
-        .map(|_| ())
 }
 
 #[cfg(test)]

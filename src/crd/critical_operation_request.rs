@@ -370,6 +370,41 @@ impl GrantTarget {
     }
 }
 
+/// What the backup side records on a request's status: that it performed the operation (the security
+/// side then ends the elevation at once, and the request is never used again), or why it could not. The
+/// only status fields the backup side writes; written as a merge patch by the operator's field manager.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSideReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub performed_at: Option<Time>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_failed: Option<String>,
+}
+
+impl CriticalOperationRequestStatus {
+    /// Whether the request's elevation is (or may still be) in force in Azure.
+    pub fn holds_elevation(&self) -> bool {
+        self.elevation.is_some() && self.ended_at.is_none()
+    }
+}
+
+impl BackupSideReport {
+    pub fn performed(at: Time) -> Self {
+        Self {
+            performed_at: Some(at),
+            action_failed: None,
+        }
+    }
+
+    pub fn action_failed(why: impl Into<String>) -> Self {
+        Self {
+            performed_at: None,
+            action_failed: Some(why.into()),
+        }
+    }
+}
+
 /// Where a request stands, with its audit trail.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -15,8 +15,8 @@ use kube::api::{Api, Patch, PatchParams};
 use crate::azure::credentials::AzureCloud;
 use crate::azure::{ArmClient, RetryPolicy};
 use crate::control_plane::{self, LocalControlPlane, LocalUser};
-use crate::controller::{Context, ControllerConfig};
-use crate::run::{Shutdown, Side, controllers};
+use crate::controller::{BackupContext, BackupSide, Context, ControllerConfig, SecurityContext, SecuritySide};
+use crate::run::{Shutdown, SideControllers};
 use crate::sim::{SimOptions, Simulator};
 
 pub const NAMESPACE: &str = "mua-demo";
@@ -223,11 +223,9 @@ fn start_operator(
     backup: &ArmClient,
     stopped: tokio::sync::watch::Receiver<bool>,
 ) {
-    let ctx = Arc::new(
+    let shared = Arc::new(
         Context::new(admin.clone())
             .with_namespace(Some(NAMESPACE.to_string()))
-            .with_security(security.clone())
-            .with_backup(backup.clone())
             .with_clock(sim.state.clock.clone())
             .with_config(ControllerConfig {
                 // A walkthrough looks again within seconds where production waits minutes.
@@ -236,13 +234,18 @@ fn start_operator(
                 ..ControllerConfig::default()
             }),
     );
+    let security = SecuritySide::new(security.clone()).identifying_backup(backup.clone());
+    let sides = [
+        SideControllers::Security(Arc::new(SecurityContext::new(shared.clone(), security))),
+        SideControllers::Backup(Arc::new(BackupContext::new(shared, BackupSide::new(backup.clone())))),
+    ];
     let shutdown: Shutdown = async move {
         let mut stopped = stopped;
         let _ = stopped.wait_for(|stop| *stop).await;
     }
     .boxed()
     .shared();
-    for side in [Side::Security, Side::Backup] {
-        tokio::spawn(controllers(side, ctx.clone(), shutdown.clone()));
+    for side in sides {
+        tokio::spawn(side.start(shutdown.clone()));
     }
 }

@@ -21,7 +21,10 @@ use prometheus_client::registry::Registry;
 
 use crate::azure::ArmMetrics;
 use crate::controller::metrics::Metrics;
-use crate::controller::{Context, ControllerConfig, critical_operation_request, resource_guard, vault_protection};
+use crate::controller::{
+    BackupContext, BackupSide, Context, ControllerConfig, SecurityContext, SecuritySide, critical_operation_request,
+    resource_guard, vault_protection,
+};
 use leader::LeaderGauge;
 
 /// Which controllers to run: the security side (guards, granting elevation) and the backup side (vault
@@ -222,24 +225,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             None => None,
         };
         leader.set(side, false);
-        let base = Context::new(client.clone())
-            .with_namespace(args.namespace.clone())
-            .with_metrics(metrics.clone())
-            .with_config(config.clone());
-        let setup = SideSetup {
-            side,
-            ctx: Arc::new(match side {
-                Side::Security => {
-                    let base = base
-                        .with_security(arm)
-                        .with_elevated_principals(&args.backup_principal_id);
-                    match &backup_arm {
-                        Some(backup) => base.identifying_backup(backup.clone()),
-                        None => base,
-                    }
-                }
-                Side::Backup => base.with_backup(arm),
-            }),
+        let shared = Arc::new(
+            Context::new(client.clone())
+                .with_namespace(args.namespace.clone())
+                .with_metrics(metrics.clone())
+                .with_config(config.clone()),
+        );
+        let setup = match side {
+            Side::Security => {
+                let security = SecuritySide::new(arm).with_elevated_principals(&args.backup_principal_id);
+                let security = match &backup_arm {
+                    Some(backup) => security.identifying_backup(backup.clone()),
+                    None => security,
+                };
+                SideControllers::Security(Arc::new(SecurityContext::new(shared, security)))
+            }
+            Side::Backup => SideControllers::Backup(Arc::new(BackupContext::new(shared, BackupSide::new(arm)))),
         };
         let stop = Stop {
             shutdown: shutdown.clone(),
@@ -254,10 +255,40 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What a side needs to start its controllers: its context holds that side's ARM client only.
-struct SideSetup {
-    side: Side,
-    ctx: Arc<Context>,
+/// One side's controllers with their context, which holds that side's own state (its ARM client, what
+/// it remembers) and nothing of the other side's.
+pub enum SideControllers {
+    Security(Arc<SecurityContext>),
+    Backup(Arc<BackupContext>),
+}
+
+impl SideControllers {
+    pub fn side(&self) -> Side {
+        match self {
+            SideControllers::Security(_) => Side::Security,
+            SideControllers::Backup(_) => Side::Backup,
+        }
+    }
+
+    /// Starts the side's controllers; the future ends once `shutdown` has fired and in-flight reconciles
+    /// have finished.
+    pub fn start(self, shutdown: Shutdown) -> BoxFuture<'static, ()> {
+        match self {
+            // The security side: the ResourceGuard and CriticalOperationRequest controllers.
+            SideControllers::Security(ctx) => {
+                let requests = critical_operation_request::run(ctx.api(), ctx.clone(), shutdown.clone());
+                let guards = resource_guard::run(ctx.api(), ctx, shutdown);
+                async move {
+                    futures::join!(guards, requests);
+                }
+                .boxed()
+            }
+            // The backup side: the VaultProtection controller, woken by the guards and requests it names.
+            SideControllers::Backup(ctx) => {
+                vault_protection::run(ctx.api(), ctx.api(), ctx.api(), ctx, shutdown).boxed()
+            }
+        }
+    }
 }
 
 /// When a side stops: on `shutdown`, with at most `timeout` for in-flight reconciles.
@@ -285,16 +316,15 @@ impl Stop {
 /// Runs one side: waits for its lease, runs its controllers while holding it, and on shutdown lets
 /// in-flight reconciles finish before releasing the lease so that a standby takes over at once.
 async fn run_side(
-    setup: SideSetup,
+    setup: SideControllers,
     lease: Option<leader::Candidate>,
     leader: LeaderGauge,
     stop: Stop,
 ) -> anyhow::Result<()> {
-    let side = setup.side;
+    let side = setup.side();
     let Some(mut lease) = lease else {
         leader.set(side, true);
-        stop.run(controllers(setup.side, setup.ctx, stop.shutdown.clone()))
-            .await;
+        stop.run(setup.start(stop.shutdown.clone())).await;
         leader.set(side, false);
         return Ok(());
     };
@@ -305,7 +335,7 @@ async fn run_side(
     leader.set(side, true);
     tracing::info!(side = side.name(), "holding the lease: starting the controllers");
     let result = tokio::select! {
-        () = stop.run(controllers(setup.side, setup.ctx, stop.shutdown.clone())) => Ok(()),
+        () = stop.run(setup.start(stop.shutdown.clone())) => Ok(()),
         // Dropping the controllers stops them at once, mid-reconcile: the new leader redoes that work.
         lost = lease.hold() => Err(lost),
     };
@@ -319,24 +349,6 @@ async fn run_side(
             "the {} side lost its lease and stopped; exiting so that this pod restarts as a standby",
             side.name()
         ))),
-    }
-}
-
-/// Starts one side's controllers; the future ends once `shutdown` has fired and in-flight reconciles
-/// have finished.
-pub fn controllers(side: Side, ctx: Arc<Context>, shutdown: Shutdown) -> BoxFuture<'static, ()> {
-    match side {
-        // The security side: the ResourceGuard and CriticalOperationRequest controllers.
-        Side::Security => {
-            let requests = critical_operation_request::run(ctx.api(), ctx.clone(), shutdown.clone());
-            let guards = resource_guard::run(ctx.api(), ctx, shutdown);
-            async move {
-                futures::join!(guards, requests);
-            }
-            .boxed()
-        }
-        // The backup side: the VaultProtection controller, woken by the guards and requests it names.
-        Side::Backup => vault_protection::run(ctx.api(), ctx.api(), ctx.api(), ctx, shutdown).boxed(),
     }
 }
 

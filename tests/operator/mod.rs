@@ -10,7 +10,8 @@ use kube::Resource;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use mua_operator::azure::{ArmClient, ArmMetrics, RetryPolicy};
 use mua_operator::controller::{
-    Context, ControllerConfig, critical_operation_request, resource_guard, vault_protection,
+    BackupContext, BackupSide, Context, ControllerConfig, SecurityContext, SecuritySide, critical_operation_request,
+    resource_guard, vault_protection,
 };
 use mua_operator::crd::{CriticalOperationRequest, ResourceGuard, VaultProtection};
 use prometheus_client::registry::Registry;
@@ -77,6 +78,8 @@ pub struct Operator {
     pub ts: TestSim,
     pub ns: TestNamespace,
     pub ctx: Arc<Context>,
+    /// The security side's context (its ARM identity, and the backup identity it elevates).
+    pub security_side: Arc<SecurityContext>,
     pub security: ArmClient,
     pub backup: ArmClient,
     pub arm_metrics: ArmMetrics,
@@ -129,24 +132,27 @@ impl Operator {
         let ctx = Arc::new(
             Context::new(cp.client(User::Admin).await)
                 .with_namespace(Some(ns.name.clone()))
-                .with_security(security.clone())
-                .with_backup(backup.clone())
                 .with_clock(ts.sim.state.clock.clone())
                 .with_config(options.config),
         );
+        let security_side = Arc::new(SecurityContext::new(
+            ctx.clone(),
+            SecuritySide::new(security.clone()).identifying_backup(backup.clone()),
+        ));
+        let backup_side = Arc::new(BackupContext::new(ctx.clone(), BackupSide::new(backup.clone())));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         tokio::spawn(resource_guard::run(
             ns.admin_api(),
-            ctx.clone(),
+            security_side.clone(),
             shutdown(stopped.clone()),
         ));
         if options.requests {
             tokio::spawn(critical_operation_request::run(
                 ns.admin_api(),
-                ctx.clone(),
+                security_side.clone(),
                 shutdown(stopped.clone()),
             ));
         }
@@ -154,13 +160,14 @@ impl Operator {
             ns.admin_api(),
             ns.admin_api(),
             ns.admin_api(),
-            ctx.clone(),
+            backup_side,
             shutdown(stopped),
         ));
         Operator {
             ts,
             ns,
             ctx,
+            security_side,
             security,
             backup,
             arm_metrics,

@@ -1,0 +1,105 @@
+//! Apply: carries a decision out — records a new request, grants (Kubernetes backend) or asks PIM to
+//! activate, follows PIM, and ends a request, revoking its elevation first. Each transition is recorded
+//! in the status's history and as an Event.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::decide::Decision;
+use super::grant::{activate, activated, grant, revoke};
+use super::status::{OPERATOR, final_reason, summary, transition};
+use crate::controller::outcome::{Health, Notice, Requeue, Summary};
+use crate::controller::{Error, Reason, SecurityContext};
+use crate::crd::CriticalOperationRequest;
+use crate::crd::critical_operation_request::{CriticalOperationRequestStatus, RequestPhase};
+
+/// What carrying a decision out came to: the summary, when to look again, and the Events.
+pub(super) struct Applied {
+    pub summary: Summary,
+    pub requeue: Requeue,
+    pub notices: Vec<Notice>,
+}
+
+/// Carries `decision` out, writing what happened into `status` (read as `previous`).
+pub(super) async fn apply(
+    ctx: &SecurityContext,
+    cor: &CriticalOperationRequest,
+    decision: Decision,
+    previous: &CriticalOperationRequestStatus,
+    status: &mut CriticalOperationRequestStatus,
+    now: Timestamp,
+) -> Result<Applied, Error> {
+    let mut notices = Vec::new();
+    let (summary, requeue) = match decision {
+        Decision::Wait {
+            health,
+            reason,
+            message,
+            requeue,
+        } => {
+            if previous.phase.is_none() {
+                transition(status, RequestPhase::Pending, OPERATOR, reason, "request received", now);
+            }
+            (summary(health, reason, message), requeue)
+        }
+        Decision::Grant {
+            approvers,
+            resolved,
+            duration,
+        } => grant(ctx, cor, &resolved, duration, &approvers, status, &mut notices, now).await?,
+        Decision::Activate { resolved, duration } => {
+            activate(ctx, cor, &resolved, duration, previous, status, &mut notices, now).await?
+        }
+        Decision::Provisioned => activated(status, cor, now, &mut notices),
+        Decision::End {
+            phase,
+            actor,
+            reason,
+            message,
+        } => end(ctx, cor, status, (phase, &actor, reason, message), &mut notices).await?,
+    };
+    Ok(Applied {
+        summary,
+        requeue,
+        notices,
+    })
+}
+
+/// Ends the request in its final `phase`, revoking its elevation first; waits while PIM refuses to
+/// deactivate this soon.
+async fn end(
+    ctx: &SecurityContext,
+    cor: &CriticalOperationRequest,
+    status: &mut CriticalOperationRequestStatus,
+    (phase, actor, reason, message): (RequestPhase, &str, Reason, String),
+    notices: &mut Vec<Notice>,
+) -> Result<(Summary, Requeue), Error> {
+    if !revoke(ctx, cor, status).await? {
+        let waiting = Summary::waiting(
+            Reason::DeactivationRefused,
+            "PIM refuses to deactivate within five minutes of the activation; the operator keeps trying (Azure's end time bounds the elevation meanwhile)",
+        );
+        return Ok((waiting, Requeue::After(Duration::from_secs(30))));
+    }
+    // When the elevation ended: after Azure took the removal, not when this reconcile began.
+    let ended = ctx.clock.now();
+    if status.elevation.is_some() && status.ended_at.is_none() {
+        status.ended_at = Some(Time(ended));
+    }
+    if status.phase != Some(phase) {
+        transition(status, phase, actor, reason, &message, ended);
+        notices.push(if phase == RequestPhase::Failed {
+            Notice::warning("Failed", message.clone())
+        } else {
+            Notice::normal(final_reason(phase).as_str(), message.clone())
+        });
+    }
+    let health = if phase == RequestPhase::Failed {
+        Health::Stalled
+    } else {
+        Health::Ready
+    };
+    Ok((summary(health, reason, message), Requeue::OnChange))
+}

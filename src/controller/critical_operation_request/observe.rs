@@ -1,0 +1,90 @@
+//! Observe: what one request's decision depends on — its phase and status, the rules and target it
+//! resolves to, the approvals as judged now (each re-checked with RBAC), whether the admission policies
+//! are in force, another request holding an elevation it would merge with, and PIM's answer. Reads
+//! only; only an undecided request looks at rules, approvals and policies.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+use super::approvals::{Judged, judge};
+use super::decide::Observed;
+use super::grant::other_active;
+use super::policy::{Refusal, check_spec, resolve, same_target};
+use crate::azure::authorization;
+use crate::controller::{Error, Reason, SecurityContext, admission};
+use crate::crd::CriticalOperationRequest;
+use crate::crd::critical_operation_request::{CriticalOperationRequestStatus, RequestPhase};
+use crate::crd::shared::ApprovalBackend;
+
+/// What the operator sees of `cor` now; `previous` is its status as read.
+pub(super) async fn observe(
+    ctx: &SecurityContext,
+    cor: &CriticalOperationRequest,
+    previous: &CriticalOperationRequestStatus,
+    now: Timestamp,
+) -> Result<Observed, Error> {
+    let phase = previous.phase.unwrap_or(RequestPhase::Pending);
+    let mut observed = Observed {
+        phase,
+        now,
+        resolved: Err(Refusal::waiting(Reason::RequestFailed, "not resolved")),
+        duration: Err(Refusal::waiting(Reason::RequestFailed, "not checked")),
+        admission: Ok(()),
+        judged: Judged::default(),
+        other_active: None,
+        expires_at: timestamp(&previous.expires_at),
+        granted: previous.holds_elevation(),
+        performed: previous.performed_at.is_some(),
+        action_failed: previous.action_failed.clone(),
+        revoked_by: previous.revocation.as_ref().map(|r| (r.by.clone(), r.reason.clone())),
+        pim: None,
+        ending: previous.history.last().and_then(|t| {
+            let reason = Reason::parse(t.reason.as_deref()?)?;
+            Some((reason, t.message.clone().unwrap_or_default()))
+        }),
+    };
+    let pim_pending = phase == RequestPhase::Pending
+        && previous.granted_at.is_none()
+        && previous
+            .policy
+            .as_ref()
+            .is_some_and(|p| p.backend == ApprovalBackend::Pim);
+    if pim_pending && let Some(id) = previous.elevation.as_ref().and_then(|e| e.schedule_request_id.clone()) {
+        let pim = ctx.side.pim_client().map_err(Error::Azure)?;
+        observed.pim = Some(authorization::get_schedule_request(pim, &id).await?.status);
+    }
+    // Only an undecided request needs its rules, approvals and the admission policies looked at.
+    let undecided = !phase.is_final() && !observed.granted && observed.pim.is_none();
+    if undecided && observed.revoked_by.is_none() {
+        observed.resolved = resolve(ctx, cor)
+            .await
+            .map(|r| r.and_then(|r| same_target(previous, r)))?;
+        if let Ok(resolved) = &observed.resolved {
+            observed.duration = check_spec(cor, resolved);
+            let requester = cor.spec.requester.clone().unwrap_or_default();
+            let namespace = cor.namespace().unwrap_or_default();
+            let mut may = BTreeMap::new();
+            for entry in &previous.approvals {
+                let allowed =
+                    admission::may_approve(&ctx.client, &namespace, &cor.name_any(), &entry.approver, &entry.groups)
+                        .await?;
+                may.insert(entry.approver.clone(), allowed);
+            }
+            observed.judged = judge(&previous.approvals, &requester, &resolved.rules, &may);
+            observed.admission = ctx.side.admission.verify(&ctx.client).await;
+            // Only a request about to be elevated needs to know whether another one holds an elevation.
+            let pim = resolved.policy.backend == ApprovalBackend::Pim;
+            if pim || observed.judged.approvers.len() >= resolved.policy.required_approvals as usize {
+                observed.other_active = other_active(ctx, cor, &resolved.guard).await?;
+            }
+        }
+    }
+    Ok(observed)
+}
+
+fn timestamp(time: &Option<Time>) -> Option<Timestamp> {
+    time.as_ref().map(|t| t.0)
+}

@@ -1,0 +1,315 @@
+//! Policy: the rules a request is judged by — found from the security side's objects (the
+//! ResourceGuard's `spec.elevation`, or the ElevationPolicy for a guard given by ARM ID), narrowed by the
+//! VaultProtection (never widened), checked against the request's immutable spec, and bound to the
+//! target first recorded, so an approval is for what the approver saw.
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+
+use crate::azure::guards::GuardId;
+use crate::controller::conditions::LINKED;
+use crate::controller::{Error, Reason, SecurityContext, resource_guard, vault_protection};
+use crate::crd::critical_operation_request::{CriticalOperationRequestStatus, EffectivePolicy, GrantTarget};
+use crate::crd::elevation_policy::ElevationRules;
+use crate::crd::shared::ApprovalBackend;
+use crate::crd::vault_protection::GuardReference;
+use crate::crd::{CriticalOperationRequest, ElevationPolicy, ResourceGuard, VaultProtection};
+use crate::operations::{CriticalOperation, VaultKind};
+
+/// The rules that apply to one request, resolved from the security side's objects and narrowed by the
+/// VaultProtection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolved {
+    pub guard: GuardId,
+    /// The VaultProtection's `metadata.uid` and its vault's ARM ID: what an approval is for.
+    pub vault_protection_uid: String,
+    pub vault: String,
+    pub guard_description: Option<String>,
+    pub rules: ElevationRules,
+    pub policy: EffectivePolicy,
+    pub max_duration: Duration,
+    /// Operations the guard does not protect (no elevation is needed or useful for them).
+    pub excluded: Vec<CriticalOperation>,
+}
+
+impl Resolved {
+    /// What a grant under these rules is for.
+    pub fn target(&self) -> GrantTarget {
+        GrantTarget {
+            vault_protection_uid: self.vault_protection_uid.clone(),
+            vault_id: self.vault.clone(),
+            guard_id: self.guard.path(),
+        }
+    }
+}
+
+/// Why a request cannot go on. `fatal`: it never can (the spec is immutable): the request fails.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refusal {
+    pub reason: Reason,
+    pub message: String,
+    pub fatal: bool,
+}
+
+impl Refusal {
+    pub(super) fn waiting(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            fatal: false,
+        }
+    }
+
+    pub(super) fn fatal(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            fatal: true,
+        }
+    }
+}
+
+pub(super) fn is_service_account(user: &str) -> bool {
+    user.starts_with("system:serviceaccount:")
+}
+
+/// A Go-style duration (`30m`, `1h30m`) as the CRDs accept it.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let parsed: jiff::SignedDuration = text.parse().ok()?;
+    Duration::try_from(parsed).ok()
+}
+
+/// The rules for one request: the guard's, narrowed by its VaultProtection. A request created by a
+/// ServiceAccount (a GitOps controller applying what someone committed) does not say who asked, and that
+/// person may be one of the approvers, so "the approver is not the requester" cannot hold: it needs one
+/// approval more than the rules say, so that two people always decide.
+pub(super) fn narrowed(
+    rules: &ElevationRules,
+    vp: &VaultProtection,
+    requester: Option<&str>,
+) -> (EffectivePolicy, Duration) {
+    let guard_max = parse_duration(&rules.max_duration).unwrap_or(Duration::from_secs(3600));
+    let max = vp
+        .spec
+        .approval
+        .max_duration
+        .as_deref()
+        .and_then(parse_duration)
+        .map_or(guard_max, |vp_max| vp_max.min(guard_max));
+    let required = rules
+        .required_approvals
+        .max(vp.spec.approval.required_approvals.unwrap_or(1))
+        .clamp(1, 5)
+        + i32::from(requester.is_some_and(is_service_account));
+    let policy = EffectivePolicy {
+        required_approvals: required,
+        max_duration: jiff::SignedDuration::try_from(max)
+            .map(|d| format!("{d:#}"))
+            .unwrap_or_else(|_| rules.max_duration.clone()),
+        backend: rules.backend,
+        role: rules.role,
+    };
+    (policy, max)
+}
+
+/// Finds the request's VaultProtection, its guard, and the security side's rules for that guard.
+pub(super) async fn resolve(
+    ctx: &SecurityContext,
+    cor: &CriticalOperationRequest,
+) -> Result<Result<Resolved, Refusal>, Error> {
+    let namespace = cor.namespace().unwrap_or_default();
+    let vps: Api<VaultProtection> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(vp) = vps.get_opt(&cor.spec.vault_protection).await? else {
+        return Ok(Err(Refusal::waiting(
+            Reason::VaultProtectionNotFound,
+            format!(
+                "the VaultProtection {} does not exist in this namespace",
+                cor.spec.vault_protection
+            ),
+        )));
+    };
+    let Some(vault) = vault_protection::vault_id(&vp.spec.vault).map(|v| v.path()) else {
+        return Ok(Err(Refusal::waiting(
+            Reason::VaultNotFound,
+            format!(
+                "the VaultProtection {} names no vault: it needs vault.id, or the vault's kind, subscription, resource group and name",
+                cor.spec.vault_protection
+            ),
+        )));
+    };
+    let vault_protection_uid = vp.uid().unwrap_or_default();
+    // A vault linked to another guard would not be helped by an elevation on this one: nobody is elevated
+    // for nothing.
+    if let Some(linked) = vp.status.as_ref().and_then(|s| s.conditions.get(LINKED))
+        && linked.reason == Reason::LinkedToOtherGuard.as_str()
+    {
+        return Ok(Err(Refusal::waiting(
+            Reason::LinkedToOtherGuard,
+            format!(
+                "the vault of the VaultProtection {} is linked to another guard: {}",
+                cor.spec.vault_protection, linked.message
+            ),
+        )));
+    }
+    // The operator performs actions with the Recovery Services backup API only.
+    if cor.spec.action.is_some()
+        && vault_protection::vault_id(&vp.spec.vault).is_some_and(|v| v.kind == VaultKind::BackupVault)
+    {
+        return Ok(Err(Refusal::fatal(
+            Reason::RequestInvalid,
+            format!(
+                "spec.action is for Recovery Services vaults, and the VaultProtection {} protects a Backup vault: create a request without an action, naming the principal who does the operation by hand",
+                cor.spec.vault_protection
+            ),
+        )));
+    }
+    let resolved = match &vp.spec.guard {
+        GuardReference { name: Some(name), .. } => {
+            let guards: Api<ResourceGuard> = Api::namespaced(ctx.client.clone(), &namespace);
+            let Some(rg) = guards.get_opt(name).await? else {
+                return Ok(Err(Refusal::waiting(
+                    Reason::GuardNotFound,
+                    format!("the ResourceGuard {name} named by the VaultProtection does not exist"),
+                )));
+            };
+            let Some(rules) = rg.spec.elevation.clone() else {
+                return Ok(Err(Refusal::waiting(
+                    Reason::ElevationPolicyMissing,
+                    format!(
+                        "the ResourceGuard {name} has no spec.elevation: nobody can be elevated on it until a security admin declares who approves"
+                    ),
+                )));
+            };
+            let (policy, max_duration) = narrowed(&rules, &vp, cor.spec.requester.as_deref());
+            Resolved {
+                guard: resource_guard::guard_id(&rg.spec),
+                vault_protection_uid,
+                vault,
+                guard_description: rg.spec.description.clone(),
+                rules,
+                policy,
+                max_duration,
+                excluded: rg.spec.excluded_operations.clone(),
+            }
+        }
+        GuardReference {
+            id: Some(id),
+            tenant_id,
+            ..
+        } => {
+            let policies: Api<ElevationPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
+            let found = policies
+                .list(&ListParams::default())
+                .await?
+                .into_iter()
+                .find(|p| p.spec.guard_id.eq_ignore_ascii_case(id));
+            let Some(found) = found else {
+                return Ok(Err(Refusal::waiting(
+                    Reason::ElevationPolicyMissing,
+                    format!(
+                        "no ElevationPolicy in this namespace has guardId {id}: nobody can be elevated on that guard until a security admin creates one"
+                    ),
+                )));
+            };
+            let Some(guard) = GuardId::parse(id) else {
+                return Ok(Err(Refusal::fatal(
+                    Reason::RequestInvalid,
+                    format!("the VaultProtection's guard.id {id} is not a Resource Guard ID"),
+                )));
+            };
+            let (policy, max_duration) = narrowed(&found.spec.rules, &vp, cor.spec.requester.as_deref());
+            Resolved {
+                guard: guard.in_tenant(tenant_id.as_deref()),
+                vault_protection_uid,
+                vault,
+                guard_description: vp.status.as_ref().and_then(|s| s.guard_description.clone()),
+                rules: found.spec.rules,
+                policy,
+                max_duration,
+                excluded: Vec::new(),
+            }
+        }
+        _ => {
+            return Ok(Err(Refusal::fatal(
+                Reason::RequestInvalid,
+                "the VaultProtection names no guard",
+            )));
+        }
+    };
+    Ok(Ok(resolved))
+}
+
+/// The request's VaultProtection, vault and guard as first recorded must still be what it names: an
+/// object deleted and created again under the same name, or one now naming another vault or guard, is
+/// not what the request was made (and approved) for. Pure.
+pub(super) fn same_target(previous: &CriticalOperationRequestStatus, resolved: Resolved) -> Result<Resolved, Refusal> {
+    match &previous.target {
+        Some(recorded) if !recorded.matches(&resolved.target()) => Err(Refusal::fatal(
+            Reason::VaultProtectionChanged,
+            format!(
+                "the VaultProtection was created again or now names another vault or guard since this request was made (for the vault {} under the guard {}): create a new request",
+                recorded.vault_id, recorded.guard_id
+            ),
+        )),
+        _ => Ok(resolved),
+    }
+}
+
+/// Checks the immutable spec against the rules. Pure. `Ok`: the elevation's length.
+pub fn check_spec(cor: &CriticalOperationRequest, resolved: &Resolved) -> Result<Duration, Refusal> {
+    let spec = &cor.spec;
+    let Some(requester) = spec.requester.as_deref().filter(|r| !r.trim().is_empty()) else {
+        return Err(Refusal::fatal(
+            Reason::RequestInvalid,
+            "spec.requester is empty: the chart's admission policy fills it in with the creating user",
+        ));
+    };
+    if resolved.excluded.contains(&spec.operation) {
+        return Err(Refusal::fatal(
+            Reason::RequestInvalid,
+            format!(
+                "the guard does not protect {} (it is in its excludedOperations): no elevation is needed for it",
+                spec.operation
+            ),
+        ));
+    }
+    let Some(duration) = parse_duration(&spec.duration) else {
+        return Err(Refusal::fatal(
+            Reason::RequestInvalid,
+            format!("duration {} is not a duration", spec.duration),
+        ));
+    };
+    if duration > resolved.max_duration {
+        return Err(Refusal::fatal(
+            Reason::DurationTooLong,
+            format!(
+                "duration {} is longer than the {} the guard's rules allow: create a new request for at most {}",
+                spec.duration, resolved.policy.max_duration, resolved.policy.max_duration
+            ),
+        ));
+    }
+    if let Some(principal) = &spec.principal {
+        let allowed = resolved.rules.principals.iter().any(|p| {
+            p.object_id.eq_ignore_ascii_case(&principal.object_id)
+                && p.requesters.includes(requester, &spec.requester_groups)
+        });
+        if !allowed {
+            return Err(Refusal::fatal(
+                Reason::PrincipalNotAllowed,
+                format!(
+                    "the guard's rules do not allow {requester} to elevate the principal {}: ask a security admin to add it to the rules' principals",
+                    principal.object_id
+                ),
+            ));
+        }
+    }
+    if resolved.policy.backend == ApprovalBackend::Pim && spec.principal.is_some() {
+        return Err(Refusal::fatal(
+            Reason::RequestInvalid,
+            "the guard's rules choose PIM: a person activates their own eligible assignment in Azure PIM; requests here are for the operations the operator performs itself",
+        ));
+    }
+    Ok(duration)
+}

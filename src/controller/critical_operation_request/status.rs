@@ -1,0 +1,107 @@
+//! Status: the audit trail (each transition with its actor and time) and the `Approved` and `Elevated`
+//! conditions, from the phase and the elevation. Pure.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::policy::Resolved;
+use crate::controller::Reason;
+use crate::controller::conditions::{self, APPROVED, ELEVATED};
+use crate::controller::outcome::{Health, Summary};
+use crate::crd::critical_operation_request::{CriticalOperationRequestStatus, RequestPhase, Transition};
+
+/// The actor recorded for what the operator itself decides.
+pub const OPERATOR: &str = "mua-operator";
+
+/// Moves the request to `phase`, recording who and why in its history.
+pub(super) fn transition(
+    status: &mut CriticalOperationRequestStatus,
+    phase: RequestPhase,
+    actor: &str,
+    reason: Reason,
+    message: &str,
+    now: Timestamp,
+) {
+    status.phase = Some(phase);
+    status.history.push(Transition {
+        phase,
+        actor: actor.to_string(),
+        time: Time(now),
+        reason: Some(reason.as_str().to_string()),
+        message: Some(message.to_string()),
+    });
+}
+
+pub(super) fn summary(health: Health, reason: Reason, message: String) -> Summary {
+    match health {
+        Health::Ready => Summary::ready(reason, message),
+        Health::Waiting => Summary::waiting(reason, message),
+        Health::Stalled => Summary::stalled(reason, message),
+    }
+}
+
+/// `Approved` and `Elevated`, from the phase and the elevation. Pure.
+pub(super) fn set_conditions(
+    status: &mut CriticalOperationRequestStatus,
+    generation: Option<i64>,
+    now: Timestamp,
+    summary: &Summary,
+) {
+    let phase = status.phase.unwrap_or(RequestPhase::Pending);
+    let approved = matches!(
+        phase,
+        RequestPhase::Approved | RequestPhase::Active | RequestPhase::Completed | RequestPhase::Expired
+    ) || (phase == RequestPhase::Revoked && status.granted_at.is_some());
+    let (approved_reason, approved_message) = match phase {
+        RequestPhase::Pending => (summary.reason, summary.message.as_str()),
+        RequestPhase::Denied => (Reason::Denied, summary.message.as_str()),
+        RequestPhase::Failed => (Reason::RequestFailed, summary.message.as_str()),
+        _ if approved => (Reason::Approved, "the required approvals were given"),
+        _ => (final_reason(phase), "the request ended before it was approved"),
+    };
+    conditions::set(
+        &mut status.conditions,
+        APPROVED,
+        approved,
+        approved_reason,
+        approved_message,
+        generation,
+        now,
+    );
+    let elevated = status.holds_elevation();
+    let (reason, message) = if elevated {
+        (Reason::Elevated, "the elevation is in force in Azure")
+    } else if status.ended_at.is_some() {
+        (final_reason(phase), "the elevation has ended")
+    } else {
+        (Reason::NotElevated, "no elevation was granted")
+    };
+    conditions::set(
+        &mut status.conditions,
+        ELEVATED,
+        elevated,
+        reason,
+        message,
+        generation,
+        now,
+    );
+}
+
+/// What the rules resolved to: the effective policy, the guard's description, and what the request is
+/// for, from the first time it is seen whole (approvers decide on this; it is never rewritten).
+pub(super) fn record_rules(status: &mut CriticalOperationRequestStatus, resolved: &Resolved) {
+    status.policy = Some(resolved.policy.clone());
+    status.guard_description = resolved.guard_description.clone();
+    status.target.get_or_insert_with(|| resolved.target());
+}
+
+/// The reason a request that ended in `phase` keeps.
+pub(super) fn final_reason(phase: RequestPhase) -> Reason {
+    match phase {
+        RequestPhase::Denied => Reason::Denied,
+        RequestPhase::Completed => Reason::Completed,
+        RequestPhase::Expired => Reason::Expired,
+        RequestPhase::Revoked => Reason::Revoked,
+        _ => Reason::RequestFailed,
+    }
+}

@@ -1,0 +1,352 @@
+//! Unit tests of the pure steps: the rules (narrowing, spec checks, target binding), approvals, the state
+//! machine, and what Azure is told.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde_json::json;
+
+use super::approvals::{Judged, judge};
+use super::decide::{Decision, Observed, decide};
+use super::grant::schedule_spec;
+use super::policy::{Resolved, check_spec, narrowed, same_target};
+use crate::azure::authorization::RequestType;
+use crate::azure::guards::GuardId;
+use crate::controller::Reason;
+use crate::controller::outcome::{Health, Requeue};
+use crate::crd::critical_operation_request::{
+    Approval, CriticalOperationRequestStatus, Decision as Verdict, EffectivePolicy, Elevation, GrantTarget,
+    RequestPhase,
+};
+use crate::crd::elevation_policy::{ElevationRole, ElevationRules, Subjects};
+use crate::crd::shared::ApprovalBackend;
+use crate::crd::{CriticalOperationRequest, VaultProtection};
+
+fn rules() -> ElevationRules {
+    serde_json::from_value(
+        json!({"approvers": {"groups": ["mua-approvers"], "users": ["carol"]}, "requiredApprovals": 2}),
+    )
+    .unwrap()
+}
+
+fn approval(who: &str, groups: &[&str], decision: Verdict) -> Approval {
+    Approval {
+        approver: who.into(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        decision,
+        time: Time(Timestamp::UNIX_EPOCH),
+        comment: None,
+    }
+}
+
+fn rbac(allowed: &[&str]) -> BTreeMap<String, bool> {
+    allowed.iter().map(|a| (a.to_string(), true)).collect()
+}
+
+#[test]
+fn the_requester_never_counts_as_an_approver() {
+    let judged = judge(
+        &[approval("bob", &["mua-approvers"], Verdict::Approve)],
+        "bob",
+        &rules(),
+        &rbac(&["bob"]),
+    );
+    assert!(judged.approvers.is_empty());
+    assert_eq!(judged.ignored, ["bob is the requester"]);
+}
+
+#[test]
+fn an_approval_counts_only_from_a_named_approver_whom_rbac_allows() {
+    let entries = [
+        approval("alice", &["mua-approvers"], Verdict::Approve),
+        approval("mallory", &["backup-admins"], Verdict::Approve),
+        approval("carol", &[], Verdict::Approve),
+        approval("dave", &["mua-approvers"], Verdict::Approve),
+        approval(
+            "system:serviceaccount:argocd:argocd-application-controller",
+            &["mua-approvers"],
+            Verdict::Approve,
+        ),
+    ];
+    let judged = judge(
+        &entries,
+        "bob",
+        &rules(),
+        &rbac(&[
+            "alice",
+            "mallory",
+            "carol",
+            "system:serviceaccount:argocd:argocd-application-controller",
+        ]),
+    );
+    assert_eq!(judged.approvers, ["alice", "carol"]);
+    assert_eq!(judged.ignored.len(), 3, "{:?}", judged.ignored);
+}
+
+#[test]
+fn a_valid_denial_wins_and_an_invalid_one_does_not() {
+    let entries = [
+        approval("alice", &["mua-approvers"], Verdict::Approve),
+        approval("bob", &["mua-approvers"], Verdict::Deny),
+    ];
+    let judged = judge(&entries, "bob", &rules(), &rbac(&["alice", "bob"]));
+    assert_eq!(
+        judged.denied_by, None,
+        "the requester cannot deny on others' behalf either"
+    );
+    let entries = [approval("carol", &[], Verdict::Deny)];
+    let judged = judge(&entries, "bob", &rules(), &rbac(&["carol"]));
+    assert_eq!(judged.denied_by, Some(("carol".into(), None)));
+}
+
+fn resolved() -> Resolved {
+    Resolved {
+        guard: GuardId::new("s", "rg", "g"),
+        vault_protection_uid: "uid-1".into(),
+        vault: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v".into(),
+        guard_description: None,
+        rules: rules(),
+        policy: EffectivePolicy {
+            required_approvals: 2,
+            max_duration: "1h".into(),
+            backend: ApprovalBackend::Kubernetes,
+            role: ElevationRole::BackupMuaOperator,
+        },
+        max_duration: Duration::from_secs(3600),
+        excluded: Vec::new(),
+    }
+}
+
+fn observed() -> Observed {
+    Observed {
+        phase: RequestPhase::Pending,
+        now: Timestamp::from_second(1_000_000).unwrap(),
+        resolved: Ok(resolved()),
+        duration: Ok(Duration::from_secs(600)),
+        admission: Ok(()),
+        judged: Judged {
+            approvers: vec!["alice".into(), "carol".into()],
+            ..Default::default()
+        },
+        other_active: None,
+        expires_at: None,
+        granted: false,
+        performed: false,
+        action_failed: None,
+        revoked_by: None,
+        pim: None,
+        ending: None,
+    }
+}
+
+#[test]
+fn enough_valid_approvals_grant() {
+    assert_eq!(
+        decide(&observed()),
+        Decision::Grant {
+            approvers: vec!["alice".into(), "carol".into()],
+            resolved: resolved(),
+            duration: Duration::from_secs(600),
+        }
+    );
+}
+
+#[test]
+fn too_few_approvals_wait() {
+    let mut o = observed();
+    o.judged.approvers.pop();
+    assert!(matches!(
+        decide(&o),
+        Decision::Wait {
+            reason: Reason::ApprovalPending,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn nobody_is_elevated_without_the_admission_policies() {
+    let mut o = observed();
+    o.admission = Err("ValidatingAdmissionPolicy x".into());
+    assert!(matches!(
+        decide(&o),
+        Decision::Wait {
+            health: Health::Stalled,
+            reason: Reason::AdmissionPoliciesMissing,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_second_elevation_for_the_same_operation_waits_and_is_never_merged() {
+    let mut o = observed();
+    o.other_active = Some("first".into());
+    assert!(matches!(
+        decide(&o),
+        Decision::Wait {
+            reason: Reason::AnotherElevationActive,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn an_active_elevation_ends_at_its_time_exactly() {
+    let mut o = observed();
+    o.phase = RequestPhase::Active;
+    o.granted = true;
+    o.expires_at = Some(o.now + jiff::SignedDuration::from_secs(90));
+    assert!(matches!(decide(&o), Decision::Wait { requeue: Requeue::At(at), .. } if Some(at) == o.expires_at));
+    o.expires_at = Some(o.now);
+    assert!(matches!(
+        decide(&o),
+        Decision::End {
+            phase: RequestPhase::Expired,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_performed_operation_completes_and_a_revocation_ends_at_once() {
+    let mut o = observed();
+    o.phase = RequestPhase::Active;
+    o.granted = true;
+    o.expires_at = Some(o.now + jiff::SignedDuration::from_secs(90));
+    o.performed = true;
+    assert!(matches!(
+        decide(&o),
+        Decision::End {
+            phase: RequestPhase::Completed,
+            ..
+        }
+    ));
+    o.revoked_by = Some(("bob".into(), None));
+    assert!(matches!(decide(&o), Decision::End { phase: RequestPhase::Revoked, ref actor, .. } if actor == "bob"));
+}
+
+#[test]
+fn an_action_the_backup_side_could_not_perform_fails_the_request_and_ends_the_grant() {
+    let mut o = observed();
+    o.phase = RequestPhase::Active;
+    o.granted = true;
+    o.expires_at = Some(o.now + jiff::SignedDuration::from_secs(90));
+    o.action_failed = Some("the vault has no protected item x".into());
+    assert!(matches!(
+        decide(&o),
+        Decision::End { phase: RequestPhase::Failed, ref message, .. } if message.contains("no protected item x")
+    ));
+}
+
+#[test]
+fn a_request_longer_than_the_rules_allow_fails() {
+    let cor: CriticalOperationRequest = serde_json::from_value(json!({
+        "apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": "r"},
+        "spec": {"vaultProtection": "vp", "operation": "DisableSoftDelete", "duration": "2h", "justification": "j", "requester": "bob"}
+    }))
+    .unwrap();
+    let refusal = check_spec(&cor, &resolved()).unwrap_err();
+    assert_eq!((refusal.reason, refusal.fatal), (Reason::DurationTooLong, true));
+}
+
+#[test]
+fn a_request_stays_bound_to_what_it_was_made_for() {
+    let mut previous = CriticalOperationRequestStatus::default();
+    assert!(same_target(&previous, resolved()).is_ok(), "nothing recorded yet");
+    previous.target = Some(GrantTarget {
+        vault_id: resolved().target().vault_id.to_uppercase(),
+        ..resolved().target()
+    });
+    assert!(same_target(&previous, resolved()).is_ok(), "ARM IDs in any casing");
+    for changed in [
+        Resolved {
+            vault_protection_uid: "uid-2".into(),
+            ..resolved()
+        },
+        Resolved {
+            vault: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/w".into(),
+            ..resolved()
+        },
+        Resolved {
+            guard: GuardId::new("s", "rg", "other"),
+            ..resolved()
+        },
+    ] {
+        let refusal = same_target(&previous, changed).unwrap_err();
+        assert_eq!((refusal.reason, refusal.fatal), (Reason::VaultProtectionChanged, true));
+    }
+}
+
+#[test]
+fn azure_is_told_who_asked() {
+    let cor: CriticalOperationRequest = serde_json::from_value(json!({
+        "apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": "r", "namespace": "team"},
+        "spec": {"vaultProtection": "vp", "operation": "DisableSoftDelete", "duration": "10m", "justification": "decommission",
+                 "requester": "alice@contoso.example"}
+    }))
+    .unwrap();
+    let spec = schedule_spec(
+        &cor,
+        &Elevation::default(),
+        "role",
+        RequestType::SelfActivate,
+        Duration::from_secs(600),
+    );
+    assert_eq!(
+        spec.justification,
+        "DisableSoftDelete for alice@contoso.example (team/r): decommission"
+    );
+}
+
+#[test]
+fn a_principal_outside_the_rules_is_refused() {
+    let cor: CriticalOperationRequest = serde_json::from_value(json!({
+        "apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": "r"},
+        "spec": {"vaultProtection": "vp", "operation": "ChangeMarsSecurityPin", "duration": "10m", "justification": "j",
+                 "requester": "bob", "requesterGroups": ["backup-admins"], "principal": {"objectId": "9f2c1d4e-5b6a-4c3d-8e7f-0a1b2c3d4e5f"}}
+    }))
+    .unwrap();
+    let mut r = resolved();
+    assert_eq!(check_spec(&cor, &r).unwrap_err().reason, Reason::PrincipalNotAllowed);
+    r.rules.principals.push(crate::crd::elevation_policy::AllowedPrincipal {
+        object_id: "9F2C1D4E-5B6A-4C3D-8E7F-0A1B2C3D4E5F".into(),
+        requesters: Subjects {
+            groups: vec!["backup-admins".into()],
+            ..Default::default()
+        },
+    });
+    assert_eq!(check_spec(&cor, &r), Ok(Duration::from_secs(600)));
+}
+
+#[test]
+fn the_vault_protection_only_narrows() {
+    let mut vp: VaultProtection = serde_json::from_value(json!({
+        "apiVersion": "mua.dev/v1alpha1", "kind": "VaultProtection", "metadata": {"name": "vp"},
+        "spec": {"vault": {"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v"}, "guard": {"name": "g"},
+                 "approval": {"requiredApprovals": 1, "maxDuration": "24h"}}
+    }))
+    .unwrap();
+    let (policy, max) = narrowed(&rules(), &vp, Some("bob"));
+    assert_eq!((policy.required_approvals, max), (2, Duration::from_secs(3600)));
+    vp.spec.approval.required_approvals = Some(3);
+    vp.spec.approval.max_duration = Some("10m".into());
+    let (policy, max) = narrowed(&rules(), &vp, Some("bob"));
+    assert_eq!((policy.required_approvals, max), (3, Duration::from_secs(600)));
+}
+
+#[test]
+fn a_request_made_by_a_service_account_needs_one_approval_more() {
+    let vp: VaultProtection = serde_json::from_value(json!({
+        "apiVersion": "mua.dev/v1alpha1", "kind": "VaultProtection", "metadata": {"name": "vp"},
+        "spec": {"vault": {"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v"}, "guard": {"name": "g"}}
+    }))
+    .unwrap();
+    let mut one = rules();
+    one.required_approvals = 1;
+    let argocd = Some("system:serviceaccount:argocd:argocd-application-controller");
+    assert_eq!(narrowed(&one, &vp, argocd).0.required_approvals, 2);
+    assert_eq!(narrowed(&one, &vp, Some("alice")).0.required_approvals, 1);
+}

@@ -1,0 +1,123 @@
+//! The state each side's controllers own: the security side (guards, granting and revoking elevation)
+//! and the backup side (vault links, performing approved operations) each have their own Azure identity
+//! and remember their own things. A controller is given the side it belongs to, and nothing else.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use super::admission::AdmissionCheck;
+use super::context::{SideContext, SideState};
+use super::vault_protection::Memo;
+use crate::azure::{ArmClient, AzureError};
+
+/// The security side: owns guards, grants and revokes elevation.
+pub struct SecuritySide {
+    /// Its ARM identity.
+    pub arm: ArmClient,
+    /// Whether the admission policies of the two-person rule are in the cluster (checked before elevating).
+    pub admission: AdmissionCheck,
+    /// The Azure principals elevated for operations the operator performs itself, by tenant (`""`: the
+    /// home tenant): the backup side's identity there (configured, or read from its token once).
+    elevated_principals: Mutex<HashMap<String, String>>,
+    /// The backup side's credential, when it runs in the same process: who it is, and PIM activations.
+    backup_identity: Option<ArmClient>,
+}
+
+impl SecuritySide {
+    pub fn new(arm: ArmClient) -> Self {
+        Self {
+            arm,
+            admission: AdmissionCheck::default(),
+            elevated_principals: Mutex::default(),
+            backup_identity: None,
+        }
+    }
+
+    /// Names the backup side's Azure object IDs by tenant (none: its home tenant), for a security side
+    /// that runs without the backup side's credential in the same process.
+    pub fn with_elevated_principals(self, object_ids: &[(Option<String>, String)]) -> Self {
+        for (tenant, id) in object_ids {
+            self.remember_principal(tenant.as_deref(), id.to_ascii_lowercase());
+        }
+        self
+    }
+
+    /// Lets the security side ask the backup side's credential (in the same process) who it is, and
+    /// activate in PIM with it.
+    pub fn identifying_backup(mut self, backup: ArmClient) -> Self {
+        self.backup_identity = Some(backup);
+        self
+    }
+
+    fn remember_principal(&self, tenant: Option<&str>, object_id: String) {
+        let key = tenant.unwrap_or_default().to_ascii_lowercase();
+        let mut known = self.elevated_principals.lock().unwrap_or_else(PoisonError::into_inner);
+        known.insert(key, object_id);
+    }
+
+    /// The client of the principal that self-activates in PIM: the backup side's identity.
+    pub fn pim_client(&self) -> Result<&ArmClient, AzureError> {
+        self.backup_identity.as_ref().ok_or_else(|| AzureError::Credential {
+            operation: "activate in PIM".into(),
+            tenant: String::new(),
+            message: "PIM activations are made by the backup side's identity: run the security side with the backup side's credential in the same process".into(),
+        })
+    }
+
+    /// The principal elevated on a guard in `tenant` (none: the home tenant) when the operator performs
+    /// an approved operation itself: the backup side's service principal in that tenant, which is the
+    /// one Azure checks when the backup side cites the guard with that tenant's auxiliary token.
+    pub async fn elevated_principal(&self, tenant: Option<&str>) -> Result<String, AzureError> {
+        let key = tenant.unwrap_or_default().to_ascii_lowercase();
+        let known = self
+            .elevated_principals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        if let Some(id) = known {
+            return Ok(id);
+        }
+        let Some(backup) = self.backup_identity.as_ref() else {
+            return Err(AzureError::Credential {
+                operation: "elevate".into(),
+                tenant: key,
+                message: "the backup side's object ID is unknown: run both sides in one process or pass --backup-principal-id".into(),
+            });
+        };
+        let id = backup.principal_id_in(tenant).await?;
+        self.remember_principal(tenant, id.clone());
+        Ok(id)
+    }
+}
+
+impl SideState for SecuritySide {}
+
+/// The backup side: links vaults and performs approved operations.
+pub struct BackupSide {
+    /// Its ARM identity.
+    pub arm: ArmClient,
+    /// What the VaultProtection controller remembers between reconciles to spare ARM reads.
+    pub memo: Memo,
+}
+
+impl BackupSide {
+    pub fn new(arm: ArmClient) -> Self {
+        Self {
+            arm,
+            memo: Memo::default(),
+        }
+    }
+}
+
+impl SideState for BackupSide {
+    /// The backup side runs one controller (VaultProtection), whose memo this is.
+    fn forget(&self, _controller: &'static str, key: &str) {
+        self.memo.forget(key);
+    }
+}
+
+/// The context of the security side's controllers (ResourceGuard, CriticalOperationRequest).
+pub type SecurityContext = SideContext<SecuritySide>;
+/// The context of the backup side's controller (VaultProtection).
+pub type BackupContext = SideContext<BackupSide>;
