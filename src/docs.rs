@@ -371,7 +371,7 @@ mod tests {
                 .lines()
                 .zip(generated.lines())
                 .position(|(a, b)| a != b)
-                .map_or_else(|| committed.lines().count().min(generated.lines().count()), |i| i)
+                .unwrap_or_else(|| committed.lines().count().min(generated.lines().count()))
                 + 1;
             panic!(
                 "{path} differs from what the code generates (first at line {line}): regenerate it with \
