@@ -8,6 +8,7 @@ pub mod control_plane;
 pub mod controller;
 pub mod crd;
 pub mod demo;
+pub mod docs;
 pub mod operations;
 pub mod run;
 pub mod sim;

@@ -200,6 +200,157 @@ impl Reason {
     }
 }
 
+/// What a person reads about each reason: where it appears, what it means and who acts. The book's
+/// "Conditions and reasons" page is generated from these (`mua_operator::docs::reasons_reference`), so a
+/// new reason cannot be left out of it.
+impl Reason {
+    /// The kinds (and conditions) that carry this reason.
+    pub fn appears_on(self) -> &'static str {
+        use Reason::*;
+        match self {
+            InSync => "ResourceGuard, VaultProtection: `Ready=True`; `Synced`, `Linked`, `SoftDeleteSynced` when True",
+            Observed => {
+                "ResourceGuard, VaultProtection under `Observe`: `Ready=True`, the reconcile's log line and metrics \
+                 (`Synced` says `Drifted` when Azure differs)"
+            }
+            GuardNotReady => "VaultProtection",
+            ElevationRequired => {
+                "VaultProtection: `Ready`, `Reconciling`, and `Synced`, `Linked` or `SoftDeleteSynced`"
+            }
+            AzureThrottled | AzureUnavailable | AzureConflict | KubernetesError => "all",
+            GuardNotFound => "VaultProtection; a request whose VaultProtection names a missing ResourceGuard",
+            VaultNotFound => "VaultProtection; a request whose VaultProtection names no vault",
+            RegionMismatch => "VaultProtection; ResourceGuard (the Azure guard is not in `spec.region`)",
+            ReaderRoleMissing => "VaultProtection",
+            LinkedToOtherGuard => "VaultProtection (`Linked`, `Synced`); a request for that VaultProtection",
+            TenantCredentialMissing => "ResourceGuard, VaultProtection",
+            AlreadyExists | OwnedByAnother | VaultsLinked => "ResourceGuard",
+            AlwaysOnCannotBeWeakened => "VaultProtection (`SoftDeleteSynced`, `Stalled`)",
+            NotFound => "ResourceGuard under `Observe` (`Stalled`)",
+            Drifted => {
+                "ResourceGuard, VaultProtection under `Observe`: `Synced=False` (a VaultProtection also `Linked`, \
+                 `SoftDeleteSynced`) and a Warning Event; `Ready`, the log line and metrics say `Observed`"
+            }
+            AzureAccessDenied | AzureRejected => "all",
+            ApprovalPending | PendingApprovalInAzure => "request (`Approved=False`, `Reconciling`)",
+            AnotherElevationActive | DeactivationRefused => "request",
+            Approved => "request (`Approved=True`)",
+            Elevated => "request (`Elevated=True`; `Ready=True` while Active)",
+            NotElevated => "request (`Elevated=False`)",
+            Completed | Expired | Revoked => "request (final phase: `Ready`, `Elevated`)",
+            Denied | RequestFailed => "request (final phase: `Ready`, `Approved`)",
+            VaultProtectionNotFound | VaultProtectionChanged | ElevationPolicyMissing => "request",
+            AdmissionPoliciesMissing | BackendUnavailable => "request",
+            RequestInvalid | DurationTooLong | PrincipalNotAllowed => "request (phase `Failed`)",
+        }
+    }
+
+    /// What it means.
+    pub fn meaning(self) -> &'static str {
+        use Reason::*;
+        match self {
+            InSync => "Azure matches the spec",
+            Observed => "`managementPolicy: Observe`: Azure was read and matches, or differences were only reported",
+            GuardNotReady => "the ResourceGuard it names is not Ready yet",
+            GuardNotFound => "no ResourceGuard of that name in the namespace, or no guard at `guard.id`",
+            ReaderRoleMissing => "the backup identity cannot read the guard, so it cannot link",
+            RegionMismatch => {
+                "guard and vault are in different regions (Azure refuses such links); on a ResourceGuard, the \
+                 Azure guard is in another region than the spec says (a guard cannot move)"
+            }
+            LinkedToOtherGuard => "the vault is linked to a guard this object does not name; nothing is re-pointed",
+            TenantCredentialMissing => "no credential for the guard's tenant",
+            VaultNotFound => "the vault does not exist or the backup identity cannot see it",
+            ElevationRequired => "the spec weakens protection (soft delete off or shorter, MUA off, `Unlink`)",
+            AlwaysOnCannotBeWeakened => "soft delete is `AlwaysOn` in Azure, which can never be weakened",
+            Drifted => "Azure differs from the spec; only reported",
+            NotFound => "the Azure object is missing; only reported",
+            AlreadyExists | OwnedByAnother => "a guard of that name exists and this object does not own it",
+            VaultsLinked => "deletion (policy `Delete`) waits while vaults are linked; nothing is deleted",
+            AzureAccessDenied => "Azure refused the identity (401/403) or its credential failed",
+            AzureRejected => "Azure refused the call as invalid",
+            AzureThrottled | AzureUnavailable | AzureConflict | KubernetesError => {
+                "transient; retried (`Retry-After` or backoff)"
+            }
+            ApprovalPending => "waiting for approvals (`Approved` says how many, and which entries do not count)",
+            PendingApprovalInAzure => "PIM backend: waiting for PIM's approvers",
+            AnotherElevationActive => {
+                "another request holds an elevation for the same vault and operation, or for the same principal \
+                 on the guard"
+            }
+            Approved => "the required approvals were given",
+            Elevated => "the elevation is in force in Azure until its end time (`status.expiresAt`)",
+            NotElevated => "no elevation was granted",
+            DurationTooLong | PrincipalNotAllowed | RequestInvalid => {
+                "the request breaks the rules; the spec is immutable"
+            }
+            VaultProtectionNotFound => "the VaultProtection the request names does not exist in the namespace; retried",
+            VaultProtectionChanged => {
+                "its VaultProtection was created again, or names another vault or guard, since the request was made"
+            }
+            ElevationPolicyMissing => "no elevation rules cover the guard: nobody is elevated",
+            AdmissionPoliciesMissing => {
+                "the two-person rule's admission policies are not in the cluster: nobody is elevated"
+            }
+            BackendUnavailable => {
+                "the rules' backend cannot be driven by this operator (PIM without the backup credential)"
+            }
+            DeactivationRefused => {
+                "PIM refuses to end an activation within 5 minutes of it; retried, and PIM's end bounds it"
+            }
+            Denied | Expired | Revoked | Completed | RequestFailed => "final; `status.history` says who, when and why",
+        }
+    }
+
+    /// Who acts, and how.
+    pub fn who_acts(self) -> &'static str {
+        use Reason::*;
+        match self {
+            InSync | Approved | NotElevated => "nobody",
+            Observed => "nobody; to converge, switch to `Manage`",
+            Elevated => "nobody: it ends at `expiresAt`, once the operation is performed, or on `kubectl mua revoke`",
+            GuardNotReady => "wait; if it lasts, read the ResourceGuard's own reason",
+            GuardNotFound => "backup admin: fix `guard`; security admin: declare the guard",
+            ReaderRoleMissing => {
+                "security admin: grant Reader on the guard to the backup identity (in the guard's tenant)"
+            }
+            RegionMismatch => {
+                "security admin: a guard in the vault's region; on a ResourceGuard, fix `spec.region` or create \
+                 a new ResourceGuard"
+            }
+            LinkedToOtherGuard => {
+                "name that guard, or unlink it under an approved `DisableMultiUserAuthorization` request"
+            }
+            TenantCredentialMissing => "platform: add the tenant (`--additional-tenants`, chart `additionalTenants`)",
+            VaultNotFound => "backup admin: fix `vault`, or grant Backup Contributor",
+            ElevationRequired => {
+                "create a CriticalOperationRequest for the operation the message names, and have it approved"
+            }
+            AlwaysOnCannotBeWeakened => "set the spec back to `AlwaysOn`",
+            Drifted | NotFound => "switch to `Manage`, or fix Azure",
+            AlreadyExists | OwnedByAnother => "`adoptExisting: true` to take it over, or another name",
+            VaultsLinked => "unlink the vaults first (each under an approved request)",
+            AzureAccessDenied => "platform: the identity's roles and credential (the message has Azure's words)",
+            AzureRejected => "read the message; fix the spec",
+            AzureThrottled | AzureUnavailable | AzureConflict | KubernetesError => "nothing, unless it lasts",
+            ApprovalPending => "approvers: `kubectl mua approve`",
+            PendingApprovalInAzure => "approvers: approve in Entra PIM",
+            AnotherElevationActive => "wait for it to end, or revoke it",
+            DurationTooLong | PrincipalNotAllowed | RequestInvalid => "a new request within the rules",
+            VaultProtectionNotFound => {
+                "requester: a new request naming an existing VaultProtection (the spec is immutable), or the \
+                 backup admin creates it"
+            }
+            VaultProtectionChanged => "a new request, for the vault as it is now",
+            ElevationPolicyMissing => "security admin: `spec.elevation` on the ResourceGuard, or an ElevationPolicy",
+            AdmissionPoliciesMissing => "platform: install them (the chart does)",
+            BackendUnavailable => "platform: both sides in one process (chart `mode: combined`)",
+            DeactivationRefused => "nothing",
+            Denied | Expired | Revoked | Completed | RequestFailed => "a new request, if still needed",
+        }
+    }
+}
+
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -216,5 +367,18 @@ mod tests {
             assert_eq!(Reason::parse(reason.as_str()), Some(*reason));
         }
         assert_eq!(Reason::parse("NoSuchReason"), None);
+    }
+
+    #[test]
+    fn every_reason_is_explained() {
+        for reason in Reason::ALL {
+            for text in [reason.appears_on(), reason.meaning(), reason.who_acts()] {
+                assert!(!text.trim().is_empty(), "{reason} lacks a text");
+                assert!(
+                    !text.contains('|'),
+                    "{reason}: a `|` would split the reasons table's cell"
+                );
+            }
+        }
     }
 }
