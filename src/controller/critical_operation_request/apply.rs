@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::decide::Decision;
 use super::grant::{activate, activated, grant, revoke};
-use super::status::{OPERATOR, final_reason, summary, transition};
+use super::status::{OPERATOR, final_reason, transition};
 use crate::controller::outcome::{Health, Notice, Requeue, Summary};
 use crate::controller::{Error, Reason, SecurityContext};
 use crate::crd::CriticalOperationRequest;
@@ -42,7 +42,7 @@ pub(super) async fn apply(
             if previous.phase.is_none() {
                 transition(status, RequestPhase::Pending, OPERATOR, reason, "request received", now);
             }
-            (summary(health, reason, message), requeue)
+            (Summary::new(health, reason, message), requeue)
         }
         Decision::Grant {
             approvers,
@@ -101,5 +101,5 @@ async fn end(
     } else {
         Health::Ready
     };
-    Ok((summary(health, reason, message), Requeue::OnChange))
+    Ok((Summary::new(health, reason, message), Requeue::OnChange))
 }

@@ -12,7 +12,7 @@ use kube::api::ListParams;
 
 use super::decide::{Decision, follow_pim};
 use super::policy::{Resolved, parse_duration};
-use super::status::{OPERATOR, summary, transition};
+use super::status::{OPERATOR, transition};
 use crate::azure::AzureError;
 use crate::azure::authorization::{self, RequestType, ScheduleRequestSpec, ScheduleStatus};
 use crate::azure::guards::GuardId;
@@ -79,7 +79,7 @@ pub(super) async fn grant(
     );
     transition(status, RequestPhase::Active, OPERATOR, Reason::Elevated, &message, now);
     notices.push(Notice::normal("Elevated", message.clone()));
-    Ok((summary(Health::Ready, Reason::Elevated, message), Requeue::At(expires)))
+    Ok((Summary::new(Health::Ready, Reason::Elevated, message), Requeue::At(expires)))
 }
 
 /// PIM: asks PIM to activate the backup side's eligible assignment; PIM's approvers decide in Azure.
@@ -135,7 +135,7 @@ pub(super) async fn activate(
         // PIM's policy asks for no approval: active at once.
         Decision::Provisioned => activated(status, cor, now, notices),
         _ => (
-            summary(Health::Waiting, Reason::PendingApprovalInAzure, message),
+            Summary::new(Health::Waiting, Reason::PendingApprovalInAzure, message),
             Requeue::After(Duration::from_secs(10)),
         ),
     })
@@ -153,7 +153,7 @@ pub(super) fn assigned_already(elevation: &Elevation) -> (Summary, Requeue) {
         elevation.principal_id.as_deref().unwrap_or_default()
     );
     (
-        summary(Health::Waiting, Reason::AnotherElevationActive, message),
+        Summary::new(Health::Waiting, Reason::AnotherElevationActive, message),
         Requeue::After(Duration::from_secs(15)),
     )
 }
@@ -345,5 +345,5 @@ pub(super) fn activated(
     let message = format!("PIM activated the assignment until {expires}");
     transition(status, RequestPhase::Active, OPERATOR, Reason::Elevated, &message, now);
     notices.push(Notice::normal("Elevated", message.clone()));
-    (summary(Health::Ready, Reason::Elevated, message), Requeue::At(expires))
+    (Summary::new(Health::Ready, Reason::Elevated, message), Requeue::At(expires))
 }

@@ -32,14 +32,6 @@ pub(super) fn transition(
     });
 }
 
-pub(super) fn summary(health: Health, reason: Reason, message: String) -> Summary {
-    match health {
-        Health::Ready => Summary::ready(reason, message),
-        Health::Waiting => Summary::waiting(reason, message),
-        Health::Stalled => Summary::stalled(reason, message),
-    }
-}
-
 /// `Approved` and `Elevated`, from the phase and the elevation. Pure.
 pub(super) fn set_conditions(
     status: &mut CriticalOperationRequestStatus,
