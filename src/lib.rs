@@ -4,10 +4,15 @@
 //! ARM (or the local simulator, `sim`) → status.
 
 pub mod azure;
+#[cfg(feature = "demo")]
 pub mod control_plane;
 pub mod controller;
-pub mod crd;
+#[cfg(feature = "demo")]
 pub mod demo;
-pub mod operations;
 pub mod run;
-pub mod sim;
+
+/// The CRD types and the operations table live in `mua-api` (the kubectl plugin uses them alone).
+pub use mua_api::{crd, operations};
+/// The local ARM simulator, in builds with the `sim` feature (the default; not in the container image).
+#[cfg(feature = "sim")]
+pub use mua_sim as sim;
