@@ -68,13 +68,13 @@ pub fn human_duration(d: SignedDuration) -> String {
     let secs = d.as_secs().unsigned_abs();
     let (mins, hours, days) = (secs / 60, secs / 3600, secs / 86_400);
     match () {
-        _ if secs < 120 => format!("{secs}s"),
-        _ if mins < 10 && !secs.is_multiple_of(60) => format!("{mins}m{}s", secs % 60),
-        _ if mins < 180 => format!("{mins}m"),
-        _ if hours < 8 && !mins.is_multiple_of(60) => format!("{hours}h{}m", mins % 60),
-        _ if hours < 48 => format!("{hours}h"),
-        _ if !hours.is_multiple_of(24) && days < 8 => format!("{days}d{}h", hours % 24),
-        _ => format!("{days}d"),
+        () if secs < 120 => format!("{secs}s"),
+        () if mins < 10 && !secs.is_multiple_of(60) => format!("{mins}m{}s", secs % 60),
+        () if mins < 180 => format!("{mins}m"),
+        () if hours < 8 && !mins.is_multiple_of(60) => format!("{hours}h{}m", mins % 60),
+        () if hours < 48 => format!("{hours}h"),
+        () if !hours.is_multiple_of(24) && days < 8 => format!("{days}d{}h", hours % 24),
+        () => format!("{days}d"),
     }
 }
 

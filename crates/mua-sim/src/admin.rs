@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -27,12 +28,21 @@ pub fn routes() -> Router<Arc<SimState>> {
         )
 }
 
-async fn state(State(sim): State<Arc<SimState>>) -> Json<Value> {
-    Json(sim.read(|w| serde_json::to_value(w).expect("the world serializes")))
+async fn state(State(sim): State<Arc<SimState>>) -> Result<Json<Value>, ArmError> {
+    sim.read(|w| serde_json::to_value(w)).map(Json).map_err(not_serialized)
 }
 
-async fn calls(State(sim): State<Arc<SimState>>) -> Json<Value> {
-    Json(serde_json::to_value(sim.calls()).expect("counts serialize"))
+async fn calls(State(sim): State<Arc<SimState>>) -> Result<Json<Value>, ArmError> {
+    serde_json::to_value(sim.calls()).map(Json).map_err(not_serialized)
+}
+
+/// Plain data always serializes; were it not to, the caller hears a 500.
+fn not_serialized(err: serde_json::Error) -> ArmError {
+    ArmError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalServerError",
+        format!("The state could not be serialized: {err}"),
+    )
 }
 
 async fn reset_calls(State(sim): State<Arc<SimState>>) -> Json<Value> {

@@ -151,13 +151,14 @@ impl DeviceCodes {
         if code.decision == Decision::Pending {
             return Err(PollError::Pending);
         }
-        let code = codes.remove(device_code).expect("held");
-        match code.decision {
-            Decision::Approved { user } => Ok(Approved {
-                user,
-                scope: code.scope,
-            }),
-            _ => Err(PollError::Declined),
+        match codes.remove(device_code) {
+            Some(DeviceCode {
+                decision: Decision::Approved { user },
+                scope,
+                ..
+            }) => Ok(Approved { user, scope }),
+            Some(_) => Err(PollError::Declined),
+            None => Err(PollError::Unknown),
         }
     }
 }

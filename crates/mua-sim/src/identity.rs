@@ -87,7 +87,9 @@ pub async fn token(
             scope: &scope,
         };
         let fields = sign_in.response_fields(&sim, field("client_info") == "1", now);
-        body.as_object_mut().expect("a JSON object").extend(fields);
+        if let Some(body) = body.as_object_mut() {
+            body.extend(fields);
+        }
     }
     Ok(Json(body).into_response())
 }

@@ -273,7 +273,7 @@ impl Seed {
                 id: id.clone(),
                 name,
                 scope: a.scope.trim_end_matches('/').to_string(),
-                role_definition: role.id.to_string(),
+                role_definition: role.id.clone(),
                 principal_id: principal.object_id.clone(),
                 principal_type: principal.kind.arm_name().to_string(),
                 end_time: None,

@@ -99,8 +99,9 @@ impl Throttle {
             clock,
         };
         let quota = |capacity: u32, rate: u32, factor: u32| {
-            Quota::per_second(NonZeroU32::new(rate * factor).expect("rates are positive"))
-                .allow_burst(NonZeroU32::new(capacity * factor).expect("capacities are positive"))
+            // A zero limit would be no bucket at all: it holds one token at least.
+            let at_least_one = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+            Quota::per_second(at_least_one(rate * factor)).allow_burst(at_least_one(capacity * factor))
         };
         let limiter = |q: Quota| {
             RateLimiter::<Key, DefaultKeyedStateStore<Key>, ThrottleClock, NoOpMiddleware<Nanos>>::new(

@@ -81,6 +81,10 @@ impl TokenIssuer {
     }
 
     /// Signs an access token or an ID token.
+    #[allow(
+        clippy::expect_used,
+        reason = "signing claims with our own key, made for the algorithm, cannot fail"
+    )]
     pub fn issue(&self, claims: &impl Serialize) -> String {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(self.kid.clone());
@@ -95,6 +99,10 @@ impl TokenIssuer {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map(|data| data.claims)
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "signing claims with our own key, made for the algorithm, cannot fail"
+    )]
     pub fn issue_refresh(&self, claims: &RefreshClaims) -> String {
         jsonwebtoken::encode(&Header::new(Algorithm::ES256), claims, &self.refresh_encoding)
             .expect("signing with our own key")

@@ -108,7 +108,8 @@ async fn create(
             .unwrap_or_else(|| generated_name(&args.vault_protection, args.operation));
         let request = CriticalOperationRequest::new(&name, spec.clone());
         match api.create(&PostParams::default(), &request).await {
-            Err(kube::Error::Api(status)) if status.code == 409 && attempt < attempts => continue,
+            // The name is taken: try another.
+            Err(kube::Error::Api(status)) if status.code == 409 && attempt < attempts => {}
             result => return result.map_err(|err| from_kube(err, Target::object(KIND, &name, &session.namespace))),
         }
     }

@@ -224,13 +224,16 @@ pub fn stamp_request_ids(request: &HeaderMap, response: &mut Response) {
     let correlation = request
         .get("x-ms-correlation-request-id")
         .cloned()
-        .unwrap_or_else(|| HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("a uuid"));
+        .unwrap_or_else(new_request_id);
     let headers = response.headers_mut();
-    headers.insert(
-        "x-ms-request-id",
-        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("a uuid"),
-    );
+    headers.insert("x-ms-request-id", new_request_id());
     headers.insert("x-ms-correlation-request-id", correlation);
+}
+
+/// A new request ID: a v4 UUID.
+#[allow(clippy::expect_used, reason = "a UUID's text is ASCII, a valid header value")]
+fn new_request_id() -> HeaderValue {
+    HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("a uuid")
 }
 
 fn serve(sim: &SimState, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> ArmResult {
