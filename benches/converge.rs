@@ -14,6 +14,12 @@
 //! smoke run (50 objects, 500 watched). `MUA_BENCH_WRAP` (e.g. `heaptrack`) runs the `watch` part's
 //! operator under a wrapper such as a heap profiler.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark, like a test, stops at the first broken precondition"
+)]
+
 #[path = "../tests/cluster/mod.rs"]
 mod cluster;
 #[path = "../tests/simulator/mod.rs"]

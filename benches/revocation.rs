@@ -24,6 +24,12 @@
 //! minutes); `-- real-time simulator-clock restart` picks parts. `MUA_BENCH_QUICK=1` uses 10 requests
 //! instead of 50, `MUA_BENCH_REQUESTS` any number.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark, like a test, stops at the first broken precondition"
+)]
+
 #[path = "../tests/cluster/mod.rs"]
 mod cluster;
 #[path = "../tests/simulator/mod.rs"]

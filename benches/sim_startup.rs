@@ -2,6 +2,12 @@
 //! prints its banner line (it prints after it listens), and until the first token request is answered.
 //! Run with `cargo bench --bench sim_startup`; prints milliseconds per run and a summary.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark, like a test, stops at the first broken precondition"
+)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Instant;

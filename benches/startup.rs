@@ -12,6 +12,12 @@
 //!
 //! Run with `cargo bench --bench startup` (`-- restart` or `-- in-place` picks a part).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark, like a test, stops at the first broken precondition"
+)]
+
 #[path = "../tests/cluster/mod.rs"]
 mod cluster;
 #[path = "../tests/simulator/mod.rs"]

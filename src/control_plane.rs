@@ -112,6 +112,10 @@ impl LocalControlPlane {
     }
 
     fn launch(bin_dir: &Path, users: &[LocalUser]) -> anyhow::Result<LocalControlPlane> {
+        let tokens = users
+            .iter()
+            .map(|u| Ok((u.name.to_string(), random_token()?)))
+            .collect::<anyhow::Result<_>>()?;
         let work_dir = new_work_dir()?;
         let pki = match write_pki(&work_dir) {
             Ok(pki) => pki,
@@ -126,7 +130,7 @@ impl LocalControlPlane {
             work_dir: work_dir.clone(),
             bin_dir: bin_dir.to_path_buf(),
             server: format!("https://127.0.0.1:{api_port}"),
-            tokens: users.iter().map(|u| (u.name.to_string(), random_token())).collect(),
+            tokens,
             children: Mutex::new(Vec::new()),
         };
         let token_csv: String = users
@@ -450,12 +454,12 @@ fn write(path: &Path, contents: &str) -> anyhow::Result<()> {
     std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
 }
 
-fn random_token() -> String {
+fn random_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 24];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
-        .expect("reading /dev/urandom");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+        .context("reading /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn free_port() -> anyhow::Result<u16> {

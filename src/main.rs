@@ -28,10 +28,30 @@ enum Command {
     /// Serve the local ARM simulator (Azure Resource Manager and Entra ID for MUA) until SIGTERM/SIGINT.
     Sim(SimArgs),
     /// Run the MUA walkthrough against the local simulator and a local control plane.
-    Demo(mua_operator::demo::DemoArgs),
+    Demo(DemoArgs),
+}
+
+#[cfg(feature = "demo")]
+use mua_operator::demo::DemoArgs;
+
+/// `demo`'s flags, so a build without the demo still parses them (and says the demo is not in it).
+#[cfg(not(feature = "demo"))]
+#[derive(clap::Args, Debug)]
+struct DemoArgs {
+    /// Leave the control plane, the simulator and the operator running after the walkthrough (until
+    /// Ctrl-C), and print how to point kubectl at them.
+    #[arg(long)]
+    keep: bool,
 }
 
 #[derive(clap::Args, Debug)]
+#[cfg_attr(
+    not(feature = "sim"),
+    allow(
+        dead_code,
+        reason = "parsed so that `sim` is known, but a build without the simulator reads no flag"
+    )
+)]
 struct SimArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8443")]
@@ -78,15 +98,27 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Sim(args) => match run_sim(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("error: {err:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Demo(args) => mua_operator::demo::main(args),
+        Command::Sim(args) => sim(args),
+        Command::Demo(args) => demo(args),
     }
+}
+
+/// Exit code for a subcommand this build does not contain (as for a usage error).
+#[cfg(not(all(feature = "sim", feature = "demo")))]
+const EXIT_NOT_IN_BUILD: u8 = 2;
+
+#[cfg(feature = "demo")]
+fn demo(args: DemoArgs) -> ExitCode {
+    mua_operator::demo::main(args)
+}
+
+#[cfg(not(feature = "demo"))]
+fn demo(_args: DemoArgs) -> ExitCode {
+    eprintln!(
+        "error: the demo is not in this build (built without the `demo` feature); install a build with default \
+         features or run `cargo run -- demo`"
+    );
+    ExitCode::from(EXIT_NOT_IN_BUILD)
 }
 
 fn crdgen(out_dirs: &[PathBuf], stdout: bool) -> anyhow::Result<()> {
@@ -110,6 +142,27 @@ fn crdgen(out_dirs: &[PathBuf], stdout: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "sim")]
+fn sim(args: SimArgs) -> ExitCode {
+    match run_sim(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "sim"))]
+fn sim(_args: SimArgs) -> ExitCode {
+    eprintln!(
+        "error: the simulator is not in this build (built without the `sim` feature); install a build with \
+         default features or run `cargo run -- sim`"
+    );
+    ExitCode::from(EXIT_NOT_IN_BUILD)
+}
+
+#[cfg(feature = "sim")]
 fn run_sim(args: SimArgs) -> anyhow::Result<()> {
     use anyhow::Context;
     init_logging(false);
@@ -151,6 +204,7 @@ fn init_logging(json: bool) {
     }
 }
 
+#[cfg(feature = "sim")]
 /// `$XDG_DATA_HOME/mua-operator/sim`, else `~/.local/share/mua-operator/sim`.
 fn default_data_dir() -> anyhow::Result<PathBuf> {
     let base = std::env::var_os("XDG_DATA_HOME")

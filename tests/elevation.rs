@@ -1012,7 +1012,8 @@ async fn kubectl_mua_request_approve_and_wait_with_the_operator() {
     op.declare_soft_delete_off("prod").await;
     let cp = ControlPlane::shared();
     let plugin = |user: User, args: &[&str]| {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-mua"));
+        let mut command =
+            tokio::process::Command::new(mua_operator::demo::kubectl_mua_path().expect("building kubectl-mua"));
         command
             .arg("--kubeconfig")
             .arg(cp.kubeconfig_path(user))

@@ -45,7 +45,7 @@ impl Run {
 /// Runs `kubectl mua -n <ns> <args>` as `user`, with only the user's own kubeconfig.
 async fn mua(user: User, ns: &str, args: &[&str]) -> Run {
     let cp = ControlPlane::shared();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-mua"))
+    let child = tokio::process::Command::new(mua_operator::demo::kubectl_mua_path().expect("building kubectl-mua"))
         .arg("--kubeconfig")
         .arg(cp.kubeconfig_path(user))
         .args(["-n", ns])
@@ -344,7 +344,7 @@ async fn the_kubeconfig_comes_from_the_environment_like_kubectl() {
     let cp = ControlPlane::shared();
     let ns = setup("cli-kubeconfig-env").await;
     create_request(&ns, User::BackupAdmin, "seen").await;
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-mua"))
+    let output = tokio::process::Command::new(mua_operator::demo::kubectl_mua_path().expect("building kubectl-mua"))
         .args(["-n", &ns.name, "list"])
         .env("KUBECONFIG", cp.kubeconfig_path(User::SecurityAdmin))
         .output()

@@ -168,8 +168,10 @@ impl Throttle {
     pub fn new(policy: ThrottlePolicy) -> Self {
         let limiter = |kind| {
             let bucket = policy.bucket(kind);
-            let quota = Quota::per_second(NonZeroU32::new(bucket.per_second.max(1)).expect("at least one"))
-                .allow_burst(NonZeroU32::new(policy.burst(kind)).expect("at least one"));
+            // At least one token per second and in the burst (`burst` is at least one already).
+            let at_least_one = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+            let quota =
+                Quota::per_second(at_least_one(bucket.per_second)).allow_burst(at_least_one(policy.burst(kind)));
             RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>()
         };
         let limiters = policy.enabled.then(|| {

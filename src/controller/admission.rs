@@ -2,7 +2,7 @@
 //! operator checks, before it elevates anyone, that those policies are in force and re-checks every
 //! approval itself with a SubjectAccessReview rather than trusting what it reads in status.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
@@ -45,7 +45,7 @@ impl AdmissionCheck {
         if self
             .last_ok
             .lock()
-            .expect("admission check lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .is_some_and(|at| at.elapsed() < TRUST_FOR)
         {
             return Ok(());
@@ -63,10 +63,10 @@ impl AdmissionCheck {
             }
         }
         if missing.is_empty() {
-            *self.last_ok.lock().expect("admission check lock") = Some(Instant::now());
+            *self.last_ok.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
             Ok(())
         } else {
-            *self.last_ok.lock().expect("admission check lock") = None;
+            *self.last_ok.lock().unwrap_or_else(PoisonError::into_inner) = None;
             Err(missing.join(", "))
         }
     }

@@ -23,6 +23,7 @@ impl Clock for SystemClock {
 }
 
 /// The simulator's clock, so tests can move the operator's time together with Azure's (PIM expiries).
+#[cfg(feature = "sim")]
 impl Clock for crate::sim::clock::SimClock {
     fn now(&self) -> Timestamp {
         crate::sim::clock::SimClock::now(self)
@@ -33,7 +34,7 @@ impl Clock for crate::sim::clock::SimClock {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sim"))]
 mod tests {
     use super::*;
 

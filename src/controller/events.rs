@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -71,7 +71,7 @@ impl Events {
         (notice.warning, notice.reason, &notice.message).hash(&mut hasher);
         let hash = memo.salted(hasher.finish());
         {
-            let mut last = self.last.lock().expect("events lock");
+            let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
             if last
                 .get(&memo.key())
                 .is_some_and(|(h, at)| *h == hash && at.elapsed() < REPEAT_AFTER)
@@ -115,6 +115,9 @@ impl Events {
 
     /// The object is gone.
     pub fn forget(&self, memo: MemoKey) {
-        self.last.lock().expect("events lock").remove(&memo.key());
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&memo.key());
     }
 }

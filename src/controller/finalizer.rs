@@ -41,7 +41,7 @@ async fn patch_finalizers<K>(api: &Api<K>, object: &K, patch: serde_json::Value)
 where
     K: Resource + Clone + std::fmt::Debug + DeserializeOwned,
 {
-    let patch: json_patch::Patch = serde_json::from_value(patch).expect("a well-formed JSON patch");
+    let patch: json_patch::Patch = serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
     api.patch(&object.name_any(), &PatchParams::default(), &Patch::Json::<()>(patch))
         .await
         .map(|_| ())

@@ -3,7 +3,7 @@
 //! (`azure::metrics`); both register into the one registry `/metrics` serves.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
@@ -128,7 +128,7 @@ impl Metrics {
 
     fn set_state(&self, controller: &'static str, key: &str, state: Option<(bool, Reason)>) {
         let key = MemoKey::new(controller, key).key();
-        let mut states = self.states.lock().expect("metrics lock");
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         let previous = match state {
             Some(state) => states.entry(controller).or_default().insert(key, state),
             None => states.get_mut(controller).and_then(|states| states.remove(&key)),

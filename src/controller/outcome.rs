@@ -129,7 +129,7 @@ const SUMMARY_CONDITIONS: [&str; 3] = [conditions::READY, conditions::RECONCILIN
 /// and compares conditions by hash ([`status_hashes`]); their reason, message and generation go. Other
 /// conditions stay whole: a failure writes them back as they were.
 pub fn slim_conditions(conditions: &mut Conditions) {
-    for condition in conditions.0.iter_mut() {
+    for condition in &mut conditions.0 {
         if SUMMARY_CONDITIONS.contains(&condition.type_.as_str()) {
             condition.reason = String::new();
             condition.message = String::new();

@@ -10,6 +10,7 @@ mod stage;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use anyhow::{Context as _, bail};
 
@@ -125,32 +126,70 @@ fn print_how_to_connect(stage: &Stage<'_>) {
     );
 }
 
-/// The directory holding `kubectl-mua` (beside this binary); under `cargo run`, built first if missing.
+/// The directory holding `kubectl-mua`, put on kubectl's PATH.
 fn kubectl_mua_dir() -> anyhow::Result<PathBuf> {
+    let path = kubectl_mua_path()?;
+    Ok(path.parent().context("kubectl-mua has no directory")?.to_path_buf())
+}
+
+/// The `kubectl-mua` binary (the kubectl plugin, package `kubectl-mua`): beside this binary when both are
+/// installed together; under cargo (`cargo run`, `cargo test`, `cargo bench`: `$CARGO` is set) built first,
+/// once per process, into the target directory this binary was built in, so it is never stale.
+pub fn kubectl_mua_path() -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| locate_kubectl_mua().map_err(|err| format!("{err:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn locate_kubectl_mua() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating this binary")?;
-    let dir = exe.parent().context("this binary has no directory")?.to_path_buf();
-    if dir.join("kubectl-mua").is_file() {
-        return Ok(dir);
+    let mut dir = exe.parent().context("this binary has no directory")?;
+    // Tests and benches run from `target/<profile>/deps`; binaries are uplifted to `target/<profile>`.
+    if dir.file_name().is_some_and(|name| name == "deps") {
+        dir = dir.parent().context("`deps` has no parent directory")?;
     }
+    let path = dir.join("kubectl-mua");
     let Some(cargo) = std::env::var_os("CARGO") else {
+        if path.is_file() {
+            return Ok(path);
+        }
         bail!(
-            "kubectl-mua is not next to {}: build it (`cargo build --bin kubectl-mua`) or install both binaries together",
+            "kubectl-mua is not next to {}: build it (`cargo build -p kubectl-mua`) or install both binaries together",
             exe.display()
         );
     };
-    println!("   building kubectl-mua (the kubectl plugin the people use)");
+    // Cargo's profile directory: `debug` is the `dev` profile's.
+    let profile = match dir.file_name().and_then(|name| name.to_str()) {
+        Some("debug") | None => "dev",
+        Some(other) => other,
+    };
+    let missing = !path.is_file();
+    if missing {
+        eprintln!("   building kubectl-mua (the kubectl plugin)");
+    }
     let mut build = std::process::Command::new(cargo);
     build
-        .args(["build", "--bin", "kubectl-mua", "--manifest-path"])
+        .args([
+            "build",
+            "-p",
+            "kubectl-mua",
+            "--bin",
+            "kubectl-mua",
+            "--profile",
+            profile,
+        ])
+        .arg("--manifest-path")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
-    if dir.ends_with("release") {
-        build.arg("--release");
+    if !missing {
+        build.arg("--quiet");
     }
     let status = build.status().context("running cargo build")?;
-    if !status.success() || !dir.join("kubectl-mua").is_file() {
+    if !status.success() || !path.is_file() {
         bail!("building kubectl-mua failed ({status})");
     }
-    Ok(dir)
+    Ok(path)
 }
 
 /// The operator's logs go to a file so the walkthrough stays readable.

@@ -25,6 +25,7 @@ fn guard_id() -> GuardId {
     GuardId::new(GUARD_SUB, "guard-rg", GUARD).in_tenant(Some(FABRIKAM))
 }
 
+#[allow(clippy::expect_used, reason = "the script's own vault names make well-formed IDs")]
 fn vault_id(name: &str) -> VaultId {
     let provider = match name {
         BACKUP_VAULT => "Microsoft.DataProtection/backupVaults",
@@ -58,7 +59,7 @@ async fn declare_guard(stage: &Stage<'_>, n: &mut Narrator) -> anyhow::Result<()
          may approve critical operations and for how long at most.",
     );
     let yaml = format!(
-        r#"apiVersion: mua.dev/v1alpha1
+        r"apiVersion: mua.dev/v1alpha1
 kind: ResourceGuard
 metadata:
   name: {GUARD}
@@ -74,7 +75,7 @@ spec:
       groups: [mua-approvers]
     requiredApprovals: 1
     maxDuration: 1h
-"#
+"
     );
     n.apply(stage, BOB, "resource-guard.yaml", &yaml).await?;
     let guards: Api<ResourceGuard> = Api::namespaced(stage.admin.clone(), NAMESPACE);

@@ -70,8 +70,10 @@ impl Election {
 
 /// A manager for the lease `name` in `api`'s namespace; a fresh one reads the Lease at once.
 async fn lease_manager(api: &Api<Lease>, name: &str, params: &LeaseParams) -> Result<LeaseManager, LeaseManagerError> {
+    // `Election::new` makes the API namespaced (`--lease-namespace`), so it always has one.
+    let namespace = api.namespace().unwrap_or("default");
     LeaseManagerBuilder::new(api.clone().into_client(), name)
-        .with_namespace(api.namespace().expect("a namespaced Api"))
+        .with_namespace(namespace)
         .with_parameters(params.clone())
         .build()
         .await

@@ -354,6 +354,10 @@ async fn run_side(
 
 /// Resolves on SIGTERM (Kubernetes stopping the pod) or SIGINT. The handlers are installed at the call,
 /// so a signal that comes before the first poll is not lost (nor kills the process).
+#[allow(
+    clippy::expect_used,
+    reason = "installing a signal handler fails only outside a Tokio runtime with signals enabled, a build error"
+)]
 pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");

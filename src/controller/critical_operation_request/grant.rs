@@ -79,7 +79,10 @@ pub(super) async fn grant(
     );
     transition(status, RequestPhase::Active, OPERATOR, Reason::Elevated, &message, now);
     notices.push(Notice::normal("Elevated", message.clone()));
-    Ok((Summary::new(Health::Ready, Reason::Elevated, message), Requeue::At(expires)))
+    Ok((
+        Summary::new(Health::Ready, Reason::Elevated, message),
+        Requeue::At(expires),
+    ))
 }
 
 /// PIM: asks PIM to activate the backup side's eligible assignment; PIM's approvers decide in Azure.
@@ -345,5 +348,8 @@ pub(super) fn activated(
     let message = format!("PIM activated the assignment until {expires}");
     transition(status, RequestPhase::Active, OPERATOR, Reason::Elevated, &message, now);
     notices.push(Notice::normal("Elevated", message.clone()));
-    (Summary::new(Health::Ready, Reason::Elevated, message), Requeue::At(expires))
+    (
+        Summary::new(Health::Ready, Reason::Elevated, message),
+        Requeue::At(expires),
+    )
 }

@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::policy::Resolved;
 use crate::controller::Reason;
 use crate::controller::conditions::{self, APPROVED, ELEVATED};
-use crate::controller::outcome::{Health, Summary};
+use crate::controller::outcome::Summary;
 use crate::crd::critical_operation_request::{CriticalOperationRequestStatus, RequestPhase, Transition};
 
 /// The actor recorded for what the operator itself decides.
