@@ -2,9 +2,9 @@
 //! server (with the chart's admission policies and RBAC), the operator deciding, granting with an
 //! Azure-side end time and revoking in the ARM simulator, and the backup side performing the operation.
 
-mod cluster;
-mod operator;
-mod simulator;
+use crate::cluster;
+use crate::operator;
+use crate::simulator;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! errors, injected faults, call counts, persistence, workload identity, device code sign-in and the `sim`
 //! command.
 
-mod simulator;
+use crate::simulator;
 
 use std::time::{Duration, Instant};
 
