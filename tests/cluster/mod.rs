@@ -1,6 +1,8 @@
 //! The real test control plane: etcd and kube-apiserver built from Go modules by `tests/cluster/build.sh`,
-//! started once per test binary on free loopback ports with a tmpfs data directory, and stopped when the
-//! binary exits (also after a failed test). Each test gets a fresh namespace and per-user clients.
+//! started once per test process on free loopback ports with a tmpfs data directory, and stopped when the
+//! process exits (also after a failed test). Each test gets a fresh namespace and per-user clients. A test
+//! that changes what every other test relies on (e.g. removes an admission policy) starts one of its own
+//! with [`ControlPlane::own`], stopped when the test ends.
 //!
 //! Users (static tokens): `admin` (system:masters), `backup-admin` (group `backup-admins`),
 //! `security-admin` (group `security-admins`), `approver-a` and `approver-b` (group `mua-approvers`). Before
@@ -8,8 +10,9 @@
 //! (`charts/mua-operator/files/rbac.yaml`, bound to those groups) and admission policies
 //! (`charts/mua-operator/files/admission-policies.yaml`) are applied and in force.
 
-#![allow(dead_code)] // each test binary uses a different part of the fixture
+#![allow(dead_code)] // the integration tests and each bench use a different part of the fixture
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -79,7 +82,7 @@ pub const ROLE_BINDINGS: [(&str, &str); 4] = [
 /// The namespace where the start-up probes check that the admission policies are in force.
 pub const PROBE_NAMESPACE: &str = "mua-admission-probe";
 
-/// The running control plane shared by every test of one test binary.
+/// A running control plane: the one shared by every test of the process, or one of a test's own.
 #[derive(Debug)]
 pub struct ControlPlane {
     pub work_dir: PathBuf,
@@ -88,39 +91,57 @@ pub struct ControlPlane {
     tokens: Vec<(User, String)>,
 }
 
-/// The processes, stopped when the test binary exits.
-static RUNNING: Mutex<Option<LocalControlPlane>> = Mutex::new(None);
+/// The processes of every running control plane, stopped when the process exits (or, for a test's own,
+/// when it is dropped).
+static RUNNING: Mutex<Vec<LocalControlPlane>> = Mutex::new(Vec::new());
 
 extern "C" fn stop_at_exit() {
     if let Ok(mut running) = RUNNING.lock() {
-        drop(running.take());
+        running.clear();
+    }
+}
+
+/// A control plane of one test's own (see [`ControlPlane::own`]): stopped when dropped.
+#[derive(Debug)]
+pub struct OwnControlPlane(ControlPlane);
+
+impl Deref for OwnControlPlane {
+    type Target = ControlPlane;
+
+    fn deref(&self) -> &ControlPlane {
+        &self.0
+    }
+}
+
+impl Drop for OwnControlPlane {
+    fn drop(&mut self) {
+        let stopped: Vec<LocalControlPlane> = {
+            let mut running = RUNNING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let (stopped, kept) = running.drain(..).partition(|local| local.server == self.0.server);
+            *running = kept;
+            stopped
+        };
+        drop(stopped);
     }
 }
 
 impl ControlPlane {
-    /// The control plane of this test binary, started on first use.
+    /// The control plane of this test process, shared by all its tests, started on first use.
     pub fn shared() -> &'static ControlPlane {
         static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
-        let started = SHARED.get_or_init(|| {
-            // Started from a thread that lives as long as the process: the children get PR_SET_PDEATHSIG,
-            // which fires when the thread that spawned them ends, so they die with the test binary even
-            // when it is killed, and never with the test that happened to start them.
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::Builder::new()
-                .name("control-plane".into())
-                .spawn(move || {
-                    let _ = tx.send(start().map_err(|err| format!("{err:#}")));
-                    loop {
-                        std::thread::park();
-                    }
-                })
-                .expect("spawning the control-plane thread");
-            rx.recv()
-                .unwrap_or_else(|_| Err("the control-plane thread died while starting".into()))
-        });
-        match started {
+        match SHARED.get_or_init(start_on_its_own_thread) {
             Ok(cp) => cp,
             Err(err) => panic!("the test control plane did not start: {err}"),
+        }
+    }
+
+    /// A control plane of the calling test's own, set up as the shared one (CRDs, RBAC, admission policies),
+    /// for a test that changes what every other test relies on (e.g. removes an admission policy's
+    /// binding). Stopped when dropped.
+    pub fn own() -> OwnControlPlane {
+        match start_on_its_own_thread() {
+            Ok(cp) => OwnControlPlane(cp),
+            Err(err) => panic!("the test's own control plane did not start: {err}"),
         }
     }
 
@@ -148,7 +169,8 @@ impl ControlPlane {
         let path = RUNNING
             .lock()
             .unwrap()
-            .as_ref()
+            .iter()
+            .find(|local| local.server == self.server)
             .expect("the control plane runs")
             .kubeconfig_for_token(name, token)
             .expect("writing a kubeconfig");
@@ -208,7 +230,7 @@ impl ControlPlane {
     }
 
     /// A fresh namespace for one test (the control plane has no namespace controller, so namespaces are
-    /// never deleted; the whole control plane goes away with the test binary).
+    /// never deleted; the whole control plane goes away with the test process).
     pub async fn namespace(&self, prefix: &str) -> TestNamespace {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::SeqCst));
@@ -258,11 +280,30 @@ pub async fn client_from_kubeconfig(path: &Path) -> Client {
         .unwrap_or_else(|err| panic!("{err:#}"))
 }
 
+/// Starts a control plane from a thread that lives as long as the process: the children get
+/// PR_SET_PDEATHSIG, which fires when the thread that spawned them ends, so they die with the test process
+/// even when it is killed, and never with the test that happened to start them.
+fn start_on_its_own_thread() -> Result<ControlPlane, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("control-plane".into())
+        .spawn(move || {
+            let _ = tx.send(start().map_err(|err| format!("{err:#}")));
+            loop {
+                std::thread::park();
+            }
+        })
+        .expect("spawning the control-plane thread");
+    rx.recv()
+        .unwrap_or_else(|_| Err("the control-plane thread died while starting".into()))
+}
+
 fn start() -> anyhow::Result<ControlPlane> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     // The test harness exits the process when the tests are done (or failed): stop the servers then.
-    // SAFETY: registers a plain function with no captured state.
-    if unsafe { libc::atexit(stop_at_exit) } != 0 {
+    static AT_EXIT: OnceLock<bool> = OnceLock::new();
+    // SAFETY: registers a plain function with no captured state, once per process.
+    if !*AT_EXIT.get_or_init(|| unsafe { libc::atexit(stop_at_exit) } == 0) {
         anyhow::bail!("registering the control plane's exit handler failed");
     }
     let users: Vec<LocalUser> = User::ALL
@@ -282,7 +323,7 @@ fn start() -> anyhow::Result<ControlPlane> {
             .map(|u| (*u, local.token(u.name()).expect("a token per user").to_string()))
             .collect(),
     };
-    *RUNNING.lock().unwrap() = Some(local);
+    RUNNING.lock().unwrap().push(local);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let admin = cp.client(User::Admin).await;

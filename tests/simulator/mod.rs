@@ -1,7 +1,7 @@
 //! An in-process ARM simulator per test, and a small ARM caller that authenticates with the real
 //! `azure_identity` credentials against the simulator's token endpoint.
 
-#![allow(dead_code)] // each test binary uses a different part of the helper
+#![allow(dead_code)] // the integration tests and each bench use a different part of the helper
 
 pub mod mua;
 

@@ -1,7 +1,7 @@
 //! The three CRDs against a real kube-apiserver: established, valid objects round-trip, invalid ones are
 //! rejected at admission with a message a person understands, and kubectl shows columns and docs.
 
-mod cluster;
+use crate::cluster;
 
 use cluster::{ControlPlane, TestNamespace, User};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;

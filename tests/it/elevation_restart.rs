@@ -3,9 +3,9 @@
 //! once. It takes the shortest elevation the API allows (5 minutes) of real time, so it has its own test
 //! binary and runs alongside the others.
 
-mod cluster;
-mod process;
-mod simulator;
+use crate::cluster;
+use crate::process;
+use crate::simulator;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The simulator enforces multi-user authorization the way Azure does, over real HTTPS, with tokens that
 //! the real `azure_identity` credentials obtain from its token endpoint.
 
-mod simulator;
+use crate::simulator;
 
 use reqwest::Method;
 use serde_json::{Value, json};

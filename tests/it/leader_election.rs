@@ -2,9 +2,9 @@
 //! lease in the test's namespace, and one simulator: only the lease holder acts, a standby takes over
 //! when the leader dies or stops, and a leader that loses its lease exits.
 
-mod cluster;
-mod process;
-mod simulator;
+use crate::cluster;
+use crate::process;
+use crate::simulator;
 
 use std::time::Duration;
 

@@ -1,9 +1,8 @@
 //! Convergence under Azure's bad days: with a fifth of ARM calls failing (5xx) and a 429 storm, 100
 //! VaultProtections all converge and every vault ends with exactly one link, to the right guard.
 
-mod cluster;
-mod operator;
-mod simulator;
+use crate::operator;
+use crate::simulator;
 
 use std::time::Duration;
 

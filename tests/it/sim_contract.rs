@@ -2,7 +2,7 @@
 //! covers is sent as it is, and must be answered with the example's status code and a body with the
 //! example's property names and JSON types.
 
-mod simulator;
+use crate::simulator;
 
 use std::path::{Path, PathBuf};
 

@@ -4,9 +4,9 @@
 //! deleted). The API server's audit log then says exactly which verbs on which resources each side used,
 //! and that must be exactly what its role grants: nothing denied, nothing granted but unused.
 
-mod cluster;
-mod process;
-mod simulator;
+use crate::cluster;
+use crate::process;
+use crate::simulator;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! server errors and dropped connections, no retries where they would be wrong, long-running operations
 //! and auxiliary tokens.
 
-mod simulator;
+use crate::simulator;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,10 +1,10 @@
-//! Defence in depth: with the admission policies removed from the cluster (this test binary has its own
-//! control plane, so nothing else is affected), a self-approval gets past the API server — and the
-//! operator still refuses to elevate anyone.
+//! Defence in depth: with the admission policies removed from the cluster (this test has a control plane
+//! of its own, so nothing else is affected), a self-approval gets past the API server — and the operator
+//! still refuses to elevate anyone.
 
-mod cluster;
-mod operator;
-mod simulator;
+use crate::cluster;
+use crate::operator;
+use crate::simulator;
 
 use std::time::Duration;
 
@@ -22,8 +22,9 @@ const QUIET: Duration = Duration::from_secs(3);
 
 #[tokio::test]
 async fn attack_removing_the_admission_policies_then_self_approving_elevates_nobody() {
-    let cp = ControlPlane::shared();
-    let op = Operator::start_with(
+    let cp = ControlPlane::own();
+    let op = Operator::start_on(
+        &cp,
         "attack-no-policies",
         Options {
             requests: true,

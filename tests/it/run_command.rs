@@ -2,9 +2,9 @@
 //! ResourceGuard in the real API server, serves `/healthz`, `/readyz` and `/metrics`, and stops cleanly on
 //! SIGTERM; wrong configurations fail clearly.
 
-mod cluster;
-mod process;
-mod simulator;
+use crate::cluster;
+use crate::process;
+use crate::simulator;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! someone else has spent, and the client's metrics count what it sent. The simulator's buckets are made
 //! small (20 reads) so the bursts stay short; its clock runs at real time, like the client's.
 
-mod simulator;
+use crate::simulator;
 
 use mua_operator::azure::throttle::ThrottleKey;
 use mua_operator::azure::{ArmClient, ArmMetrics, AzureError, Bucket, Call, Reply, RetryPolicy, ThrottlePolicy};

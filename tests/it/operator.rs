@@ -1,8 +1,6 @@
 //! The operator's controllers running in-process against the real test control plane and a simulator of
 //! their own, in a namespace of their own: one per test, so tests run in parallel.
 
-#![allow(dead_code)] // each test binary uses a different part of the helper
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,13 +103,17 @@ impl Operator {
         Self::start_with(prefix, Options::default()).await
     }
 
-    /// Both sides' controllers over a fresh namespace, against a fresh simulator.
+    /// Both sides' controllers over a fresh namespace of the shared control plane, against a fresh simulator.
     pub async fn start_with(prefix: &str, options: Options) -> Operator {
+        Self::start_on(ControlPlane::shared(), prefix, options).await
+    }
+
+    /// Both sides' controllers over a fresh namespace of `cp`, against a fresh simulator.
+    pub async fn start_on(cp: &ControlPlane, prefix: &str, options: Options) -> Operator {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter("mua_operator=info")
             .try_init();
-        let cp = ControlPlane::shared();
         let ns = cp.namespace(prefix).await;
         let seed = options.seed.clone();
         let ts = TestSim::start_with(|o| {

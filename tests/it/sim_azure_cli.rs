@@ -4,7 +4,7 @@
 //! commands. Each test has its own simulator and its own CLI profile (`AZURE_CONFIG_DIR`), so they run in
 //! parallel.
 
-mod simulator;
+use crate::simulator;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

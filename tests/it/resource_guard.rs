@@ -3,9 +3,8 @@
 //! follows spec changes, only reports under Observe, refuses guards it does not own, uses the guard's own
 //! tenant, and deletes only per the deletion policy. One behaviour per test.
 
-mod cluster;
-mod operator;
-mod simulator;
+use crate::operator;
+use crate::simulator;
 
 use std::time::Duration;
 

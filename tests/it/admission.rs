@@ -7,7 +7,7 @@
 //! `approver-b` (mua-approver and mua-requester), and `admin` (system:masters), who stands in for the
 //! operator: it holds every verb, `operate` included.
 
-mod cluster;
+use crate::cluster;
 
 use std::fmt::Debug;
 use std::time::{Duration, Instant};

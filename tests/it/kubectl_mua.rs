@@ -6,7 +6,7 @@
 //! server fills in `spec.requester`. Where a behaviour needs the operator's transitions, the test writes
 //! them as `admin` through the status subresource, as the operator does (`admin` holds the verb `operate`).
 
-mod cluster;
+use crate::cluster;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -3,9 +3,8 @@
 //! code: linking, the checks before any write, drift, and protection that never weakens without an
 //! approved, active request. One behaviour per test; each test has its own namespace and simulator.
 
-mod cluster;
-mod operator;
-mod simulator;
+use crate::operator;
+use crate::simulator;
 
 use std::time::Duration;
 

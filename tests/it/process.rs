@@ -2,8 +2,6 @@
 //! logs (kept, and echoed for failed tests), its HTTP endpoints, its lease identity, and signals.
 //! `MUA_OPERATOR_LOG` sets the child's `RUST_LOG` (default `info`; e.g. `info,kube_lease_manager=debug`).
 
-#![allow(dead_code)] // each test binary uses a different part of the helper
-
 use std::future::Future;
 use std::net::SocketAddr;
 use std::process::{ExitStatus, Stdio};

@@ -4,7 +4,7 @@
 //! it was; the same change passes with the guard cited and Contributor on it, and a strengthening passes
 //! without.
 
-mod simulator;
+use crate::simulator;
 
 use reqwest::Method;
 use serde_json::{Value, json};

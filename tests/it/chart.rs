@@ -9,7 +9,7 @@
 //! objects, rendered by the chart, and the attacks run against them. Only one test installs, so the
 //! objects never change hands twice.
 
-mod cluster;
+use crate::cluster;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
