@@ -3,7 +3,7 @@
 use std::fmt;
 use std::process::ExitCode;
 
-/// The documented exit codes (docs/kubectl-mua.md). Scripts branch on them, so never renumber.
+/// The documented exit codes (docs/src/reference/kubectl-mua.md). Scripts branch on them, so never renumber.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     /// Done: approved/denied/revoked as asked, or the request is Active or Completed.

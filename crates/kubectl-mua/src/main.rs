@@ -1,7 +1,7 @@
 //! `kubectl mua`: request, approve, deny, revoke, list, describe and wait for CriticalOperationRequests.
 //!
 //! Installed on PATH as `kubectl-mua`, kubectl runs it as `kubectl mua`. Exit codes are documented in
-//! `docs/kubectl-mua.md` and in `error::Exit`.
+//! `docs/src/reference/kubectl-mua.md` and in `error::Exit`.
 
 mod args;
 mod client;

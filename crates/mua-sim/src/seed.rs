@@ -1,5 +1,5 @@
 //! The seed file: tenants, subscriptions, resource groups, principals with their secrets, vaults, Resource
-//! Guards, role assignments and PIM eligibility/policies to preload. YAML or JSON; see the README for a
+//! Guards, role assignments and PIM eligibility/policies to preload. YAML or JSON; see docs/src/simulator/seed-file.md for a
 //! complete example.
 
 use std::collections::BTreeMap;

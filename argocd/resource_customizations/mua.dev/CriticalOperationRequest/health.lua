@@ -1,6 +1,6 @@
 -- Argo CD health of a mua.dev CriticalOperationRequest, from status.phase (Pending -> Approved | Denied ->
 -- Active -> Completed | Expired | Revoked | Failed) and the operator's conditions. Reasons:
--- src/controller/reason.rs; mapping and why: docs/argocd.md. Healthy means "the elevation asked for was
+-- src/controller/reason.rs; mapping and why: docs/src/guides/argocd.md. Healthy means "the elevation asked for was
 -- granted": a later sync wave (the VaultProtection change it unlocks) may go on. A request that ended
 -- without one (denied, or ended before it was granted) or failed is Degraded: the sync stops there.
 -- Uses only what Argo CD gives a health script without open libraries (no string library).

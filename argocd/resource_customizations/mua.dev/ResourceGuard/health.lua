@@ -1,5 +1,5 @@
 -- Argo CD health of a mua.dev ResourceGuard, from the operator's kstatus conditions (Ready, Reconciling,
--- Stalled) and status.observedGeneration. Reasons: src/controller/reason.rs; mapping: docs/argocd.md.
+-- Stalled) and status.observedGeneration. Reasons: src/controller/reason.rs; mapping: docs/src/guides/argocd.md.
 -- Uses only what Argo CD gives a health script without open libraries (no string library).
 local hs = {}
 
