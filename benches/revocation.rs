@@ -492,7 +492,7 @@ impl Operator {
         Operator { stop, task, arm }
     }
 
-    /// Stops it (as `Operator::stop` in tests/operator does: every copy of the operator gone) and waits
+    /// Stops it (as `Operator::stop` in tests/it/operator.rs does: every copy of the operator gone) and waits
     /// for the reconciles in flight; returns its ARM metrics.
     async fn stop(self) -> ArmMetrics {
         let _ = self.stop.send(());
