@@ -25,7 +25,10 @@ const REGENERATE: &str = "`MUA_UPDATE_DOCS=1 cargo test --lib docs`";
 pub fn api_reference() -> String {
     let crds: Vec<CustomResourceDefinition> = crate::crd::all().into_iter().map(|(_, crd)| crd).collect();
     let mut out = String::new();
-    out.push_str(&generated_note("api_reference", "the CRDs' schemas (crates/mua-api/src/crd/)"));
+    out.push_str(&generated_note(
+        "api_reference",
+        "the CRDs' schemas (crates/mua-api/src/crd/)",
+    ));
     out.push_str("# API reference\n\n");
     let group = crds.first().map(|c| c.spec.group.as_str()).unwrap_or_default();
     let _ = writeln!(

@@ -584,10 +584,10 @@ async fn az_role_assignment_create_refuses_an_assignee_the_directory_does_not_kn
     out.refused("an unknown assignee", &["Cannot find user or service principal"]);
 }
 
-/// The walkthrough of the book's "Rehearse with the Azure CLI" (docs/src/guides/rehearse-azure-cli.md), command for command: the security admin
-/// creates a guard and grants the backup identity Reader on it; the backup admin links the vault; Azure
-/// refuses to disable soft delete and to remove the link until the security admin elevates the backup
-/// identity on the guard; then both go through.
+/// The walkthrough of the book's "Rehearse with the Azure CLI" (docs/src/guides/rehearse-azure-cli.md),
+/// command for command: the security admin creates a guard and grants the backup identity Reader on it; the
+/// backup admin links the vault; Azure refuses to disable soft delete and to remove the link until the
+/// security admin elevates the backup identity on the guard; then both go through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mua_walkthrough_with_the_stock_azure_cli() {
     let ts = TestSim::start().await;

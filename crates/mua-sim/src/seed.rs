@@ -1,6 +1,6 @@
 //! The seed file: tenants, subscriptions, resource groups, principals with their secrets, vaults, Resource
-//! Guards, role assignments and PIM eligibility/policies to preload. YAML or JSON; see docs/src/simulator/seed-file.md for a
-//! complete example.
+//! Guards, role assignments and PIM eligibility/policies to preload. YAML or JSON; see
+//! docs/src/simulator/seed-file.md for a complete example.
 
 use std::collections::BTreeMap;
 use std::path::Path;
