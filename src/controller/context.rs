@@ -208,11 +208,6 @@ impl<S: SideState> SideContext<S> {
         Self { shared, side }
     }
 
-    /// The shared part, for code that serves every side.
-    pub fn shared(&self) -> &Arc<Context> {
-        &self.shared
-    }
-
     /// Drops what the shared context and the side kept about an object that is gone.
     pub fn forget(&self, controller: &'static str, key: &str) {
         self.shared.forget(controller, key);

@@ -38,14 +38,8 @@ pub(super) async fn grant(
     notices: &mut Vec<Notice>,
     now: Timestamp,
 ) -> Result<(Summary, Requeue), Error> {
-    let elevation = Elevation {
-        principal_id: Some(principal_for(ctx, cor, &resolved.guard).await?),
-        scope: Some(resolved.guard.path()),
-        tenant_id: resolved.guard.tenant.clone(),
-        role_definition_id: Some(role_id(resolved.policy.role).to_string()),
-        ..Default::default()
-    };
     let role = role_id(resolved.policy.role);
+    let elevation = elevation_for(ctx, cor, resolved).await?;
     let expires = elevation_end(now, duration);
     let spec = ScheduleRequestSpec {
         ends_at: Some(expires),
@@ -101,13 +95,7 @@ pub(super) async fn activate(
     now: Timestamp,
 ) -> Result<(Summary, Requeue), Error> {
     let role = role_id(resolved.policy.role);
-    let elevation = Elevation {
-        principal_id: Some(principal_for(ctx, cor, &resolved.guard).await?),
-        scope: Some(resolved.guard.path()),
-        tenant_id: resolved.guard.tenant.clone(),
-        role_definition_id: Some(role.to_string()),
-        ..Default::default()
-    };
+    let elevation = elevation_for(ctx, cor, resolved).await?;
     let spec = schedule_spec(cor, &elevation, role, RequestType::SelfActivate, duration);
     let pim = ctx.side.pim_client().map_err(Error::Azure)?;
     let submitted = match authorization::request_schedule(pim, &spec).await {
@@ -141,6 +129,22 @@ pub(super) async fn activate(
             Summary::new(Health::Waiting, Reason::PendingApprovalInAzure, message),
             Requeue::After(Duration::from_secs(10)),
         ),
+    })
+}
+
+/// The elevation a grant or an activation under `resolved` asks for: the rules' role on the guard, for the
+/// principal the request elevates.
+async fn elevation_for(
+    ctx: &SecurityContext,
+    cor: &CriticalOperationRequest,
+    resolved: &Resolved,
+) -> Result<Elevation, Error> {
+    Ok(Elevation {
+        principal_id: Some(principal_for(ctx, cor, &resolved.guard).await?),
+        scope: Some(resolved.guard.path()),
+        tenant_id: resolved.guard.tenant.clone(),
+        role_definition_id: Some(role_id(resolved.policy.role).to_string()),
+        ..Default::default()
     })
 }
 
