@@ -1,74 +1,153 @@
 //! Defence in depth for the two-person rule: the API server's admission policies enforce it, and the
-//! operator checks, before it elevates anyone, that those policies are in force and re-checks every
-//! approval itself with a SubjectAccessReview rather than trusting what it reads in status.
-
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+//! operator checks, before it elevates anyone or weakens a vault, that those policies are in force
+//! exactly as this build ships them (by content: a binding set to `Audit`, a narrowed match, a changed
+//! expression all count), and re-checks every approval itself with a SubjectAccessReview rather than
+//! trusting what it reads in status.
 
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use serde_json::{Value, json};
 
 /// The admission policies and bindings the chart ships (the file the chart and the tests install).
 pub const POLICIES_YAML: &str = include_str!("../../charts/mua-operator/files/admission-policies.yaml");
-/// How long a positive check is trusted. A missing policy is looked for again on every request.
-const TRUST_FOR: Duration = Duration::from_secs(30);
 
-/// One object the chart ships: its kind and name.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One object the chart ships: its kind, name and spec.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Shipped {
     pub kind: String,
     pub name: String,
+    pub spec: Value,
 }
 
 /// The admission objects in the chart's file, in order.
 pub fn shipped() -> Vec<Shipped> {
     POLICIES_YAML
         .split("\n---")
-        .filter_map(|doc| yaml_serde::from_str::<serde_json::Value>(doc).ok())
+        .filter_map(|doc| yaml_serde::from_str::<Value>(doc).ok())
         .filter_map(|doc| {
             let kind = doc["kind"].as_str()?.to_string();
             let name = doc["metadata"]["name"].as_str()?.to_string();
-            kind.contains("AdmissionPolicy").then_some(Shipped { kind, name })
+            let spec = doc.get("spec")?.clone();
+            kind.contains("AdmissionPolicy").then_some(Shipped { kind, name, spec })
         })
         .collect()
 }
 
-/// Remembers the last successful check so a burst of requests costs one look.
-#[derive(Default)]
-pub struct AdmissionCheck {
-    last_ok: Mutex<Option<Instant>>,
+/// What the API server fills in when a field is left out (admissionregistration.k8s.io/v1 defaults):
+/// an installed object may hold these where the shipped one says nothing, and still be the same.
+fn api_server_default(key: &str) -> Option<Value> {
+    Some(match key {
+        "matchPolicy" => json!("Equivalent"),
+        "namespaceSelector" | "objectSelector" => json!({}),
+        "scope" => json!("*"),
+        "failurePolicy" => json!("Fail"),
+        "reinvocationPolicy" => json!("Never"),
+        _ => return None,
+    })
 }
 
-impl AdmissionCheck {
-    /// `Ok` when every shipped policy and binding is in the cluster; otherwise the missing ones.
-    pub async fn verify(&self, client: &kube::Client) -> Result<(), String> {
-        if self
-            .last_ok
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some_and(|at| at.elapsed() < TRUST_FOR)
-        {
-            return Ok(());
+/// Whether a field the shipped object leaves out holds only what the API server fills in: its default, or
+/// an object made of such fields (a `matchResources` of defaults alone).
+fn defaulted(key: &str, value: &Value) -> bool {
+    api_server_default(key).as_ref() == Some(value)
+        || value
+            .as_object()
+            .is_some_and(|fields| !fields.is_empty() && fields.iter().all(|(k, v)| defaulted(k, v)))
+}
+
+/// Where `installed` differs from `shipped` (API-server defaults aside), as JSON paths under `path`.
+pub fn differences(shipped: &Value, installed: &Value, path: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    compare(shipped, installed, path, &mut found);
+    found
+}
+
+fn compare(shipped: &Value, installed: &Value, path: &str, found: &mut Vec<String>) {
+    match (shipped, installed) {
+        (Value::Object(want), Value::Object(have)) => {
+            for (key, value) in want {
+                let here = format!("{path}.{key}");
+                match have.get(key) {
+                    Some(got) => compare(value, got, &here, found),
+                    None => found.push(format!("{here} is missing")),
+                }
+            }
+            for (key, got) in have {
+                if !want.contains_key(key) && !defaulted(key, got) {
+                    found.push(format!("{path}.{key} was added"));
+                }
+            }
         }
-        let mut missing = Vec::new();
+        (Value::Array(want), Value::Array(have)) if want.len() == have.len() => {
+            for (i, (value, got)) in want.iter().zip(have).enumerate() {
+                compare(value, got, &format!("{path}[{i}]"), found);
+            }
+        }
+        (Value::Array(want), Value::Array(have)) => {
+            found.push(format!("{path} has {} entries instead of {}", have.len(), want.len()))
+        }
+        (want, have) if want == have => {}
+        (want, have) => found.push(format!("{path} is {have} instead of {want}")),
+    }
+}
+
+/// Why the two-person rule's admission objects cannot be trusted.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AdmissionProblems {
+    /// Objects not in the cluster (or unreadable).
+    pub missing: Vec<String>,
+    /// Objects that differ from what this build ships, each with where.
+    pub altered: Vec<String>,
+}
+
+impl AdmissionProblems {
+    fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.altered.is_empty()
+    }
+}
+
+impl std::fmt::Display for AdmissionProblems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if !self.missing.is_empty() {
+            parts.push(format!("missing: {}", self.missing.join(", ")));
+        }
+        if !self.altered.is_empty() {
+            parts.push(format!("altered: {}", self.altered.join("; ")));
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// Checks the admission objects before every grant: never cached, so a policy altered a moment ago is
+/// seen (a handful of GETs per decision).
+#[derive(Default)]
+pub struct AdmissionCheck;
+
+impl AdmissionCheck {
+    /// `Ok` when every shipped policy and binding is in the cluster exactly as shipped; otherwise the
+    /// missing and the altered ones.
+    pub async fn verify(&self, client: &kube::Client) -> Result<(), AdmissionProblems> {
+        let mut problems = AdmissionProblems::default();
         for object in shipped() {
             let gvk = GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", &object.kind);
             let plural = format!("{}s", object.kind.to_ascii_lowercase()).replace("policys", "policies");
             let api: Api<DynamicObject> =
                 Api::all_with(client.clone(), &ApiResource::from_gvk_with_plural(&gvk, &plural));
+            let what = format!("{} {}", object.kind, object.name);
             match api.get_opt(&object.name).await {
-                Ok(Some(_)) => {}
-                Ok(None) => missing.push(format!("{} {}", object.kind, object.name)),
-                Err(err) => missing.push(format!("{} {} (cannot read it: {err})", object.kind, object.name)),
+                Ok(Some(installed)) => {
+                    let spec = installed.data.get("spec").cloned().unwrap_or(Value::Null);
+                    let diffs = differences(&object.spec, &spec, "spec");
+                    if !diffs.is_empty() {
+                        problems.altered.push(format!("{what} ({})", diffs.join(", ")));
+                    }
+                }
+                Ok(None) => problems.missing.push(what),
+                Err(err) => problems.missing.push(format!("{what} (cannot read it: {err})")),
             }
         }
-        if missing.is_empty() {
-            *self.last_ok.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
-            Ok(())
-        } else {
-            *self.last_ok.lock().unwrap_or_else(PoisonError::into_inner) = None;
-            Err(missing.join(", "))
-        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
 }
 
@@ -117,5 +196,67 @@ mod tests {
         );
         assert!(count("ValidatingAdmissionPolicy") >= 2, "{shipped:?}");
         assert!(count("ValidatingAdmissionPolicyBinding") >= count("ValidatingAdmissionPolicy"));
+    }
+
+    fn binding() -> Value {
+        shipped()
+            .into_iter()
+            .find(|s| s.name == "mua.dev-request-status" && s.kind == "ValidatingAdmissionPolicyBinding")
+            .unwrap()
+            .spec
+    }
+
+    #[test]
+    fn an_object_as_shipped_with_the_api_servers_defaults_is_the_same() {
+        let mut installed = binding();
+        installed["matchResources"] =
+            json!({"namespaceSelector": {}, "objectSelector": {}, "matchPolicy": "Equivalent"});
+        assert!(differences(&binding(), &installed, "spec").is_empty());
+        installed["matchResources"]["namespaceSelector"] = json!({"matchLabels": {"team": "a"}});
+        assert_eq!(
+            differences(&binding(), &installed, "spec"),
+            ["spec.matchResources was added"]
+        );
+        let policy = shipped()
+            .into_iter()
+            .find(|s| s.name == "mua.dev-request-status")
+            .unwrap()
+            .spec;
+        let mut installed = policy.clone();
+        installed["matchConstraints"]["matchPolicy"] = json!("Equivalent");
+        installed["matchConstraints"]["namespaceSelector"] = json!({});
+        installed["matchConstraints"]["resourceRules"][0]["scope"] = json!("*");
+        assert!(differences(&policy, &installed, "spec").is_empty());
+    }
+
+    #[test]
+    fn a_binding_set_to_audit_is_altered() {
+        let mut installed = binding();
+        installed["validationActions"] = json!(["Audit"]);
+        assert_eq!(
+            differences(&binding(), &installed, "spec"),
+            [r#"spec.validationActions[0] is "Audit" instead of "Deny""#]
+        );
+    }
+
+    #[test]
+    fn a_narrowed_match_or_a_changed_expression_is_altered() {
+        let policy = shipped()
+            .into_iter()
+            .find(|s| s.name == "mua.dev-request-status")
+            .unwrap()
+            .spec;
+        let mut narrowed = policy.clone();
+        narrowed["matchConstraints"]["namespaceSelector"] = json!({"matchLabels": {"team": "a"}});
+        assert_eq!(
+            differences(&policy, &narrowed, "spec"),
+            ["spec.matchConstraints.namespaceSelector was added"]
+        );
+        let mut changed = policy.clone();
+        changed["validations"][0]["expression"] = json!("true");
+        assert_eq!(differences(&policy, &changed, "spec").len(), 1);
+        let mut fewer = policy.clone();
+        fewer["validations"].as_array_mut().unwrap().pop();
+        assert!(differences(&policy, &fewer, "spec")[0].contains("entries instead of"));
     }
 }

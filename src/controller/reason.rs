@@ -83,6 +83,8 @@ pub enum Reason {
     ElevationPolicyMissing,
     /// The admission policies that enforce the two-person rule are missing: nobody is elevated.
     AdmissionPoliciesMissing,
+    /// The admission policies or bindings differ from what this build ships: nobody is elevated.
+    AdmissionPoliciesAltered,
     /// The approval backend the rules choose cannot be driven by this operator.
     BackendUnavailable,
     /// The request cannot be carried out as written; create a new one.
@@ -137,6 +139,7 @@ impl Reason {
         Reason::VaultProtectionChanged,
         Reason::ElevationPolicyMissing,
         Reason::AdmissionPoliciesMissing,
+        Reason::AdmissionPoliciesAltered,
         Reason::BackendUnavailable,
         Reason::RequestInvalid,
         Reason::DurationTooLong,
@@ -189,6 +192,7 @@ impl Reason {
             VaultProtectionChanged => "VaultProtectionChanged",
             ElevationPolicyMissing => "ElevationPolicyMissing",
             AdmissionPoliciesMissing => "AdmissionPoliciesMissing",
+            AdmissionPoliciesAltered => "AdmissionPoliciesAltered",
             BackendUnavailable => "BackendUnavailable",
             RequestInvalid => "RequestInvalid",
             DurationTooLong => "DurationTooLong",
@@ -240,7 +244,7 @@ impl Reason {
             Completed | Expired | Revoked => "request (final phase: `Ready`, `Elevated`)",
             Denied | RequestFailed => "request (final phase: `Ready`, `Approved`)",
             VaultProtectionNotFound | VaultProtectionChanged | ElevationPolicyMissing => "request",
-            AdmissionPoliciesMissing | BackendUnavailable => "request",
+            AdmissionPoliciesMissing | AdmissionPoliciesAltered | BackendUnavailable => "request",
             RequestInvalid | DurationTooLong | PrincipalNotAllowed => "request (phase `Failed`)",
         }
     }
@@ -291,6 +295,9 @@ impl Reason {
             ElevationPolicyMissing => "no elevation rules cover the guard: nobody is elevated",
             AdmissionPoliciesMissing => {
                 "the two-person rule's admission policies are not in the cluster: nobody is elevated"
+            }
+            AdmissionPoliciesAltered => {
+                "the two-person rule's admission policies or bindings differ from what this build ships (a binding set to Audit, a narrowed match, a changed expression): nobody is elevated"
             }
             BackendUnavailable => {
                 "the rules' backend cannot be driven by this operator (PIM without the backup credential)"
@@ -344,6 +351,7 @@ impl Reason {
             VaultProtectionChanged => "a new request, for the vault as it is now",
             ElevationPolicyMissing => "security admin: `spec.elevation` on the ResourceGuard, or an ElevationPolicy",
             AdmissionPoliciesMissing => "platform: install them (the chart does)",
+            AdmissionPoliciesAltered => "platform: install them again from this version's chart",
             BackendUnavailable => "platform: both sides in one process (chart `mode: combined`)",
             DeactivationRefused => "nothing",
             Denied | Expired | Revoked | Completed | RequestFailed => "a new request, if still needed",

@@ -27,7 +27,7 @@ impl SecuritySide {
     pub fn new(arm: ArmClient) -> Self {
         Self {
             arm,
-            admission: AdmissionCheck::default(),
+            admission: AdmissionCheck,
             elevated_principals: Mutex::default(),
             backup_identity: None,
         }

@@ -26,6 +26,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ObjectMeta, Patch, PatchParams, PostParams};
 use mua_operator::control_plane::{self, LocalControlPlane, LocalUser};
+use mua_operator::crd::CriticalOperationRequest;
 
 /// A person or identity with its own credentials on the test control plane.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -546,11 +547,21 @@ mod admission {
             )
         })
         .await?;
+        // An approval names the target the operator recorded; admin (who may `operate`) records one.
+        let target = json!({"vaultProtectionUid": "probe", "vaultId": "probe-vault", "guardId": "probe-guard"});
+        api(admin)
+            .patch_status(
+                "probe",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"status": {"target": target}})),
+            )
+            .await
+            .map_err(|err| format!("recording the probe request's target: {err}"))?;
         until("RBAC letting approver-a approve", async || {
             let approval = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
                 "metadata": {"name": "probe"},
                 "status": {"approvals": [{"approver": "approver-a", "decision": "Approve",
-                                          "time": "2026-01-01T00:00:00Z"}]}});
+                                          "time": "2026-01-01T00:00:00Z", "target": target}]}});
             let params = PatchParams::apply("kubectl-mua/approver-a").dry_run();
             api(approver)
                 .patch_status("probe", &params, &Patch::Apply(&approval))
@@ -627,4 +638,25 @@ mod admission {
         })
         .await
     }
+}
+
+/// What `kubectl mua approve` writes for `user` on the request `name`: their own approval entry for the
+/// target the operator recorded, once it has (waiting up to 30 s), as a server-side apply body.
+pub async fn approval_of(requests: &Api<CriticalOperationRequest>, name: &str, user: User) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let target = loop {
+        let recorded = requests.get(name).await.ok().and_then(|r| r.status?.target);
+        if let Some(target) = recorded {
+            break target;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the operator recorded no target for {name} within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    serde_json::json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
+        "status": {"approvals": [{"approver": user.name(), "groups": [user.group()], "decision": "Approve",
+                                  "time": jiff::Timestamp::now().to_string(), "comment": "checked the ticket",
+                                  "target": target}]}})
 }

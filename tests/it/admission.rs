@@ -53,8 +53,15 @@ impl Test {
         self.ns.admin_api::<CriticalOperationRequest>().get(name).await.unwrap()
     }
 
-    /// `user` creates a request (without requester: the API server fills it in) and gets what was stored.
+    /// `user` creates a request (without requester: the API server fills it in), the operator records
+    /// its target (what approvals are for), and returns what is stored.
     async fn request_by(&self, user: User, name: &str) -> CriticalOperationRequest {
+        self.unresolved_request_by(user, name).await;
+        self.operator_writes(name, json!({"target": target()})).await
+    }
+
+    /// `user` creates a request the operator has not resolved yet (no `status.target`).
+    async fn unresolved_request_by(&self, user: User, name: &str) -> CriticalOperationRequest {
         self.create_request(user, request(name, json!({})))
             .await
             .unwrap_or_else(|err| panic!("{} could not create request {name}: {err}", user.name()))
@@ -203,8 +210,17 @@ fn request(name: &str, spec: Value) -> Value {
     object
 }
 
+/// What the operator records a request to be for: `prod-vault` under the central guard.
+fn target() -> Value {
+    json!({"vaultProtectionUid": "8a6f3c1e-0000-4000-8000-000000000001",
+           "vaultId": "/subscriptions/0b352192-dcac-4cc7-992e-a96190ccc68c/resourceGroups/backup-rg/providers/Microsoft.RecoveryServices/vaults/prod-vault",
+           "guardId": GUARD_ID, "change": "DisableSoftDelete"})
+}
+
+/// A decision for what `target()` names, as `kubectl mua approve|deny` writes it.
 fn approval(approver: &str, groups: &[&str], decision: &str) -> Value {
-    json!({"approver": approver, "groups": groups, "decision": decision, "time": TIME, "comment": "checked the ticket"})
+    json!({"approver": approver, "groups": groups, "decision": decision, "time": TIME, "comment": "checked the ticket",
+           "target": target()})
 }
 
 /// Server-side apply on the status subresource with the field manager `kubectl-mua/<user>`.
@@ -398,6 +414,58 @@ async fn two_approvers_each_write_their_own_entry() {
         decisions,
         [("approver-a", Decision::Approve), ("approver-b", Decision::Approve)]
     );
+}
+
+#[tokio::test]
+async fn attack_approval_before_the_operator_recorded_the_target() {
+    let t = Test::new("adm-notarget").await;
+    let before = t.unresolved_request_by(User::BackupAdmin, "sd").await;
+    assert_refused(
+        t.approve(User::ApproverA, "sd").await,
+        403,
+        "cannot be approved yet: the operator has not recorded which vault, guard and change it is for",
+    );
+    t.assert_unchanged(&before).await;
+}
+
+#[tokio::test]
+async fn a_denial_needs_no_recorded_target() {
+    let t = Test::new("adm-denynotarget").await;
+    t.unresolved_request_by(User::BackupAdmin, "sd").await;
+    let mut entry = approval("approver-a", &["mua-approvers"], "Deny");
+    entry.as_object_mut().unwrap().remove("target");
+    let denied = t.decide(User::ApproverA, "sd", entry).await.unwrap();
+    assert_eq!(denied.status.unwrap().approvals[0].decision, Decision::Deny);
+}
+
+#[tokio::test]
+async fn attack_approval_of_another_target_than_the_recorded_one() {
+    let t = Test::new("adm-othertarget").await;
+    let before = t.request_by(User::BackupAdmin, "sd").await;
+    let mut entry = approval("approver-a", &["mua-approvers"], "Approve");
+    entry["target"]["vaultId"] = json!(
+        "/subscriptions/0b352192-dcac-4cc7-992e-a96190ccc68c/resourceGroups/backup-rg/providers/Microsoft.RecoveryServices/vaults/decoy"
+    );
+    assert_refused(
+        t.decide(User::ApproverA, "sd", entry).await,
+        403,
+        "an approval must name what it approves: target must equal the status.target",
+    );
+    t.assert_unchanged(&before).await;
+}
+
+#[tokio::test]
+async fn attack_approval_that_names_no_target() {
+    let t = Test::new("adm-unnamedtarget").await;
+    let before = t.request_by(User::BackupAdmin, "sd").await;
+    let mut entry = approval("approver-a", &["mua-approvers"], "Approve");
+    entry.as_object_mut().unwrap().remove("target");
+    assert_refused(
+        t.decide(User::ApproverA, "sd", entry).await,
+        403,
+        "an approval must name what it approves",
+    );
+    t.assert_unchanged(&before).await;
 }
 
 #[tokio::test]
@@ -657,7 +725,7 @@ fn forgeries() -> Vec<(&'static str, Value)> {
 #[tokio::test]
 async fn attack_requester_forges_operator_status() {
     let t = Test::new("adm-forge-req").await;
-    let before = t.request_by(User::BackupAdmin, "sd").await;
+    let before = t.unresolved_request_by(User::BackupAdmin, "sd").await;
     let api = t.requests(User::BackupAdmin).await;
     for (field, status) in forgeries() {
         eprintln!("case: status.{field}");
@@ -682,8 +750,9 @@ async fn attack_approver_forges_operator_status() {
         eprintln!("case: status.{field}, alongside the approver's own entry");
         status["approvals"] = json!([approval("approver-a", &["mua-approvers"], "Approve")]);
         let client = t.client(User::ApproverA).await;
+        // Forced: taking fields another manager (the operator) owns is exactly the forgery.
         assert_refused(
-            apply_status(&t.ns, client, "approver-a", "sd", status, false).await,
+            apply_status(&t.ns, client, "approver-a", "sd", status, true).await,
             403,
             &format!("only the operator writes status.{field}: approver-a may only write their own entry"),
         );

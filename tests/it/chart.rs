@@ -455,13 +455,23 @@ fn request(name: &str) -> CriticalOperationRequest {
     .unwrap()
 }
 
-/// What `kubectl mua approve` does: server-side apply of the user's own entry on the status subresource.
+/// What `kubectl mua approve` does: server-side apply of the user's own entry, for the target the
+/// operator recorded, on the status subresource. No operator runs here: the admin records the target.
 async fn approve(ns: &TestNamespace, user: User, name: &str) -> Result<CriticalOperationRequest, kube::Error> {
+    let target = json!({"vaultProtectionUid": "chart-test", "vaultId": "prod-vault", "guardId": "guard"});
+    ns.admin_api::<CriticalOperationRequest>()
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": {"target": target}})),
+        )
+        .await
+        .expect("the operator (admin) records the target");
     let client = ControlPlane::shared().client(user).await;
     let body = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
                       "metadata": {"name": name},
                       "status": {"approvals": [{"approver": user.name(), "groups": [user.group()],
-                                                "decision": "Approve", "time": TIME}]}});
+                                                "decision": "Approve", "time": TIME, "target": target}]}});
     ns.api::<CriticalOperationRequest>(client)
         .patch_status(
             name,

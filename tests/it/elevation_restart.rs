@@ -53,14 +53,11 @@ async fn killed_while_active_and_restarted_after_the_end_the_request_expires_at_
         .await
         .unwrap();
     let approver: Api<CriticalOperationRequest> = Api::namespaced(cp.client(User::ApproverA).await, &ns.name);
-    let approval = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
-        "status": {"approvals": [{"approver": "approver-a", "groups": ["mua-approvers"], "decision": "Approve",
-                                  "time": jiff::Timestamp::now().to_string()}]}});
     approver
         .patch_status(
             "sd",
             &PatchParams::apply("kubectl-mua/approver-a"),
-            &Patch::Apply(approval),
+            &Patch::Apply(cluster::approval_of(&ns.admin_api(), "sd", User::ApproverA).await),
         )
         .await
         .unwrap();

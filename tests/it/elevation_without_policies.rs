@@ -1,6 +1,6 @@
-//! Defence in depth: with the admission policies removed from the cluster (this test has a control plane
-//! of its own, so nothing else is affected), a self-approval gets past the API server — and the operator
-//! still refuses to elevate anyone.
+//! Defence in depth: with the admission policies removed from the cluster, or weakened (each test has a
+//! control plane of its own, so nothing else is affected), a forged request or a self-approval gets past
+//! the API server — and the operator still refuses to elevate anyone.
 
 use crate::cluster;
 use crate::operator;
@@ -8,7 +8,7 @@ use crate::simulator;
 
 use std::time::Duration;
 
-use cluster::{ControlPlane, User};
+use cluster::{ControlPlane, OwnControlPlane, User};
 use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -20,12 +20,47 @@ use simulator::*;
 
 const QUIET: Duration = Duration::from_secs(3);
 
-#[tokio::test]
-async fn attack_removing_the_admission_policies_then_self_approving_elevates_nobody() {
+/// Approver-a approves `sd` for its recorded target, with their own rights.
+async fn approve_as_approver_a(approver: &Api<CriticalOperationRequest>, op: &Operator) {
+    approver
+        .patch_status(
+            "sd",
+            &PatchParams::apply("kubectl-mua/approver-a"),
+            &Patch::Apply(cluster::approval_of(&op.requests(), "sd", User::ApproverA).await),
+        )
+        .await
+        .unwrap();
+}
+
+/// Asserts that `sd` is Stalled with `reason` saying `names`, that nothing is written in Azure over a
+/// window that would catch a late write, and that nobody holds a grant on the guard.
+async fn nobody_is_elevated(op: &Operator, azure_name: &str, reason: &str, names: &str) {
+    let stalled = op.wait_for(&op.requests(), "sd", "Stalled", "True", Some(reason)).await;
+    let (_, _, message) = Operator::condition(&stalled, "Stalled").unwrap();
+    assert!(message.contains(names), "{message}");
+    op.assert_no_calls(
+        &["PUT", "PATCH", "POST", "DELETE"],
+        QUIET,
+        "nobody is elevated without the policies as shipped",
+    )
+    .await;
+    let grants = authorization::list_for_principal(&op.security, &guard(azure_name), BACKUP_OID)
+        .await
+        .unwrap();
+    assert!(
+        grants.iter().all(|g| g.role != authorization::BACKUP_MUA_OPERATOR),
+        "{grants:?}"
+    );
+}
+
+/// A control plane of the test's own, the operator on it, the guard `guard` (one approval from the group
+/// `mua-approvers`) and `prod-vault` linked to it, declared with soft delete off; returns the guard's
+/// name in Azure.
+async fn guarded(prefix: &str) -> (OwnControlPlane, Operator, String) {
     let cp = ControlPlane::own();
     let op = Operator::start_on(
         &cp,
-        "attack-no-policies",
+        prefix,
         Options {
             requests: true,
             ..Options::default()
@@ -40,9 +75,21 @@ async fn attack_removing_the_admission_policies_then_self_approving_elevates_nob
     )
     .await;
     op.ready(&op.guards(), "guard").await;
-    op.create_protection("prod", &vault("prod-vault"), json!({"name": "guard"}), json!({}))
+    op.create_protection(
+        "prod",
+        &vault("prod-vault"),
+        json!({"name": "guard"}),
+        json!({"softDelete": {"state": "Disabled"}}),
+    )
+    .await;
+    op.wait_for(&op.protections(), "prod", "Ready", "False", Some("ElevationRequired"))
         .await;
-    op.ready(&op.protections(), "prod").await;
+    (cp, op, azure_name)
+}
+
+#[tokio::test]
+async fn attack_removing_the_admission_policies_then_self_approving_elevates_nobody() {
+    let (cp, op, azure_name) = guarded("attack-no-policies").await;
 
     // A cluster admin (or an attacker with their rights) removes the status policy's binding.
     let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(cp.client(User::Admin).await);
@@ -76,37 +123,36 @@ async fn attack_removing_the_admission_policies_then_self_approving_elevates_nob
     })
     .await;
     let approver: Api<CriticalOperationRequest> = Api::namespaced(cp.client(User::ApproverA).await, &op.ns.name);
-    approver
-        .patch_status(
-            "sd",
-            &PatchParams::apply("kubectl-mua/approver-a"),
-            &Patch::Apply(approve("approver-a", &["mua-approvers"])),
-        )
-        .await
-        .unwrap();
+    approve_as_approver_a(&approver, &op).await;
 
-    let stalled = op
-        .wait_for(
-            &op.requests(),
-            "sd",
-            "Stalled",
-            "True",
-            Some("AdmissionPoliciesMissing"),
+    nobody_is_elevated(&op, &azure_name, "AdmissionPoliciesMissing", "mua.dev-request-status").await;
+}
+
+#[tokio::test]
+async fn attack_a_binding_set_to_audit_then_a_request_in_someone_elses_name_elevates_nobody() {
+    // Case 8: someone who may edit admission objects (nothing in mua.dev) sets the binding that checks
+    // spec.requester to Audit; approver-a then files a request in approver-b's name and approves it.
+    let (cp, op, azure_name) = guarded("attack-audit").await;
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(cp.client(User::Admin).await);
+    bindings
+        .patch(
+            "mua.dev-request-create",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"validationActions": ["Audit"]}})),
         )
-        .await;
-    let (_, _, message) = Operator::condition(&stalled, "Stalled").unwrap();
-    assert!(message.contains("mua.dev-request-status"), "{message}");
-    op.assert_no_calls(
-        &["PUT", "PATCH", "POST", "DELETE"],
-        QUIET,
-        "nobody is elevated without the policies",
-    )
-    .await;
-    let grants = authorization::list_for_principal(&op.security, &guard(&azure_name), BACKUP_OID)
         .await
         .unwrap();
-    assert!(
-        grants.iter().all(|g| g.role != authorization::BACKUP_MUA_OPERATOR),
-        "{grants:?}"
-    );
+    let approver: Api<CriticalOperationRequest> = Api::namespaced(cp.client(User::ApproverA).await, &op.ns.name);
+    let forged = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": "sd"},
+        "spec": {"vaultProtection": "prod", "operation": "DisableSoftDelete", "duration": "30m",
+                 "justification": "in someone else's name", "requester": "approver-b"}});
+    let forged: CriticalOperationRequest = serde_json::from_value(forged).unwrap();
+    eventually("the API server lets a request in another's name through", || async {
+        approver.create(&PostParams::default(), &forged).await.ok()
+    })
+    .await;
+    op.reset_calls().await;
+    approve_as_approver_a(&approver, &op).await;
+
+    nobody_is_elevated(&op, &azure_name, "AdmissionPoliciesAltered", r#"ValidatingAdmissionPolicyBinding mua.dev-request-create (spec.validationActions[0] is "Audit" instead of "Deny")"#).await;
 }

@@ -95,6 +95,22 @@ async fn setup(prefix: &str) -> TestNamespace {
 /// `requester` creates a request with their own kubeconfig, as with `kubectl create`: without
 /// `spec.requester`, which the API server's admission policy fills in with the creating user.
 async fn create_request(ns: &TestNamespace, requester: User, name: &str) -> CriticalOperationRequest {
+    create_unresolved_request(ns, requester, name).await;
+    // No operator runs here: record the target as the operator would, so approvers can approve.
+    set_status(ns, name, json!({"target": recorded_target()})).await;
+    read(ns, name).await
+}
+
+/// What the operator records a request made by [`create_request`] to be for.
+fn recorded_target() -> Value {
+    json!({"vaultProtectionUid": "3f1c2d4e-0000-4000-8000-000000000001",
+           "vaultId": "/subscriptions/0b352192-dcac-4cc7-992e-a96190ccc68c/resourceGroups/backup-rg/providers/Microsoft.RecoveryServices/vaults/prod-vault",
+           "guardId": "/subscriptions/0b352192-dcac-4cc7-992e-a96190ccc68c/resourceGroups/sec/providers/Microsoft.DataProtection/resourceGuards/backup-guard",
+           "change": "DisableSoftDelete"})
+}
+
+/// A request the operator has not resolved yet: no `status.target`.
+async fn create_unresolved_request(ns: &TestNamespace, requester: User, name: &str) -> CriticalOperationRequest {
     let spec = CriticalOperationRequestSpec {
         vault_protection: VAULT_PROTECTION.into(),
         operation: CriticalOperation::DisableSoftDelete,
@@ -444,6 +460,8 @@ async fn approve_as_an_approver_writes_an_approval_entry() {
     )
     .await
     .assert_code(0);
+    // No operator runs here: record the target as it would.
+    set_status(&ns, "to-approve", json!({"target": recorded_target()})).await;
 
     let run = mua(
         User::ApproverA,
@@ -512,7 +530,10 @@ async fn approve_without_a_reason_is_a_usage_error() {
     let run = mua(User::ApproverA, &ns.name, &["approve", "no-reason"]).await;
     run.assert_code(2);
     assert!(run.stderr.contains("--reason"), "{}", run.stderr);
-    assert!(read(&ns, "no-reason").await.status.is_none(), "nothing was written");
+    assert!(
+        read(&ns, "no-reason").await.status.unwrap().approvals.is_empty(),
+        "nothing was written"
+    );
 
     let run = mua(User::ApproverA, &ns.name, &["approve", "no-reason", "--reason", "  "]).await;
     run.assert_code(2);
@@ -534,6 +555,42 @@ async fn approving_a_request_already_decided_is_refused() {
 }
 
 #[tokio::test]
+async fn approving_before_the_operator_recorded_the_target_is_refused() {
+    let ns = setup("cli-approve-unresolved").await;
+    create_unresolved_request(&ns, User::BackupAdmin, "unresolved").await;
+    let run = mua(
+        User::ApproverA,
+        &ns.name,
+        &["approve", "unresolved", "--reason", "early"],
+    )
+    .await;
+    run.assert_code(6);
+    assert!(
+        run.stderr.contains(
+            "\"unresolved\" cannot be approved yet: the operator has not recorded which vault, guard and change it is for"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(read(&ns, "unresolved").await.status.is_none(), "nothing was written");
+}
+
+#[tokio::test]
+async fn an_approval_records_the_target_the_approver_saw() {
+    let ns = setup("cli-approve-target").await;
+    create_request(&ns, User::BackupAdmin, "seen").await;
+    mua(User::ApproverA, &ns.name, &["approve", "seen", "--reason", "ok"])
+        .await
+        .assert_code(0);
+    let approval = read(&ns, "seen").await.status.unwrap().approvals.remove(0);
+    assert_eq!(
+        serde_json::to_value(approval.target).unwrap(),
+        recorded_target(),
+        "the entry names what describe showed"
+    );
+}
+
+#[tokio::test]
 async fn approving_your_own_request_is_refused() {
     // An approver may ask too (mua-requester), never decide on what they asked for.
     let ns = setup("cli-approve-self").await;
@@ -544,7 +601,10 @@ async fn approving_your_own_request_is_refused() {
         run.stderr.trim(),
         "error: you cannot approve your own request: another person must (two-person rule)"
     );
-    assert!(read(&ns, "mine").await.status.is_none(), "nothing was written");
+    assert!(
+        read(&ns, "mine").await.status.unwrap().approvals.is_empty(),
+        "nothing was written"
+    );
 }
 
 #[tokio::test]

@@ -166,15 +166,12 @@ async fn each_side_uses_exactly_what_its_role_grants() {
         .create(&PostParams::default(), &serde_json::from_value(request).unwrap())
         .await
         .unwrap();
-    let approval = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
-        "status": {"approvals": [{"approver": "approver-a", "groups": ["mua-approvers"], "decision": "Approve",
-                                  "time": jiff::Timestamp::now().to_string(), "comment": "ok"}]}});
     let approver: Api<CriticalOperationRequest> = ns.api(cp.client(User::ApproverA).await);
     approver
         .patch_status(
             "sd",
             &PatchParams::apply("kubectl-mua/approver-a"),
-            &Patch::Apply(approval),
+            &Patch::Apply(cluster::approval_of(&ns.admin_api(), "sd", User::ApproverA).await),
         )
         .await
         .unwrap();

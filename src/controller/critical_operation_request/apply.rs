@@ -41,6 +41,7 @@ pub(super) async fn apply(
         } => {
             if previous.phase.is_none() {
                 transition(status, RequestPhase::Pending, OPERATOR, reason, "request received", now);
+                notices.push(Notice::normal("Requested", requested(cor)));
             }
             (Summary::new(health, reason, message), requeue)
         }
@@ -65,6 +66,24 @@ pub(super) async fn apply(
         requeue,
         notices,
     })
+}
+
+/// The creation of a request, for its Event: who asks for what, for how long, and why.
+fn requested(cor: &CriticalOperationRequest) -> String {
+    let spec = &cor.spec;
+    let ticket = spec
+        .ticket
+        .as_ref()
+        .map(|t| format!(" (ticket {} {})", t.system, t.number))
+        .unwrap_or_default();
+    format!(
+        "{} asks for {} through the VaultProtection {} for {}: {}{ticket}",
+        spec.requester.as_deref().unwrap_or("someone"),
+        spec.change(),
+        spec.vault_protection,
+        spec.duration,
+        spec.justification
+    )
 }
 
 /// Ends the request in its final `phase`, revoking its elevation first; waits while PIM refuses to

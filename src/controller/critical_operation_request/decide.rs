@@ -13,6 +13,7 @@ use super::policy::{Refusal, Resolved};
 use super::status::{OPERATOR, final_reason};
 use crate::azure::authorization::ScheduleStatus;
 use crate::controller::Reason;
+use crate::controller::admission::AdmissionProblems;
 use crate::controller::outcome::{Health, Requeue};
 use crate::crd::critical_operation_request::RequestPhase;
 use crate::crd::shared::ApprovalBackend;
@@ -24,7 +25,7 @@ pub struct Observed {
     pub now: Timestamp,
     pub resolved: Result<Resolved, Refusal>,
     pub duration: Result<Duration, Refusal>,
-    pub admission: Result<(), String>,
+    pub admission: Result<(), AdmissionProblems>,
     pub judged: Judged,
     /// Another request holding an elevation for the same vault and operation.
     pub other_active: Option<String>,
@@ -167,13 +168,27 @@ pub fn decide(o: &Observed) -> Decision {
         };
         return end(RequestPhase::Denied, by, Reason::Denied, message);
     }
-    if let Err(missing) = &o.admission {
+    if let Err(problems) = &o.admission {
+        let (reason, message) = if problems.missing.is_empty() {
+            (
+                Reason::AdmissionPoliciesAltered,
+                format!(
+                    "nobody is elevated while the admission policies that enforce the two-person rule differ from what this operator ships: {}; a cluster admin must install them again from the chart",
+                    problems.altered.join("; ")
+                ),
+            )
+        } else {
+            (
+                Reason::AdmissionPoliciesMissing,
+                format!(
+                    "nobody is elevated while the admission policies that enforce the two-person rule are not as shipped ({problems}); a cluster admin must install them from the chart"
+                ),
+            )
+        };
         return Decision::Wait {
             health: Health::Stalled,
-            reason: Reason::AdmissionPoliciesMissing,
-            message: format!(
-                "nobody is elevated while the admission policies that enforce the two-person rule are missing: {missing}; a cluster admin must install them from the chart"
-            ),
+            reason,
+            message,
             requeue: Requeue::After(Duration::from_secs(30)),
         };
     }
@@ -200,7 +215,8 @@ pub fn decide(o: &Observed) -> Decision {
             health: Health::Waiting,
             reason: Reason::ApprovalPending,
             message,
-            requeue: Requeue::OnChange,
+            // A counted approval that goes stale changes what this says.
+            requeue: o.judged.first_expiry.map_or(Requeue::OnChange, Requeue::At),
         };
     }
     if let Some(other) = &o.other_active {

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use super::approvals::{Judged, judge};
+use super::approvals::{Judged, Judging, judge};
 use super::decide::Observed;
 use super::grant::other_active;
 use super::policy::{Refusal, check_spec, resolve, same_target};
@@ -73,7 +73,16 @@ pub(super) async fn observe(
                         .await?;
                 may.insert(entry.approver.clone(), allowed);
             }
-            observed.judged = judge(&previous.approvals, &requester, &resolved.rules, &may);
+            // The target just recorded (or recorded before) is what an approval must be for.
+            let target = previous.target.clone().unwrap_or_else(|| resolved.target());
+            let on = Judging {
+                requester: &requester,
+                rules: &resolved.rules,
+                target: previous.target.as_ref().map(|_| &target),
+                now,
+                validity: resolved.approval_validity,
+            };
+            observed.judged = judge(&previous.approvals, on, &may);
             observed.admission = ctx.side.admission.verify(&ctx.client).await;
             // Only a request about to be elevated needs to know whether another one holds an elevation.
             let pim = resolved.policy.backend == ApprovalBackend::Pim;

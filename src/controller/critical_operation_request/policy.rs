@@ -26,10 +26,14 @@ pub struct Resolved {
     /// The VaultProtection's `metadata.uid` and its vault's ARM ID: what an approval is for.
     pub vault_protection_uid: String,
     pub vault: String,
+    /// The exact change the request is for (its operation, and its action).
+    pub change: String,
     pub guard_description: Option<String>,
     pub rules: ElevationRules,
     pub policy: EffectivePolicy,
     pub max_duration: Duration,
+    /// How long an approval counts.
+    pub approval_validity: Duration,
     /// Operations the guard does not protect (no elevation is needed or useful for them).
     pub excluded: Vec<CriticalOperation>,
 }
@@ -41,6 +45,7 @@ impl Resolved {
             vault_protection_uid: self.vault_protection_uid.clone(),
             vault_id: self.vault.clone(),
             guard_id: self.guard.path(),
+            change: self.change.clone(),
         }
     }
 }
@@ -81,6 +86,11 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     Duration::try_from(parsed).ok()
 }
 
+/// How long an approval counts under `rules` (the CRD's default when unreadable, which admission prevents).
+pub(super) fn validity(rules: &ElevationRules) -> Duration {
+    parse_duration(&rules.approval_validity).unwrap_or(Duration::from_secs(3600))
+}
+
 /// The rules for one request: the guard's, narrowed by its VaultProtection. A request created by a
 /// ServiceAccount (a GitOps controller applying what someone committed) does not say who asked, and that
 /// person may be one of the approvers, so "the approver is not the requester" cannot hold: it needs one
@@ -108,6 +118,7 @@ pub(super) fn narrowed(
         max_duration: jiff::SignedDuration::try_from(max)
             .map(|d| format!("{d:#}"))
             .unwrap_or_else(|_| rules.max_duration.clone()),
+        approval_validity: rules.approval_validity.clone(),
         backend: rules.backend,
         role: rules.role,
     };
@@ -183,14 +194,17 @@ pub(super) async fn resolve(
                 )));
             };
             let (policy, max_duration) = narrowed(&rules, &vp, cor.spec.requester.as_deref());
+            let approval_validity = validity(&rules);
             Resolved {
                 guard: resource_guard::guard_id(&rg.spec),
                 vault_protection_uid,
                 vault,
+                change: cor.spec.change(),
                 guard_description: rg.spec.description.clone(),
                 rules,
                 policy,
                 max_duration,
+                approval_validity,
                 excluded: rg.spec.excluded_operations.clone(),
             }
         }
@@ -220,14 +234,17 @@ pub(super) async fn resolve(
                 )));
             };
             let (policy, max_duration) = narrowed(&found.spec.rules, &vp, cor.spec.requester.as_deref());
+            let approval_validity = validity(&found.spec.rules);
             Resolved {
                 guard: guard.in_tenant(tenant_id.as_deref()),
                 vault_protection_uid,
                 vault,
+                change: cor.spec.change(),
                 guard_description: vp.status.as_ref().and_then(|s| s.guard_description.clone()),
                 rules: found.spec.rules,
                 policy,
                 max_duration,
+                approval_validity,
                 excluded: Vec::new(),
             }
         }

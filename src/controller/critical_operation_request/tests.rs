@@ -8,13 +8,14 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::json;
 
-use super::approvals::{Judged, judge};
+use super::approvals::{Judged, Judging, judge};
 use super::decide::{Decision, Observed, decide};
 use super::grant::schedule_spec;
 use super::policy::{Resolved, check_spec, narrowed, same_target};
 use crate::azure::authorization::RequestType;
 use crate::azure::guards::GuardId;
 use crate::controller::Reason;
+use crate::controller::admission::AdmissionProblems;
 use crate::controller::outcome::{Health, Requeue};
 use crate::crd::critical_operation_request::{
     Approval, CriticalOperationRequestStatus, Decision as Verdict, EffectivePolicy, Elevation, GrantTarget,
@@ -31,14 +32,35 @@ fn rules() -> ElevationRules {
     .unwrap()
 }
 
+/// The operator's clock in these tests.
+fn now() -> Timestamp {
+    Timestamp::from_second(1_000_000).unwrap()
+}
+
+/// An entry given a minute ago for what `resolved()` records.
 fn approval(who: &str, groups: &[&str], decision: Verdict) -> Approval {
     Approval {
         approver: who.into(),
         groups: groups.iter().map(|g| g.to_string()).collect(),
         decision,
-        time: Time(Timestamp::UNIX_EPOCH),
+        time: Time(now() - Duration::from_secs(60)),
         comment: None,
+        target: Some(resolved().target()),
     }
+}
+
+/// Judges as bob's request for `resolved()`'s target, with approvals valid for an hour.
+fn judge_for_bob(entries: &[Approval], may: &BTreeMap<String, bool>) -> Judged {
+    let rules = rules();
+    let target = resolved().target();
+    let on = Judging {
+        requester: "bob",
+        rules: &rules,
+        target: Some(&target),
+        now: now(),
+        validity: Duration::from_secs(3600),
+    };
+    judge(entries, on, may)
 }
 
 fn rbac(allowed: &[&str]) -> BTreeMap<String, bool> {
@@ -47,10 +69,8 @@ fn rbac(allowed: &[&str]) -> BTreeMap<String, bool> {
 
 #[test]
 fn the_requester_never_counts_as_an_approver() {
-    let judged = judge(
+    let judged = judge_for_bob(
         &[approval("bob", &["mua-approvers"], Verdict::Approve)],
-        "bob",
-        &rules(),
         &rbac(&["bob"]),
     );
     assert!(judged.approvers.is_empty());
@@ -70,10 +90,8 @@ fn an_approval_counts_only_from_a_named_approver_whom_rbac_allows() {
             Verdict::Approve,
         ),
     ];
-    let judged = judge(
+    let judged = judge_for_bob(
         &entries,
-        "bob",
-        &rules(),
         &rbac(&[
             "alice",
             "mallory",
@@ -91,14 +109,91 @@ fn a_valid_denial_wins_and_an_invalid_one_does_not() {
         approval("alice", &["mua-approvers"], Verdict::Approve),
         approval("bob", &["mua-approvers"], Verdict::Deny),
     ];
-    let judged = judge(&entries, "bob", &rules(), &rbac(&["alice", "bob"]));
+    let judged = judge_for_bob(&entries, &rbac(&["alice", "bob"]));
     assert_eq!(
         judged.denied_by, None,
         "the requester cannot deny on others' behalf either"
     );
     let entries = [approval("carol", &[], Verdict::Deny)];
-    let judged = judge(&entries, "bob", &rules(), &rbac(&["carol"]));
+    let judged = judge_for_bob(&entries, &rbac(&["carol"]));
     assert_eq!(judged.denied_by, Some(("carol".into(), None)));
+}
+
+#[test]
+fn an_approval_counts_only_for_the_target_it_names() {
+    let mut other = approval("alice", &["mua-approvers"], Verdict::Approve);
+    other.target = Some(GrantTarget {
+        vault_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/decoy".into(),
+        ..resolved().target()
+    });
+    let mut unnamed = approval("carol", &[], Verdict::Approve);
+    unnamed.target = None;
+    let judged = judge_for_bob(&[other, unnamed], &rbac(&["alice", "carol"]));
+    assert!(judged.approvers.is_empty(), "{judged:?}");
+    assert!(
+        judged.ignored[0].contains("not for what the request is for now"),
+        "{judged:?}"
+    );
+    assert!(
+        judged.ignored[1].contains("does not say what it approves"),
+        "{judged:?}"
+    );
+}
+
+#[test]
+fn no_approval_counts_before_the_target_is_recorded() {
+    let rules = rules();
+    let on = Judging {
+        requester: "bob",
+        rules: &rules,
+        target: None,
+        now: now(),
+        validity: Duration::from_secs(3600),
+    };
+    let judged = judge(
+        &[approval("alice", &["mua-approvers"], Verdict::Approve)],
+        on,
+        &rbac(&["alice"]),
+    );
+    assert!(judged.approvers.is_empty());
+    assert!(judged.ignored[0].contains("before the operator recorded"), "{judged:?}");
+}
+
+#[test]
+fn an_approval_counts_only_while_it_is_fresh() {
+    let mut old = approval("alice", &["mua-approvers"], Verdict::Approve);
+    old.time = Time(now() - Duration::from_secs(3600));
+    let mut future = approval("carol", &[], Verdict::Approve);
+    future.time = Time(now() + Duration::from_secs(3600));
+    let judged = judge_for_bob(&[old, future], &rbac(&["alice", "carol"]));
+    assert!(judged.approvers.is_empty(), "{judged:?}");
+    assert!(
+        judged.ignored[0].contains("older than the rules' approvalValidity (1h)"),
+        "{judged:?}"
+    );
+    assert!(judged.ignored[1].contains("in the future"), "{judged:?}");
+}
+
+#[test]
+fn a_fresh_approval_says_when_it_stops_counting() {
+    let judged = judge_for_bob(
+        &[approval("alice", &["mua-approvers"], Verdict::Approve)],
+        &rbac(&["alice"]),
+    );
+    assert_eq!(judged.approvers, ["alice"]);
+    assert_eq!(
+        judged.first_expiry,
+        Some(now() - Duration::from_secs(60) + Duration::from_secs(3600))
+    );
+}
+
+#[test]
+fn a_denial_counts_whatever_it_was_for() {
+    let mut denial = approval("alice", &["mua-approvers"], Verdict::Deny);
+    denial.target = None;
+    denial.time = Time(Timestamp::UNIX_EPOCH);
+    let judged = judge_for_bob(&[denial], &rbac(&["alice"]));
+    assert_eq!(judged.denied_by, Some(("alice".into(), None)));
 }
 
 fn resolved() -> Resolved {
@@ -106,15 +201,18 @@ fn resolved() -> Resolved {
         guard: GuardId::new("s", "rg", "g"),
         vault_protection_uid: "uid-1".into(),
         vault: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v".into(),
+        change: "DisableSoftDelete".into(),
         guard_description: None,
         rules: rules(),
         policy: EffectivePolicy {
             required_approvals: 2,
             max_duration: "1h".into(),
+            approval_validity: "1h".into(),
             backend: ApprovalBackend::Kubernetes,
             role: ElevationRole::BackupMuaOperator,
         },
         max_duration: Duration::from_secs(3600),
+        approval_validity: Duration::from_secs(3600),
         excluded: Vec::new(),
     }
 }
@@ -169,7 +267,10 @@ fn too_few_approvals_wait() {
 #[test]
 fn nobody_is_elevated_without_the_admission_policies() {
     let mut o = observed();
-    o.admission = Err("ValidatingAdmissionPolicy x".into());
+    o.admission = Err(AdmissionProblems {
+        missing: vec!["ValidatingAdmissionPolicy x".into()],
+        altered: vec!["ValidatingAdmissionPolicyBinding y (spec.validationActions[0])".into()],
+    });
     assert!(matches!(
         decide(&o),
         Decision::Wait {
@@ -178,6 +279,24 @@ fn nobody_is_elevated_without_the_admission_policies() {
             ..
         }
     ));
+}
+
+#[test]
+fn nobody_is_elevated_while_the_admission_policies_are_altered() {
+    let mut o = observed();
+    o.admission = Err(AdmissionProblems {
+        missing: Vec::new(),
+        altered: vec!["ValidatingAdmissionPolicyBinding y (spec.validationActions[0])".into()],
+    });
+    match decide(&o) {
+        Decision::Wait {
+            health: Health::Stalled,
+            reason: Reason::AdmissionPoliciesAltered,
+            message,
+            ..
+        } => assert!(message.contains("ValidatingAdmissionPolicyBinding y"), "{message}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -128,7 +128,9 @@ pub(super) async fn active_elevations(
                     && s.performed_at.is_none()
                     && s.action_failed.is_none()
                     && s.holds_elevation()
-                    && s.target.as_ref().is_some_and(|t| granted_for(t, vp, vault, guard))
+                    && s.target
+                        .as_ref()
+                        .is_some_and(|t| granted_for(t, vp, vault, guard, &r.spec.change()))
             })
         })
         .map(|r| Elevation {
@@ -141,12 +143,19 @@ pub(super) async fn active_elevations(
 
 /// Whether an elevation was granted for this very object (not one deleted before it under the same
 /// name), its vault and its guard: an approval for one vault is never used on another.
-pub(super) fn granted_for(target: &GrantTarget, vp: &VaultProtection, vault: &VaultId, guard: &GuardId) -> bool {
+pub(super) fn granted_for(
+    target: &GrantTarget,
+    vp: &VaultProtection,
+    vault: &VaultId,
+    guard: &GuardId,
+    change: &str,
+) -> bool {
     vp.uid().is_some_and(|uid| {
         target.matches(&GrantTarget {
             vault_protection_uid: uid,
             vault_id: vault.path(),
             guard_id: guard.path(),
+            change: change.to_string(),
         })
     })
 }

@@ -69,6 +69,7 @@ fn granted(uid: &str) -> (VaultProtection, VaultId, GrantTarget) {
         vault_protection_uid: uid.into(),
         vault_id: vault.path().to_uppercase(),
         guard_id: GUARD.to_lowercase(),
+        change: "DisableSoftDelete".into(),
     };
     (vp, vault, grant)
 }
@@ -76,14 +77,17 @@ fn granted(uid: &str) -> (VaultProtection, VaultId, GrantTarget) {
 #[test]
 fn an_elevation_serves_the_object_vault_and_guard_it_was_granted_for() {
     let (vp, vault, grant) = granted("uid-1");
-    assert!(granted_for(&grant, &vp, &vault, &target()), "ARM IDs in any casing");
+    assert!(
+        granted_for(&grant, &vp, &vault, &target(), "DisableSoftDelete"),
+        "ARM IDs in any casing"
+    );
 }
 
 #[test]
 fn an_elevation_does_not_serve_an_object_of_the_same_name_created_again() {
     let (vp, vault, _) = granted("uid-2");
     let (_, _, grant) = granted("uid-1");
-    assert!(!granted_for(&grant, &vp, &vault, &target()));
+    assert!(!granted_for(&grant, &vp, &vault, &target(), "DisableSoftDelete"));
 }
 
 #[test]
@@ -91,13 +95,31 @@ fn an_elevation_does_not_serve_another_vault() {
     let (vp, _, grant) = granted("uid-1");
     let other =
         VaultId::parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/w").unwrap();
-    assert!(!granted_for(&grant, &vp, &other, &target()));
+    assert!(!granted_for(&grant, &vp, &other, &target(), "DisableSoftDelete"));
 }
 
 #[test]
 fn an_elevation_does_not_serve_another_guard() {
     let (vp, vault, grant) = granted("uid-1");
-    assert!(!granted_for(&grant, &vp, &vault, &GuardId::parse(OTHER).unwrap()));
+    assert!(!granted_for(
+        &grant,
+        &vp,
+        &vault,
+        &GuardId::parse(OTHER).unwrap(),
+        "DisableSoftDelete"
+    ));
+}
+
+#[test]
+fn an_elevation_does_not_serve_another_change() {
+    let (vp, vault, grant) = granted("uid-1");
+    assert!(!granted_for(
+        &grant,
+        &vp,
+        &vault,
+        &target(),
+        "DisableMultiUserAuthorization"
+    ));
 }
 
 #[test]

@@ -143,18 +143,32 @@ async fn attack_two_vaults_on_one_guard_never_share_one_grant() {
 }
 
 #[tokio::test]
-async fn attack_deleting_an_active_request_revokes_its_grant_first() {
+async fn attack_requesters_and_backup_admins_cannot_delete_the_record() {
+    let op = start("attack-delete-record").await;
+    protected(&op, 1, json!({})).await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    decide(&op, User::ApproverA, "sd", "Approve").await;
+    phase_is(&op, "sd", RequestPhase::Active).await;
+    for user in [User::BackupAdmin, User::ApproverA] {
+        match as_user(&op, user).await.delete("sd", &DeleteParams::default()).await {
+            Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+            other => panic!("{} deleted the request: {other:?}", user.name()),
+        }
+    }
+    let kept = op.requests().get("sd").await.unwrap();
+    assert!(kept.metadata.deletion_timestamp.is_none(), "the record is intact");
+}
+
+#[tokio::test]
+async fn deleting_an_active_request_revokes_its_grant_first() {
+    // Only a cluster admin can delete a request; the finalizer still revokes before the object goes.
     let op = start("attack-delete").await;
     let guard_id = protected(&op, 1, json!({})).await;
     request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
     decide(&op, User::ApproverA, "sd", "Approve").await;
     phase_is(&op, "sd", RequestPhase::Active).await;
     assert_eq!(grants(&op, &guard_id).await, 1);
-    as_user(&op, User::BackupAdmin)
-        .await
-        .delete("sd", &DeleteParams::default())
-        .await
-        .unwrap();
+    op.requests().delete("sd", &DeleteParams::default()).await.unwrap();
     eventually("the request is gone", || async {
         op.requests().get_opt("sd").await.unwrap().is_none().then_some(())
     })
@@ -183,9 +197,11 @@ async fn attack_a_request_for_a_vault_linked_to_another_guard_is_not_elevated() 
         .await;
     request(&op, User::BackupAdmin, "unlink", "DisableMultiUserAuthorization", "15m").await;
     op.reset_calls().await;
-    decide(&op, User::ApproverA, "unlink", "Approve").await;
-    op.wait_for(&op.requests(), "unlink", "Stalled", "True", Some("LinkedToOtherGuard"))
+    let stalled = op
+        .wait_for(&op.requests(), "unlink", "Stalled", "True", Some("LinkedToOtherGuard"))
         .await;
+    // Nothing is recorded as its target, so nobody can approve it at all.
+    assert_eq!(stalled.status.unwrap().target, None);
     op.assert_no_calls(
         &["PUT", "PATCH", "POST", "DELETE"],
         QUIET,
@@ -202,11 +218,8 @@ async fn attack_deleting_and_recreating_a_request_starts_over_without_approvals(
     request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
     decide(&op, User::ApproverA, "sd", "Approve").await;
     approved_condition_says(&op, "sd", "1 of 2").await;
-    as_user(&op, User::BackupAdmin)
-        .await
-        .delete("sd", &DeleteParams::default())
-        .await
-        .unwrap();
+    // A cluster admin deletes it (nobody else may); the backup admin asks again under the same name.
+    op.requests().delete("sd", &DeleteParams::default()).await.unwrap();
     eventually("the request is gone", || async {
         op.requests().get_opt("sd").await.unwrap().is_none().then_some(())
     })
@@ -248,7 +261,11 @@ async fn attack_elevating_a_principal_the_rules_do_not_allow_fails() {
         .patch_status(
             "pin",
             &PatchParams::apply("kubectl-mua/approver-a"),
-            &Patch::Apply(decision_entry(User::ApproverA, "Approve")),
+            &Patch::Apply(decision_entry(
+                User::ApproverA,
+                "Approve",
+                &recorded_target(&op, "pin").await,
+            )),
         )
         .await;
     match approval {

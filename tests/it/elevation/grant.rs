@@ -184,3 +184,15 @@ async fn a_denied_request_grants_nothing() {
     assert_eq!(grants(&op, &guard_id).await, 0);
     assert_eq!(soft_delete(&op).await, Some(SoftDelete::Enabled));
 }
+
+#[tokio::test]
+async fn a_new_request_is_an_event_naming_who_asks_for_what() {
+    let op = start("elev-requested").await;
+    protected(&op, 1, json!({})).await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    let note = op.event("sd", "Requested").await;
+    assert_eq!(
+        note,
+        "backup-admin asks for DisableSoftDelete through the VaultProtection prod for 30m: decommission the vault (ticket ServiceNow CHG0012345)"
+    );
+}

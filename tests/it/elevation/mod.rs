@@ -25,6 +25,7 @@ use simulator::*;
 
 mod actions;
 mod attacks;
+mod bound;
 mod by_hand;
 mod expiry;
 mod grant;
@@ -89,12 +90,23 @@ async fn request_for(op: &Operator, user: User, name: &str, protection: &str, op
         .unwrap();
 }
 
-/// An approval (or denial) entry, as `kubectl mua approve` writes it: server-side apply on status with
-/// a field manager of the user's own.
-fn decision_entry(user: User, decision: &str) -> Value {
+/// An approval (or denial) entry for `target`, as `kubectl mua approve` writes it: server-side apply on
+/// status with a field manager of the user's own.
+fn decision_entry(user: User, decision: &str, target: &Value) -> Value {
     json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest",
         "status": {"approvals": [{"approver": user.name(), "groups": [user.group()], "decision": decision,
-                                  "time": jiff::Timestamp::now().to_string(), "comment": "checked the ticket"}]}})
+                                  "time": jiff::Timestamp::now().to_string(), "comment": "checked the ticket",
+                                  "target": target}]}})
+}
+
+/// What the operator recorded `name` to be for (its `status.target`), once it has: what an approver sees
+/// and approves.
+async fn recorded_target(op: &Operator, name: &str) -> Value {
+    eventually(&format!("{name} has a recorded target"), || async {
+        let cor = op.requests().get(name).await.ok()?;
+        serde_json::to_value(cor.status?.target?).ok()
+    })
+    .await
 }
 
 /// The requester revokes, as `kubectl mua revoke` does.
@@ -119,7 +131,7 @@ async fn decide(op: &Operator, user: User, name: &str, decision: &str) {
         .patch_status(
             name,
             &PatchParams::apply(&manager),
-            &Patch::Apply(decision_entry(user, decision)),
+            &Patch::Apply(decision_entry(user, decision, &recorded_target(op, name).await)),
         )
         .await
         .unwrap();

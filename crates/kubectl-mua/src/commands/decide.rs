@@ -39,6 +39,15 @@ pub async fn run(session: &Session, args: DecideArgs, decision: Decision, format
             "you cannot {verb} your own request: another person must (two-person rule){hint}"
         )));
     }
+    // An approval is for exactly what the operator recorded and `describe` shows; until then there is
+    // nothing to approve (a denial needs no target: it only ever stops an elevation).
+    let target = request.status.as_ref().and_then(|s| s.target.clone());
+    if decision == Decision::Approve && target.is_none() {
+        return Err(Failure::refused(format!(
+            "{KIND} \"{}\" cannot be approved yet: the operator has not recorded which vault, guard and change it is for (see its conditions with kubectl mua describe {}); approve once describe shows them",
+            args.name, args.name
+        )));
+    }
     // Whether RBAC grants us the verb `approve` is left to the API server: its admission policy refuses
     // with a message that names the role to ask for, printed as it is.
 
@@ -48,6 +57,7 @@ pub async fn run(session: &Session, args: DecideArgs, decision: Decision, format
         decision,
         time: Time(Timestamp::now()),
         comment: Some(args.reason.clone()),
+        target,
     };
     let entry = serde_json::to_value(&approval)
         .map_err(|err| Failure::unexpected(format!("cannot serialize the approval: {err}")))?;

@@ -53,9 +53,18 @@ pub fn render(r: &CriticalOperationRequest, now: Timestamp) -> String {
     fields.add("Namespace", r.namespace().unwrap_or_default());
     fields.add("Vault Protection", &spec.vault_protection);
     // What the operator recorded the request to be for: the vault and guard approvers decide on.
-    if let Some(target) = &status.target {
-        fields.add("Vault", &target.vault_id);
-        fields.add("Guard", &target.guard_id);
+    match &status.target {
+        Some(target) => {
+            fields.add("Vault", &target.vault_id);
+            fields.add("Guard", &target.guard_id);
+            if !target.change.is_empty() {
+                fields.add("Change", &target.change);
+            }
+        }
+        None => fields.add(
+            "Vault",
+            "not resolved yet (nobody can approve until the operator records it)",
+        ),
     }
     fields.add("Operation", format!("{:?}", spec.operation));
     fields.add("Duration", &spec.duration);

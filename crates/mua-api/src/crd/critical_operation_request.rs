@@ -195,6 +195,17 @@ fn policy_body_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
+impl CriticalOperationRequestSpec {
+    /// The exact change the request is for, as its target records it and approvers see it: the operation,
+    /// and what the operator will do for it when the request has an action.
+    pub fn change(&self) -> String {
+        match &self.action {
+            Some(action) => format!("{}: {}", self.operation, action.describe()),
+            None => self.operation.to_string(),
+        }
+    }
+}
+
 impl RequestAction {
     /// The operation the action performs.
     pub fn operation(&self) -> CriticalOperation {
@@ -290,6 +301,11 @@ pub struct Approval {
     /// Why, in the approver's words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// What the approver saw and approves: the request's `status.target` when they decided (`kubectl mua
+    /// approve` copies it). An approval counts only while it equals `status.target`, and none can be
+    /// written before the operator has recorded one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<GrantTarget>,
 }
 
 /// A request to end an elevation early.
@@ -348,8 +364,9 @@ pub struct Elevation {
 }
 
 /// What a request (and the elevation granted for it) is for, recorded by the operator the first time it
-/// resolves the request. An approval is for one vault: a VaultProtection deleted and created again under
-/// the same name (a new `uid`), or now naming another vault or guard, cannot use it.
+/// resolves the request, before anyone can approve it. An approval is for one vault: a VaultProtection
+/// deleted and created again under the same name (a new `uid`), or now naming another vault or guard,
+/// cannot use it, and each approval entry carries the target its approver saw.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantTarget {
@@ -359,6 +376,9 @@ pub struct GrantTarget {
     pub vault_id: String,
     /// The guard's ARM ID (the elevation's scope).
     pub guard_id: String,
+    /// The exact change: the operation, and for a request with an action what the operator will do.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub change: String,
 }
 
 impl GrantTarget {
@@ -367,6 +387,7 @@ impl GrantTarget {
         self.vault_protection_uid == other.vault_protection_uid
             && self.vault_id.eq_ignore_ascii_case(&other.vault_id)
             && self.guard_id.eq_ignore_ascii_case(&other.guard_id)
+            && self.change == other.change
     }
 }
 
@@ -482,6 +503,9 @@ pub struct EffectivePolicy {
     pub required_approvals: i32,
     /// The longest elevation allowed.
     pub max_duration: String,
+    /// How long an approval counts.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub approval_validity: String,
     /// `Kubernetes` or `PIM`.
     pub backend: ApprovalBackend,
     /// The Azure role granted on the guard.

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::shared::{
-    ApprovalBackend, arm_id_re, duration_bounds_rule, duration_format_rule, guid_rule, immutable_rule,
+    ApprovalBackend, DURATION_RE, arm_id_re, duration_bounds_rule, duration_format_rule, guid_rule, immutable_rule,
 };
 
 /// Kubernetes users and groups.
@@ -98,6 +98,17 @@ pub struct ElevationRules {
     #[serde(default = "default_max_duration")]
     pub max_duration: String,
 
+    /// How long an approval counts, between 1m and 24h. Default 1h. An approval older than this no longer
+    /// counts towards a pending request: Kubernetes cannot tell the operator when an approver leaves a
+    /// group, so a decision is only trusted while it is fresh.
+    #[x_kube(
+        validation = duration_format_rule("approvalValidity"),
+        validation = validity_bounds_rule("approvalValidity")
+    )]
+    #[schemars(length(max = 16))]
+    #[serde(default = "default_approval_validity")]
+    pub approval_validity: String,
+
     /// `Kubernetes` (default): approvers approve with `kubectl mua approve` and the security side grants the
     /// role with an Azure-side end time. `PIM`: the principal self-activates an eligible assignment and
     /// approvers approve in Azure.
@@ -122,6 +133,18 @@ pub fn default_required_approvals() -> i32 {
 
 pub fn default_max_duration() -> String {
     "1h".to_string()
+}
+
+pub fn default_approval_validity() -> String {
+    "1h".to_string()
+}
+
+fn validity_bounds_rule(field: &str) -> kube::core::Rule {
+    // Guarded by the format so a malformed value reports only the format rule's message.
+    kube::core::Rule::new(format!(
+        "self == '' || !self.matches('^{DURATION_RE}$') || (duration(self) >= duration('1m') && duration(self) <= duration('24h'))"
+    ))
+    .message(format!("{field} must be between 1m and 24h").as_str())
 }
 
 /// The elevation rules for a guard managed outside the cluster (named by ARM ID in VaultProtections).
