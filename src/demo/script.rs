@@ -249,6 +249,8 @@ async fn ask_and_approve(stage: &Stage<'_>, n: &mut Narrator) -> anyhow::Result<
     .await?;
     n.kubectl(stage, BOB, &["mua", "list", "--pending"]).await?;
     n.check("nothing is granted before approval", grants(stage).await? == 0);
+    recorded(stage, request).await?;
+    n.kubectl(stage, BOB, &["mua", "describe", request]).await?;
 
     n.step(
         "The security admin approves; the operator performs the operation and drops the grant",
@@ -300,6 +302,16 @@ async fn ask_and_approve(stage: &Stage<'_>, n: &mut Narrator) -> anyhow::Result<
     Ok(())
 }
 
+/// Waits until the operator has recorded what `request` is for (vault, guard, change): before that,
+/// nobody can approve it.
+async fn recorded(stage: &Stage<'_>, request: &str) -> anyhow::Result<()> {
+    let requests: Api<CriticalOperationRequest> = Api::namespaced(stage.admin.clone(), NAMESPACE);
+    until(&format!("the operator records what {request} is for"), || async {
+        requests.get(request).await.ok()?.status?.target.map(|_| ())
+    })
+    .await
+}
+
 async fn unused_elevation_expires(stage: &Stage<'_>, n: &mut Narrator) -> anyhow::Result<()> {
     n.step(
         "An elevation nobody uses ends on time",
@@ -329,6 +341,7 @@ async fn unused_elevation_expires(stage: &Stage<'_>, n: &mut Narrator) -> anyhow
         ],
     )
     .await?;
+    recorded(stage, request).await?;
     n.kubectl(
         stage,
         BOB,
