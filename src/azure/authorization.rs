@@ -229,6 +229,11 @@ pub struct ScheduleRequest {
     pub approval_id: Option<String>,
     /// The end Azure holds for the assignment, where the request names one (`AfterDateTime`).
     pub ends_at: Option<jiff::Timestamp>,
+    /// Whom, where and what it grants, and why (as the requester wrote it).
+    pub principal_id: Option<String>,
+    pub scope: Option<String>,
+    pub role_definition_id: Option<String>,
+    pub justification: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -245,6 +250,14 @@ struct ScheduleRequestPropertiesWire {
     approval_id: Option<String>,
     #[serde(default)]
     schedule_info: Option<ScheduleInfoWire>,
+    #[serde(default)]
+    principal_id: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    role_definition_id: Option<String>,
+    #[serde(default)]
+    justification: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -262,15 +275,19 @@ struct ExpirationWire {
 
 impl From<ScheduleRequestWire> for ScheduleRequest {
     fn from(wire: ScheduleRequestWire) -> ScheduleRequest {
+        let properties = wire.properties;
         ScheduleRequest {
             id: wire.id,
-            status: wire.properties.status,
-            approval_id: wire.properties.approval_id,
-            ends_at: wire
-                .properties
+            status: properties.status,
+            approval_id: properties.approval_id,
+            ends_at: properties
                 .schedule_info
                 .and_then(|info| info.expiration)
                 .and_then(|expiration| expiration.end_date_time),
+            principal_id: properties.principal_id,
+            scope: properties.scope,
+            role_definition_id: properties.role_definition_id,
+            justification: properties.justification,
         }
     }
 }
@@ -333,7 +350,30 @@ pub async fn request_schedule(client: &ArmClient, spec: &ScheduleRequestSpec) ->
 }
 
 pub async fn get_schedule_request(client: &ArmClient, id: &str) -> Result<ScheduleRequest, AzureError> {
-    let reply = client.send(&Call::new(Method::GET, id, PIM_API)).await?;
+    get_schedule_request_in(client, None, id).await
+}
+
+/// A PIM request in `tenant` (none: the home tenant); `None` when Azure has no such request.
+pub async fn find_schedule_request_in(
+    client: &ArmClient,
+    tenant: Option<&str>,
+    id: &str,
+) -> Result<Option<ScheduleRequest>, AzureError> {
+    match get_schedule_request_in(client, tenant, id).await {
+        Ok(found) => Ok(Some(found)),
+        Err(AzureError::Arm { status: 404, .. }) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+async fn get_schedule_request_in(
+    client: &ArmClient,
+    tenant: Option<&str>,
+    id: &str,
+) -> Result<ScheduleRequest, AzureError> {
+    let reply = client
+        .send(&Call::new(Method::GET, id, PIM_API).in_tenant(tenant))
+        .await?;
     decode::<ScheduleRequestWire>("a PIM schedule request", reply.body).map(ScheduleRequest::from)
 }
 
@@ -402,4 +442,58 @@ mod tests {
             format!("/providers/Microsoft.Authorization/roleDefinitions/{READER}")
         );
     }
+}
+
+/// What PIM requires before it activates a role at a scope: whether an approval is needed, and from
+/// whom (the approvers' object IDs, lower case). From the role management policy assigned for the role
+/// there (`roleManagementPolicyAssignments`, then the policy's `RoleManagementPolicyApprovalRule` for
+/// end users' activations). No policy assigned: PIM's default, no approval.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ActivationApproval {
+    pub required: bool,
+    pub approvers: Vec<String>,
+}
+
+pub async fn activation_approval(
+    client: &ArmClient,
+    tenant: Option<&str>,
+    scope: &str,
+    role: &str,
+) -> Result<ActivationApproval, AzureError> {
+    let role_id = role_definition_id(scope, role);
+    let path = format!(
+        "{scope}/providers/Microsoft.Authorization/roleManagementPolicyAssignments?$filter=roleDefinitionId%20eq%20'{role_id}'"
+    );
+    let assignments = client
+        .list(&Call::new(Method::GET, path, PIM_API).in_tenant(tenant))
+        .await?;
+    let Some(policy_id) = assignments
+        .iter()
+        .find_map(|a| a["properties"]["policyId"].as_str().map(str::to_string))
+    else {
+        return Ok(ActivationApproval::default());
+    };
+    let policy = client
+        .send(&Call::new(Method::GET, policy_id.as_str(), PIM_API).in_tenant(tenant))
+        .await?
+        .body;
+    let rules = policy["properties"]["rules"].as_array().cloned().unwrap_or_default();
+    let approval = rules.iter().find(|r| {
+        r["ruleType"] == "RoleManagementPolicyApprovalRule"
+            && r["target"]["caller"].as_str().is_none_or(|c| c == "EndUser")
+    });
+    let Some(setting) = approval.map(|r| &r["setting"]) else {
+        return Ok(ActivationApproval::default());
+    };
+    let approvers = setting["approvalStages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|stage| stage["primaryApprovers"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a["id"].as_str().map(str::to_ascii_lowercase))
+        .collect();
+    Ok(ActivationApproval {
+        required: setting["isApprovalRequired"].as_bool().unwrap_or(false),
+        approvers,
+    })
 }

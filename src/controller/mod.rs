@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod reason;
 pub mod resource_guard;
+pub mod scope;
 pub mod side;
 pub mod vault_protection;
 pub mod watch;

@@ -44,6 +44,15 @@ pub enum Reason {
     OwnedByAnother,
     /// The guard cannot be deleted while vaults are linked to it.
     VaultsLinked,
+    /// The object names a vault or guard outside its namespace's AzureScopeBinding: nothing is done in Azure.
+    OutOfScope,
+    /// PIM would activate the role without anyone's approval: nobody is elevated.
+    PimApprovalNotRequired,
+    /// PIM's approvers for the role include the principal that activates, or the requester's own: nobody
+    /// is elevated.
+    PimApproverIsRequester,
+    /// Two namespaces own the guard (or one holds two sets of rules for it): nobody is elevated on it.
+    ElevationRulesConflict,
     /// The spec asks to weaken soft delete that Azure keeps `AlwaysOn`.
     AlwaysOnCannotBeWeakened,
     /// Under `Observe`, the Azure object does not exist.
@@ -121,6 +130,10 @@ impl Reason {
         Reason::AlreadyExists,
         Reason::OwnedByAnother,
         Reason::VaultsLinked,
+        Reason::OutOfScope,
+        Reason::ElevationRulesConflict,
+        Reason::PimApprovalNotRequired,
+        Reason::PimApproverIsRequester,
         Reason::AlwaysOnCannotBeWeakened,
         Reason::NotFound,
         Reason::Drifted,
@@ -174,6 +187,10 @@ impl Reason {
             AlreadyExists => "AlreadyExists",
             OwnedByAnother => "OwnedByAnother",
             VaultsLinked => "VaultsLinked",
+            OutOfScope => "OutOfScope",
+            ElevationRulesConflict => "ElevationRulesConflict",
+            PimApprovalNotRequired => "PimApprovalNotRequired",
+            PimApproverIsRequester => "PimApproverIsRequester",
             AlwaysOnCannotBeWeakened => "AlwaysOnCannotBeWeakened",
             NotFound => "NotFound",
             Drifted => "Drifted",
@@ -229,6 +246,8 @@ impl Reason {
             LinkedToOtherGuard => "VaultProtection (`Linked`, `Synced`); a request for that VaultProtection",
             TenantCredentialMissing => "ResourceGuard, VaultProtection",
             AlreadyExists | OwnedByAnother | VaultsLinked => "ResourceGuard",
+            OutOfScope => "ResourceGuard, VaultProtection (`Stalled`); a request whose vault or guard is out of scope",
+            ElevationRulesConflict | PimApprovalNotRequired | PimApproverIsRequester => "request",
             AlwaysOnCannotBeWeakened => "VaultProtection (`SoftDeleteSynced`, `Stalled`)",
             NotFound => "ResourceGuard under `Observe` (`Stalled`)",
             Drifted => {
@@ -273,6 +292,16 @@ impl Reason {
             VaultsLinked => "deletion (policy `Delete`) waits while vaults are linked; nothing is deleted",
             AzureAccessDenied => "Azure refused the identity (401/403) or its credential failed",
             AzureRejected => "Azure refused the call as invalid",
+            OutOfScope => {
+                "the namespace's AzureScopeBinding does not cover the vault or guard (or the namespace has none): nothing is done in Azure"
+            }
+            ElevationRulesConflict => {
+                "more than one namespace owns the guard, or rules for it are declared twice: nobody is elevated on it"
+            }
+            PimApprovalNotRequired => "the role's PIM settings on the guard require no approval: nobody is elevated",
+            PimApproverIsRequester => {
+                "PIM's approvers for the role include the activating identity or the requester's own principal: nobody is elevated"
+            }
             AzureThrottled | AzureUnavailable | AzureConflict | KubernetesError => {
                 "transient; retried (`Retry-After` or backoff)"
             }
@@ -337,6 +366,16 @@ impl Reason {
             Drifted | NotFound => "switch to `Manage`, or fix Azure",
             AlreadyExists | OwnedByAnother => "`adoptExisting: true` to take it over, or another name",
             VaultsLinked => "unlink the vaults first (each under an approved request)",
+            OutOfScope => {
+                "cluster admin: bind the namespace to the scope (AzureScopeBinding), or name another vault or guard"
+            }
+            ElevationRulesConflict => {
+                "cluster admin: let one namespace own the guard (`guardScopes`); security admin: one set of rules"
+            }
+            PimApprovalNotRequired => "security admin: require approval in the role's PIM settings on the guard",
+            PimApproverIsRequester => {
+                "security admin: make PIM's approvers people other than the requester and the operator"
+            }
             AzureAccessDenied => "platform: the identity's roles and credential (the message has Azure's words)",
             AzureRejected => "read the message; fix the spec",
             AzureThrottled | AzureUnavailable | AzureConflict | KubernetesError => "nothing, unless it lasts",

@@ -11,7 +11,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::outcome::{self, Cleanup, Notice, Outcome, Reported, Requeue, Summary};
-use super::{Error, Reason, SecurityContext, conditions, watch};
+use super::{Error, Reason, SecurityContext, conditions, scope, watch};
 use crate::azure::guards::{self, DesiredGuard, Guard, GuardId};
 use crate::crd::resource_guard::{GuardDeletionPolicy, ProtectedOperation, ResourceGuardStatus};
 use crate::crd::shared::{Conditions, ManagementPolicy};
@@ -254,6 +254,16 @@ pub fn status(
 
 /// observe → plan → apply → status.
 async fn converge(ctx: &SecurityContext, rg: &ResourceGuard) -> Result<Outcome<ResourceGuardStatus>, Error> {
+    // Only a guard the namespace owns is touched, or even read, in Azure (adoption included).
+    let scope = scope::of(&ctx.client, &rg.namespace().unwrap_or_default()).await?;
+    if let Err(why) = scope.owns_guard(&guard_id(&rg.spec).path()) {
+        return Ok(Outcome {
+            status: rg.status.clone().unwrap_or_default(),
+            summary: Summary::stalled(Reason::OutOfScope, why.clone()),
+            requeue: Requeue::After(ctx.config.waiting_retry),
+            notices: vec![Notice::warning("OutOfScope", why)],
+        });
+    }
     let observed = guards::get(&ctx.side.arm, &guard_id(&rg.spec)).await?;
     let plan = plan(&rg.spec, &owner(rg), observed.as_ref());
     let applied = apply(ctx, rg, observed, plan).await?;

@@ -99,6 +99,9 @@ pub struct BackupSide {
     pub arm: ArmClient,
     /// What the VaultProtection controller remembers between reconciles to spare ARM reads.
     pub memo: Memo,
+    /// Whether the admission policies of the two-person rule are in the cluster as shipped (checked
+    /// before an elevation is used).
+    pub admission: AdmissionCheck,
 }
 
 impl BackupSide {
@@ -106,6 +109,7 @@ impl BackupSide {
         Self {
             arm,
             memo: Memo::default(),
+            admission: AdmissionCheck,
         }
     }
 }

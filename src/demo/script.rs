@@ -38,6 +38,7 @@ fn vault_id(name: &str) -> VaultId {
 }
 
 pub async fn walk(stage: &Stage<'_>, n: &mut Narrator) -> anyhow::Result<()> {
+    bind_namespace(stage, n).await?;
     declare_guard(stage, n).await?;
     grant_reader(stage, n).await?;
     link_vaults(stage, n).await?;
@@ -49,6 +50,29 @@ pub async fn walk(stage: &Stage<'_>, n: &mut Narrator) -> anyhow::Result<()> {
         "Everything the walkthrough declared, as kubectl shows it:",
     );
     n.kubectl(stage, BOB, &["get", "mua"]).await?;
+    Ok(())
+}
+
+async fn bind_namespace(stage: &Stage<'_>, n: &mut Narrator) -> anyhow::Result<()> {
+    n.step(
+        "The cluster admin binds the team's namespace to its Azure scopes",
+        "An AzureScopeBinding (cluster-scoped: only cluster admins write it) says which vaults the \
+         namespace's objects may name and which guards its security admins own. Anything else is refused \
+         before the operator calls Azure; a namespace without one may name nothing.",
+    );
+    let yaml = format!(
+        r"apiVersion: mua.dev/v1alpha1
+kind: AzureScopeBinding
+metadata:
+  name: {NAMESPACE}
+spec:
+  scopes: [/subscriptions/{BACKUP_SUB}/resourceGroups/backup-rg]
+  guardScopes: [/subscriptions/{GUARD_SUB}/resourceGroups/guard-rg]
+"
+    );
+    println!("\n   azure-scope-binding.yaml (applied by the cluster admin):");
+    n.output(&yaml);
+    crate::control_plane::apply_manifests(&stage.admin, &yaml, "the demo's AzureScopeBinding").await?;
     Ok(())
 }
 

@@ -26,7 +26,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ObjectMeta, Patch, PatchParams, PostParams};
 use mua_operator::control_plane::{self, LocalControlPlane, LocalUser};
-use mua_operator::crd::CriticalOperationRequest;
+use mua_operator::crd::{AzureScopeBinding, CriticalOperationRequest};
 
 /// A person or identity with its own credentials on the test control plane.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,8 +247,42 @@ impl ControlPlane {
             .create(&PostParams::default(), &ns)
             .await
             .unwrap_or_else(|err| panic!("creating namespace {name}: {err}"));
+        bind_to_the_seed(&admin, &name).await;
         TestNamespace { name, admin }
     }
+}
+
+/// The AzureScopeBinding of a test namespace: its objects may name the vaults of the simulator seed's
+/// backup subscription, and it owns the guards of its security subscriptions (examples/sim-seed.yaml).
+/// A test about scopes narrows or deletes it.
+pub async fn bind_to_the_seed(admin: &Client, namespace: &str) {
+    bind(
+        admin,
+        namespace,
+        &["/subscriptions/5e13b949-1218-4d18-8b99-7e12155ec4f7"],
+        &[
+            "/subscriptions/0b352192-dcac-4cc7-992e-a96190ccc68c",
+            "/subscriptions/c999d45b-944f-418c-a0d8-c3fcfd1802c8",
+        ],
+    )
+    .await
+}
+
+/// Binds `namespace` to `scopes` and `guard_scopes` (creates or replaces its AzureScopeBinding).
+pub async fn bind(admin: &Client, namespace: &str, scopes: &[&str], guard_scopes: &[&str]) {
+    let binding: AzureScopeBinding = serde_json::from_value(serde_json::json!({
+        "apiVersion": "mua.dev/v1alpha1", "kind": "AzureScopeBinding", "metadata": {"name": namespace},
+        "spec": {"scopes": scopes, "guardScopes": guard_scopes},
+    }))
+    .unwrap();
+    Api::<AzureScopeBinding>::all(admin.clone())
+        .patch(
+            namespace,
+            &PatchParams::apply("mua-tests").force(),
+            &Patch::Apply(&binding),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("binding namespace {namespace} to its Azure scopes: {err}"));
 }
 
 /// A namespace owned by one test.

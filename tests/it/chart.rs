@@ -280,7 +280,7 @@ fn the_chart_carries_the_crds() {
         .iter()
         .map(|c| c["metadata"]["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(crds.len(), 4, "{crds:?}");
+    assert_eq!(crds.len(), 5, "{crds:?}");
     assert!(
         crds.contains(&"criticaloperationrequests.mua.dev".to_string()),
         "{crds:?}"

@@ -51,7 +51,7 @@ fn assert_same_files(generated_dir: &Path, checked_in: &Path, label: &str) {
         file_names(checked_in),
         "{label} holds other files than crdgen writes"
     );
-    assert_eq!(generated.len(), 4);
+    assert_eq!(generated.len(), 5);
     for file in generated {
         let want = std::fs::read(generated_dir.join(&file)).unwrap();
         let have = std::fs::read(checked_in.join(&file)).unwrap();

@@ -39,5 +39,6 @@ mod sim_authorization;
 mod sim_azure_cli;
 mod sim_contract;
 mod sim_protection;
+mod teams;
 mod vault_protection;
 mod vault_protection_faults;

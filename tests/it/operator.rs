@@ -53,6 +53,8 @@ pub struct Options {
     pub seed: Option<std::path::PathBuf>,
     /// Also run the CriticalOperationRequest controller (elevation).
     pub requests: bool,
+    /// Watch every namespace of the control plane (several teams), not only the test's own.
+    pub all_namespaces: bool,
 }
 
 impl Default for Options {
@@ -68,6 +70,7 @@ impl Default for Options {
             },
             seed: None,
             requests: false,
+            all_namespaces: false,
         }
     }
 }
@@ -82,6 +85,18 @@ pub struct Operator {
     pub backup: ArmClient,
     pub arm_metrics: ArmMetrics,
     stop: Option<tokio::sync::watch::Sender<bool>>,
+}
+
+/// What a controller watches: the test's namespace, or every namespace.
+fn watched<K>(ns: &TestNamespace, all: bool) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as Resource>::DynamicType: Default,
+{
+    match all {
+        true => Api::all(ns.admin.clone()),
+        false => ns.admin_api(),
+    }
 }
 
 fn arm_client(ts: &TestSim, app: &str, secret: &str, tenants: &[&str], metrics: &ArmMetrics) -> ArmClient {
@@ -133,7 +148,7 @@ impl Operator {
         let backup = arm_client(&ts, BACKUP_APP, BACKUP_SECRET, &options.backup_tenants, &arm_metrics);
         let ctx = Arc::new(
             Context::new(cp.client(User::Admin).await)
-                .with_namespace(Some(ns.name.clone()))
+                .with_namespace((!options.all_namespaces).then(|| ns.name.clone()))
                 .with_clock(ts.sim.state.clock.clone())
                 .with_config(options.config),
         );
@@ -147,21 +162,21 @@ impl Operator {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         tokio::spawn(resource_guard::run(
-            ns.admin_api(),
+            watched(&ns, options.all_namespaces),
             security_side.clone(),
             shutdown(stopped.clone()),
         ));
         if options.requests {
             tokio::spawn(critical_operation_request::run(
-                ns.admin_api(),
+                watched(&ns, options.all_namespaces),
                 security_side.clone(),
                 shutdown(stopped.clone()),
             ));
         }
         tokio::spawn(vault_protection::run(
-            ns.admin_api(),
-            ns.admin_api(),
-            ns.admin_api(),
+            watched(&ns, options.all_namespaces),
+            watched(&ns, options.all_namespaces),
+            watched(&ns, options.all_namespaces),
             backup_side,
             shutdown(stopped),
         ));

@@ -546,19 +546,65 @@ async fn a_guard_with_linked_vaults_is_not_deleted() {
     );
 }
 
-#[tokio::test]
-async fn with_an_active_request_soft_delete_is_disabled_citing_the_guard() {
-    let op = Operator::start("vp-sd-elevated").await;
-    let guard_id = linked(&op, json!({"softDelete": {"state": "Enabled"}})).await;
-    // What the elevation controller does once a request is approved: grant, then mark it Active.
-    elevate_backup_side(&op, &guard_id).await;
-    active_request(
-        &op,
-        "sd",
-        "DisableSoftDelete",
-        jiff::Timestamp::now() + jiff::SignedDuration::from_mins(30),
+/// The operator with the request controller, the guard `guard` whose rules need one approval from the
+/// group `mua-approvers`, and `prod` (of `prod-vault`) linked to it with soft delete on.
+async fn with_elevation(prefix: &str) -> Operator {
+    let op = Operator::start_with(
+        prefix,
+        Options {
+            requests: true,
+            ..Options::default()
+        },
     )
     .await;
+    let rules = json!({"elevation": {"approvers": {"groups": ["mua-approvers"]}}});
+    op.create_guard("guard", &op.unique("guard"), rules).await;
+    op.ready(&op.guards(), "guard").await;
+    op.create_protection(
+        "prod",
+        &vault("prod-vault"),
+        json!({"name": "guard"}),
+        json!({"softDelete": {"state": "Enabled"}}),
+    )
+    .await;
+    op.ready(&op.protections(), "prod").await;
+    op
+}
+
+/// The backup admin asks for `operation` on `prod` for `duration`; approver-a approves it; it is Active.
+async fn approved_request(op: &Operator, name: &str, operation: &str, duration: &str) {
+    let cp = crate::cluster::ControlPlane::shared();
+    let requests: kube::Api<mua_operator::crd::CriticalOperationRequest> =
+        kube::Api::namespaced(cp.client(crate::cluster::User::BackupAdmin).await, &op.ns.name);
+    let request = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": name},
+        "spec": {"vaultProtection": "prod", "operation": operation, "duration": duration,
+                 "justification": "decommission"}});
+    requests
+        .create(&PostParams::default(), &serde_json::from_value(request).unwrap())
+        .await
+        .unwrap();
+    let approval = crate::cluster::approval_of(&op.requests(), name, crate::cluster::User::ApproverA).await;
+    let approver: kube::Api<mua_operator::crd::CriticalOperationRequest> =
+        kube::Api::namespaced(cp.client(crate::cluster::User::ApproverA).await, &op.ns.name);
+    approver
+        .patch_status(
+            name,
+            &PatchParams::apply("kubectl-mua/approver-a"),
+            &Patch::Apply(approval),
+        )
+        .await
+        .unwrap();
+    eventually(&format!("{name} is Active"), || async {
+        let phase = op.requests().get(name).await.ok()?.status?.phase?;
+        (phase == mua_operator::crd::critical_operation_request::RequestPhase::Active).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn with_an_active_request_soft_delete_is_disabled_citing_the_guard() {
+    let op = with_elevation("vp-sd-elevated").await;
+    approved_request(&op, "sd", "DisableSoftDelete", "30m").await;
     let patch = json!({"spec": {"softDelete": {"state": "Disabled"}}});
     op.protections()
         .patch("prod", &PatchParams::default(), &Patch::Merge(&patch))
@@ -573,52 +619,26 @@ async fn with_an_active_request_soft_delete_is_disabled_citing_the_guard() {
     op.ready(&op.protections(), "prod").await;
 }
 
-/// A CriticalOperationRequest for `operation` on `prod`, marked Active until `expires` and granted for
-/// `prod` as it is now (what the elevation controller does once a request is approved and granted).
-async fn active_request(op: &Operator, name: &str, operation: &str, expires: jiff::Timestamp) {
-    let request = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": name},
-        "spec": {"vaultProtection": "prod", "operation": operation, "duration": "30m",
-                 "justification": "decommission"}});
-    op.requests()
-        .create(&PostParams::default(), &serde_json::from_value(request).unwrap())
-        .await
-        .unwrap();
-    let prod = op.protections().get("prod").await.unwrap();
-    let target = json!({
-        "vaultProtectionUid": prod.metadata.uid,
-        "vaultId": prod.spec.vault.id,
-        "guardId": prod.status.and_then(|s| s.guard_id).expect("prod is linked to its guard"),
-    });
-    let active = json!({"status": {"phase": "Active", "expiresAt": expires.to_string(),
-        "elevation": {"scope": "granted-by-the-test"}, "target": target}});
-    op.requests()
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(&active))
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn a_request_past_its_end_on_the_clock_is_not_used() {
-    let op = Operator::start("vp-expired").await;
-    let guard_id = linked(&op, json!({"softDelete": {"state": "Enabled"}})).await;
-    elevate_backup_side(&op, &guard_id).await;
-    active_request(
-        &op,
-        "sd",
-        "DisableSoftDelete",
-        jiff::Timestamp::now() + jiff::SignedDuration::from_mins(10),
-    )
-    .await;
-    // Twenty minutes later on the shared clock (the simulator's, which the operator reads too).
+    let op = with_elevation("vp-expired").await;
+    approved_request(&op, "sd", "DisableSoftDelete", "10m").await;
+    // Twenty minutes later on the shared clock (the simulator's, which the operator reads too), the
+    // backup admin turns soft delete off: the request's time is up, whatever its status still says.
     op.ts.sim.advance(Duration::from_secs(20 * 60));
-    op.reset_calls().await;
     op.declare_soft_delete_off("prod").await;
-    op.assert_no_calls(WRITES, QUIET, "an expired request weakens nothing")
+    op.wait_for(&op.protections(), "prod", "Ready", "False", Some("ElevationRequired"))
         .await;
-    assert_eq!(
-        soft_delete_in_azure(&op, &vault("prod-vault")).await,
-        Some(SoftDelete::Enabled)
-    );
+    // Watched long enough to catch a late write.
+    let until = tokio::time::Instant::now() + QUIET;
+    while tokio::time::Instant::now() < until {
+        assert_eq!(
+            soft_delete_in_azure(&op, &vault("prod-vault")).await,
+            Some(SoftDelete::Enabled),
+            "an expired request weakens nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]

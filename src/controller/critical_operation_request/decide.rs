@@ -39,6 +39,8 @@ pub struct Observed {
     pub revoked_by: Option<(String, Option<String>)>,
     /// The PIM backend: the activation request's status while it waits for Azure's approvers.
     pub pim: Option<ScheduleStatus>,
+    /// The PIM backend, before activating: whether PIM's settings keep two people in the loop.
+    pub pim_policy: Option<Result<(), Refusal>>,
     /// Why a final request ended, from its last transition.
     pub ending: Option<(Reason, String)>,
 }
@@ -192,16 +194,12 @@ pub fn decide(o: &Observed) -> Decision {
             requeue: Requeue::After(Duration::from_secs(30)),
         };
     }
-    if resolved.policy.backend == ApprovalBackend::Pim {
-        // PIM's approvers decide in Azure; the operator asks and follows.
-        return match &o.other_active {
-            Some(other) => another_active(other),
-            None => Decision::Activate {
-                resolved: resolved.clone(),
-                duration,
-            },
-        };
+    let pim = resolved.policy.backend == ApprovalBackend::Pim;
+    if pim && let Some(Err(refusal)) = &o.pim_policy {
+        return refuse(refusal);
     }
+    // Under PIM too: the operator cannot tell whether PIM's approver is the Kubernetes requester in
+    // another guise, so another person approves here as well.
     let required = resolved.policy.required_approvals.max(1) as usize;
     if o.judged.approvers.len() < required {
         let mut message = format!(
@@ -221,6 +219,13 @@ pub fn decide(o: &Observed) -> Decision {
     }
     if let Some(other) = &o.other_active {
         return another_active(other);
+    }
+    if pim {
+        // PIM's approvers decide in Azure too; the operator asks and follows.
+        return Decision::Activate {
+            resolved: resolved.clone(),
+            duration,
+        };
     }
     Decision::Grant {
         approvers: o.judged.approvers.clone(),

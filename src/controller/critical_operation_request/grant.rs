@@ -192,6 +192,18 @@ pub(super) fn role_id(role: ElevationRole) -> &'static str {
     }
 }
 
+/// The name of the schedule request that grants (or activates) `cor`'s elevation: its own per request
+/// object (`metadata.uid`, which no status write changes) and kind, so asking again after a lost answer
+/// finds the request already made, a grant is never made twice, and the backup side can find the very
+/// grant this request was given.
+pub fn schedule_request_name(cor: &CriticalOperationRequest, request_type: RequestType) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("mua.dev/{}/{request_type:?}", cor.uid().unwrap_or_default()).as_bytes(),
+    )
+    .to_string()
+}
+
 pub(super) fn schedule_spec(
     cor: &CriticalOperationRequest,
     elevation: &Elevation,
@@ -199,15 +211,15 @@ pub(super) fn schedule_spec(
     request_type: RequestType,
     duration: Duration,
 ) -> ScheduleRequestSpec {
-    // A name of its own per request and kind: asking again after a lost answer (or a failed status
-    // write) finds the request already made, so a grant is never made twice.
-    let name = uuid::Uuid::new_v5(
-        &uuid::Uuid::NAMESPACE_URL,
-        format!("mua.dev/{}/{request_type:?}", cor.uid().unwrap_or_default()).as_bytes(),
-    );
     let idempotent = matches!(request_type, RequestType::AdminAssign | RequestType::SelfActivate);
+    let vault = cor
+        .status
+        .as_ref()
+        .and_then(|s| s.target.as_ref())
+        .map(|t| t.vault_id.clone())
+        .unwrap_or_default();
     ScheduleRequestSpec {
-        name: idempotent.then(|| name.to_string()),
+        name: idempotent.then(|| schedule_request_name(cor, request_type)),
         scope: elevation.scope.clone().unwrap_or_default(),
         tenant: elevation.tenant_id.clone(),
         role: role.to_string(),
@@ -216,8 +228,10 @@ pub(super) fn schedule_spec(
         duration,
         ends_at: None,
         // Who asked, for PIM's approvers: in Azure the operator's identity is the one activating.
+        // The vault is named so that the grant in Azure itself says what it is for (the backup side
+        // checks it there, not in a status another principal could write).
         justification: format!(
-            "{} for {} ({}/{}): {}",
+            "{} on {vault} for {} ({}/{}): {}",
             cor.spec.operation,
             cor.spec.requester.as_deref().unwrap_or("an unknown requester"),
             cor.namespace().unwrap_or_default(),

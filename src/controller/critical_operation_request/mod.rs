@@ -20,6 +20,7 @@ mod status;
 mod sweep;
 #[cfg(test)]
 mod tests;
+mod verify;
 
 use std::sync::Arc;
 
@@ -36,9 +37,11 @@ use crate::crd::shared::Conditions;
 
 pub use approvals::{Judged, judge};
 pub use decide::{Decision, Observed, decide};
+pub use grant::schedule_request_name;
 pub use policy::{Refusal, Resolved, check_spec, parse_duration};
 pub use status::OPERATOR;
 pub use sweep::sweep;
+pub use verify::approvals_hold;
 
 pub const CONTROLLER: &str = "criticaloperationrequest";
 const FINALIZER: &str = "mua.dev/elevation";

@@ -11,12 +11,13 @@ use kube::ResourceExt;
 
 use super::approvals::{Judged, Judging, judge};
 use super::decide::Observed;
+use super::grant;
 use super::grant::other_active;
-use super::policy::{Refusal, check_spec, resolve, same_target};
+use super::policy::{Refusal, Resolved, check_pim, check_spec, resolve, same_target};
 use crate::azure::authorization;
 use crate::controller::{Error, Reason, SecurityContext, admission};
 use crate::crd::CriticalOperationRequest;
-use crate::crd::critical_operation_request::{CriticalOperationRequestStatus, RequestPhase};
+use crate::crd::critical_operation_request::{Approval, CriticalOperationRequestStatus, RequestPhase};
 use crate::crd::shared::ApprovalBackend;
 
 /// What the operator sees of `cor` now; `previous` is its status as read.
@@ -41,6 +42,7 @@ pub(super) async fn observe(
         action_failed: previous.action_failed.clone(),
         revoked_by: previous.revocation.as_ref().map(|r| (r.by.clone(), r.reason.clone())),
         pim: None,
+        pim_policy: None,
         ending: previous.history.last().and_then(|t| {
             let reason = Reason::parse(t.reason.as_deref()?)?;
             Some((reason, t.message.clone().unwrap_or_default()))
@@ -65,14 +67,7 @@ pub(super) async fn observe(
         if let Ok(resolved) = &observed.resolved {
             observed.duration = check_spec(cor, resolved);
             let requester = cor.spec.requester.clone().unwrap_or_default();
-            let namespace = cor.namespace().unwrap_or_default();
-            let mut may = BTreeMap::new();
-            for entry in &previous.approvals {
-                let allowed =
-                    admission::may_approve(&ctx.client, &namespace, &cor.name_any(), &entry.approver, &entry.groups)
-                        .await?;
-                may.insert(entry.approver.clone(), allowed);
-            }
+            let may = rbac_answers(&ctx.client, cor, &previous.approvals).await?;
             // The target just recorded (or recorded before) is what an approval must be for.
             let target = previous.target.clone().unwrap_or_else(|| resolved.target());
             let on = Judging {
@@ -84,6 +79,9 @@ pub(super) async fn observe(
             };
             observed.judged = judge(&previous.approvals, on, &may);
             observed.admission = ctx.side.admission.verify(&ctx.client).await;
+            if resolved.policy.backend == ApprovalBackend::Pim {
+                observed.pim_policy = Some(pim_policy(ctx, cor, resolved).await?);
+            }
             // Only a request about to be elevated needs to know whether another one holds an elevation.
             let pim = resolved.policy.backend == ApprovalBackend::Pim;
             if pim || observed.judged.approvers.len() >= resolved.policy.required_approvals as usize {
@@ -92,6 +90,44 @@ pub(super) async fn observe(
         }
     }
     Ok(observed)
+}
+
+/// PIM's settings for the role on the guard, checked: approval required, by other people.
+async fn pim_policy(
+    ctx: &SecurityContext,
+    cor: &CriticalOperationRequest,
+    resolved: &Resolved,
+) -> Result<Result<(), Refusal>, Error> {
+    let tenant = resolved.guard.tenant.as_deref();
+    let role = grant::role_id(resolved.policy.role);
+    let approval = authorization::activation_approval(&ctx.side.arm, tenant, &resolved.guard.path(), role).await?;
+    let activating = ctx.side.elevated_principal(tenant).await?;
+    let requester = cor.spec.requester.as_deref().unwrap_or_default();
+    let requester_principals: Vec<String> = resolved
+        .rules
+        .principals
+        .iter()
+        .filter(|p| p.requesters.includes(requester, &cor.spec.requester_groups))
+        .map(|p| p.object_id.clone())
+        .collect();
+    Ok(check_pim(&approval, &activating, &requester_principals))
+}
+
+/// What RBAC answers now, for each approver of `cor`: may they approve it (a SubjectAccessReview each,
+/// with the groups their entry recorded; Kubernetes cannot say which groups they are in now).
+pub(super) async fn rbac_answers(
+    client: &kube::Client,
+    cor: &CriticalOperationRequest,
+    approvals: &[Approval],
+) -> Result<BTreeMap<String, bool>, Error> {
+    let namespace = cor.namespace().unwrap_or_default();
+    let mut may = BTreeMap::new();
+    for entry in approvals {
+        let allowed =
+            admission::may_approve(client, &namespace, &cor.name_any(), &entry.approver, &entry.groups).await?;
+        may.insert(entry.approver.clone(), allowed);
+    }
+    Ok(may)
 }
 
 fn timestamp(time: &Option<Time>) -> Option<Timestamp> {

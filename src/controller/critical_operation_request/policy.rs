@@ -3,19 +3,21 @@
 //! VaultProtection (never widened), checked against the request's immutable spec, and bound to the
 //! target first recorded, so an approval is for what the approver saw.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 
+use crate::azure::authorization;
 use crate::azure::guards::GuardId;
 use crate::controller::conditions::LINKED;
-use crate::controller::{Error, Reason, SecurityContext, resource_guard, vault_protection};
+use crate::controller::{Context, Error, Reason, resource_guard, scope, vault_protection};
 use crate::crd::critical_operation_request::{CriticalOperationRequestStatus, EffectivePolicy, GrantTarget};
 use crate::crd::elevation_policy::ElevationRules;
 use crate::crd::shared::ApprovalBackend;
 use crate::crd::vault_protection::GuardReference;
-use crate::crd::{CriticalOperationRequest, ElevationPolicy, ResourceGuard, VaultProtection};
+use crate::crd::{AzureScopeBinding, CriticalOperationRequest, ElevationPolicy, ResourceGuard, VaultProtection};
 use crate::operations::{CriticalOperation, VaultKind};
 
 /// The rules that apply to one request, resolved from the security side's objects and narrowed by the
@@ -119,6 +121,7 @@ pub(super) fn narrowed(
             .map(|d| format!("{d:#}"))
             .unwrap_or_else(|_| rules.max_duration.clone()),
         approval_validity: rules.approval_validity.clone(),
+        rules_from: String::new(),
         backend: rules.backend,
         role: rules.role,
     };
@@ -126,10 +129,7 @@ pub(super) fn narrowed(
 }
 
 /// Finds the request's VaultProtection, its guard, and the security side's rules for that guard.
-pub(super) async fn resolve(
-    ctx: &SecurityContext,
-    cor: &CriticalOperationRequest,
-) -> Result<Result<Resolved, Refusal>, Error> {
+pub(super) async fn resolve(ctx: &Context, cor: &CriticalOperationRequest) -> Result<Result<Resolved, Refusal>, Error> {
     let namespace = cor.namespace().unwrap_or_default();
     let vps: Api<VaultProtection> = Api::namespaced(ctx.client.clone(), &namespace);
     let Some(vp) = vps.get_opt(&cor.spec.vault_protection).await? else {
@@ -176,7 +176,8 @@ pub(super) async fn resolve(
             ),
         )));
     }
-    let resolved = match &vp.spec.guard {
+    // The guard the VaultProtection names: a ResourceGuard of its namespace, or an ARM ID.
+    let guard = match &vp.spec.guard {
         GuardReference { name: Some(name), .. } => {
             let guards: Api<ResourceGuard> = Api::namespaced(ctx.client.clone(), &namespace);
             let Some(rg) = guards.get_opt(name).await? else {
@@ -185,69 +186,21 @@ pub(super) async fn resolve(
                     format!("the ResourceGuard {name} named by the VaultProtection does not exist"),
                 )));
             };
-            let Some(rules) = rg.spec.elevation.clone() else {
-                return Ok(Err(Refusal::waiting(
-                    Reason::ElevationPolicyMissing,
-                    format!(
-                        "the ResourceGuard {name} has no spec.elevation: nobody can be elevated on it until a security admin declares who approves"
-                    ),
-                )));
-            };
-            let (policy, max_duration) = narrowed(&rules, &vp, cor.spec.requester.as_deref());
-            let approval_validity = validity(&rules);
-            Resolved {
-                guard: resource_guard::guard_id(&rg.spec),
-                vault_protection_uid,
-                vault,
-                change: cor.spec.change(),
-                guard_description: rg.spec.description.clone(),
-                rules,
-                policy,
-                max_duration,
-                approval_validity,
-                excluded: rg.spec.excluded_operations.clone(),
-            }
+            resource_guard::guard_id(&rg.spec)
         }
         GuardReference {
             id: Some(id),
             tenant_id,
             ..
-        } => {
-            let policies: Api<ElevationPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
-            let found = policies
-                .list(&ListParams::default())
-                .await?
-                .into_iter()
-                .find(|p| p.spec.guard_id.eq_ignore_ascii_case(id));
-            let Some(found) = found else {
-                return Ok(Err(Refusal::waiting(
-                    Reason::ElevationPolicyMissing,
-                    format!(
-                        "no ElevationPolicy in this namespace has guardId {id}: nobody can be elevated on that guard until a security admin creates one"
-                    ),
-                )));
-            };
-            let Some(guard) = GuardId::parse(id) else {
+        } => match GuardId::parse(id) {
+            Some(guard) => guard.in_tenant(tenant_id.as_deref()),
+            None => {
                 return Ok(Err(Refusal::fatal(
                     Reason::RequestInvalid,
                     format!("the VaultProtection's guard.id {id} is not a Resource Guard ID"),
                 )));
-            };
-            let (policy, max_duration) = narrowed(&found.spec.rules, &vp, cor.spec.requester.as_deref());
-            let approval_validity = validity(&found.spec.rules);
-            Resolved {
-                guard: guard.in_tenant(tenant_id.as_deref()),
-                vault_protection_uid,
-                vault,
-                change: cor.spec.change(),
-                guard_description: vp.status.as_ref().and_then(|s| s.guard_description.clone()),
-                rules: found.spec.rules,
-                policy,
-                max_duration,
-                approval_validity,
-                excluded: Vec::new(),
             }
-        }
+        },
         _ => {
             return Ok(Err(Refusal::fatal(
                 Reason::RequestInvalid,
@@ -255,7 +208,127 @@ pub(super) async fn resolve(
             )));
         }
     };
-    Ok(Ok(resolved))
+    // The namespace may only reach what its AzureScopeBinding covers.
+    let scope = scope::of(&ctx.client, &namespace).await?;
+    if let Err(why) = scope
+        .may_name("the vault", &vault)
+        .and_then(|()| scope.may_name("the guard", &guard.path()))
+    {
+        return Ok(Err(Refusal::waiting(Reason::OutOfScope, why)));
+    }
+    let owner = match owner_rules(ctx, &guard).await? {
+        Ok(owner) => owner,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let (mut policy, max_duration) = narrowed(&owner.rules, &vp, cor.spec.requester.as_deref());
+    policy.rules_from = owner.from.clone();
+    Ok(Ok(Resolved {
+        guard,
+        vault_protection_uid,
+        vault,
+        change: cor.spec.change(),
+        guard_description: owner
+            .description
+            .or_else(|| vp.status.as_ref().and_then(|s| s.guard_description.clone())),
+        approval_validity: validity(&owner.rules),
+        rules: owner.rules,
+        policy,
+        max_duration,
+        excluded: owner.excluded,
+    }))
+}
+
+/// The guard owner's rules: the security side's objects in the one namespace that owns the guard.
+struct OwnerRules {
+    rules: ElevationRules,
+    /// `ResourceGuard ns/name` or `ElevationPolicy ns/name`: where the rules come from.
+    from: String,
+    description: Option<String>,
+    excluded: Vec<CriticalOperation>,
+}
+
+/// The rules of the guard's owner, never of the requester's namespace: the ResourceGuard that manages the
+/// guard, or else the ElevationPolicy for it, each counted only in a namespace whose AzureScopeBinding
+/// owns the guard (`guardScopes`). Two candidates of the same kind are a conflict: nobody is elevated.
+async fn owner_rules(ctx: &Context, guard: &GuardId) -> Result<Result<OwnerRules, Refusal>, Error> {
+    let bindings: Api<AzureScopeBinding> = Api::all(ctx.client.clone());
+    let owning: BTreeSet<String> = bindings
+        .list(&ListParams::default())
+        .await?
+        .into_iter()
+        .filter(|b| b.spec.owns_guard(&guard.path()))
+        .map(|b| b.name_any())
+        .collect();
+    let owned_here = |ns: Option<String>| ns.is_some_and(|ns| owning.contains(&ns));
+    let managing: Vec<ResourceGuard> = Api::<ResourceGuard>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await?
+        .into_iter()
+        .filter(|rg| resource_guard::guard_id(&rg.spec).is(&guard.path()) && owned_here(rg.namespace()))
+        .collect();
+    let policies: Vec<ElevationPolicy> = Api::<ElevationPolicy>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await?
+        .into_iter()
+        .filter(|p| guard.is(&p.spec.guard_id) && owned_here(p.namespace()))
+        .collect();
+    let key = |kind: &str, ns: Option<String>, name: String| format!("{kind} {}/{name}", ns.unwrap_or_default());
+    let conflict = |found: Vec<String>| {
+        Refusal::waiting(
+            Reason::ElevationRulesConflict,
+            format!(
+                "the guard {} has more than one owner's rules ({}): nobody is elevated on it until one namespace owns it and declares its rules once",
+                guard.path(),
+                found.join(", ")
+            ),
+        )
+    };
+    if managing.len() > 1 {
+        let found = managing
+            .into_iter()
+            .map(|rg| key("ResourceGuard", rg.namespace(), rg.name_any()));
+        return Ok(Err(conflict(found.collect())));
+    }
+    if let Some(rg) = managing.into_iter().next() {
+        let from = key("ResourceGuard", rg.namespace(), rg.name_any());
+        let Some(rules) = rg.spec.elevation.clone() else {
+            return Ok(Err(Refusal::waiting(
+                Reason::ElevationPolicyMissing,
+                format!(
+                    "the {from} that manages the guard has no spec.elevation: nobody can be elevated on it until a security admin declares who approves"
+                ),
+            )));
+        };
+        return Ok(Ok(OwnerRules {
+            rules,
+            from,
+            description: rg.spec.description.clone(),
+            excluded: rg.spec.excluded_operations.clone(),
+        }));
+    }
+    let mut policies = policies;
+    let Some(policy) = policies.pop() else {
+        return Ok(Err(Refusal::waiting(
+            Reason::ElevationPolicyMissing,
+            format!(
+                "no ResourceGuard manages the guard {} and no ElevationPolicy for it is in a namespace that owns it: nobody can be elevated on that guard until its security admin declares the rules",
+                guard.path()
+            ),
+        )));
+    };
+    if !policies.is_empty() {
+        policies.push(policy);
+        let found = policies
+            .into_iter()
+            .map(|p| key("ElevationPolicy", p.namespace(), p.name_any()));
+        return Ok(Err(conflict(found.collect())));
+    }
+    Ok(Ok(OwnerRules {
+        from: key("ElevationPolicy", policy.namespace(), policy.name_any()),
+        rules: policy.spec.rules,
+        description: None,
+        excluded: Vec::new(),
+    }))
 }
 
 /// The request's VaultProtection, vault and guard as first recorded must still be what it names: an
@@ -329,4 +402,33 @@ pub fn check_spec(cor: &CriticalOperationRequest, resolved: &Resolved) -> Result
         ));
     }
     Ok(duration)
+}
+
+/// Whether PIM's settings for the role on the guard keep two people in the loop: an approval is required,
+/// by approvers who are neither the principal that activates (the operator's backup identity: PIM sees it
+/// as the requestor) nor a principal the rules tie to the requester. Pure.
+pub fn check_pim(
+    approval: &authorization::ActivationApproval,
+    activating: &str,
+    requester_principals: &[String],
+) -> Result<(), Refusal> {
+    if !approval.required || approval.approvers.is_empty() {
+        return Err(Refusal::waiting(
+            Reason::PimApprovalNotRequired,
+            "the role's PIM settings on the guard activate it without an approval: a security admin must require approval (by people other than the requester) before anyone is elevated",
+        ));
+    }
+    let own = approval
+        .approvers
+        .iter()
+        .find(|a| a.eq_ignore_ascii_case(activating) || requester_principals.iter().any(|p| p.eq_ignore_ascii_case(a)));
+    if let Some(own) = own {
+        return Err(Refusal::waiting(
+            Reason::PimApproverIsRequester,
+            format!(
+                "PIM's approvers for the role include {own}, the activating identity or the requester's own principal, who could approve their own activation: a security admin must name other approvers"
+            ),
+        ));
+    }
+    Ok(())
 }

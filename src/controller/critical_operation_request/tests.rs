@@ -11,7 +11,7 @@ use serde_json::json;
 use super::approvals::{Judged, Judging, judge};
 use super::decide::{Decision, Observed, decide};
 use super::grant::schedule_spec;
-use super::policy::{Resolved, check_spec, narrowed, same_target};
+use super::policy::{Refusal, Resolved, check_pim, check_spec, narrowed, same_target};
 use crate::azure::authorization::RequestType;
 use crate::azure::guards::GuardId;
 use crate::controller::Reason;
@@ -208,6 +208,7 @@ fn resolved() -> Resolved {
             required_approvals: 2,
             max_duration: "1h".into(),
             approval_validity: "1h".into(),
+            rules_from: "ResourceGuard team-a/guard".into(),
             backend: ApprovalBackend::Kubernetes,
             role: ElevationRole::BackupMuaOperator,
         },
@@ -235,6 +236,7 @@ fn observed() -> Observed {
         action_failed: None,
         revoked_by: None,
         pim: None,
+        pim_policy: None,
         ending: None,
     }
 }
@@ -400,11 +402,13 @@ fn a_request_stays_bound_to_what_it_was_made_for() {
 }
 
 #[test]
-fn azure_is_told_who_asked() {
+fn azure_is_told_who_asked_and_for_which_vault() {
     let cor: CriticalOperationRequest = serde_json::from_value(json!({
         "apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": "r", "namespace": "team"},
         "spec": {"vaultProtection": "vp", "operation": "DisableSoftDelete", "duration": "10m", "justification": "decommission",
-                 "requester": "alice@contoso.example"}
+                 "requester": "alice@contoso.example"},
+        "status": {"target": {"vaultProtectionUid": "u", "vaultId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v",
+                              "guardId": "g"}}
     }))
     .unwrap();
     let spec = schedule_spec(
@@ -416,7 +420,7 @@ fn azure_is_told_who_asked() {
     );
     assert_eq!(
         spec.justification,
-        "DisableSoftDelete for alice@contoso.example (team/r): decommission"
+        "DisableSoftDelete on /subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v for alice@contoso.example (team/r): decommission"
     );
 }
 
@@ -468,4 +472,53 @@ fn a_request_made_by_a_service_account_needs_one_approval_more() {
     let argocd = Some("system:serviceaccount:argocd:argocd-application-controller");
     assert_eq!(narrowed(&one, &vp, argocd).0.required_approvals, 2);
     assert_eq!(narrowed(&one, &vp, Some("alice")).0.required_approvals, 1);
+}
+
+#[test]
+fn pim_must_require_an_approval_by_someone_else() {
+    use crate::azure::authorization::ActivationApproval;
+    let approval = |required: bool, approvers: &[&str]| ActivationApproval {
+        required,
+        approvers: approvers.iter().map(|a| a.to_string()).collect(),
+    };
+    let reason = |a: &ActivationApproval| check_pim(a, "backup-oid", &["alice-oid".to_string()]).map_err(|r| r.reason);
+    assert_eq!(
+        reason(&approval(false, &["bob-oid"])),
+        Err(Reason::PimApprovalNotRequired)
+    );
+    assert_eq!(reason(&approval(true, &[])), Err(Reason::PimApprovalNotRequired));
+    assert_eq!(
+        reason(&approval(true, &["bob-oid", "BACKUP-OID"])),
+        Err(Reason::PimApproverIsRequester)
+    );
+    assert_eq!(
+        reason(&approval(true, &["alice-oid"])),
+        Err(Reason::PimApproverIsRequester)
+    );
+    assert_eq!(reason(&approval(true, &["bob-oid"])), Ok(()));
+}
+
+#[test]
+fn under_pim_another_person_approves_in_kubernetes_before_activation() {
+    let mut o = observed();
+    o.resolved.as_mut().unwrap().policy.backend = ApprovalBackend::Pim;
+    o.pim_policy = Some(Ok(()));
+    o.judged.approvers.clear();
+    assert!(matches!(
+        decide(&o),
+        Decision::Wait {
+            reason: Reason::ApprovalPending,
+            ..
+        }
+    ));
+    o.judged.approvers = vec!["alice".into(), "carol".into()];
+    assert!(matches!(decide(&o), Decision::Activate { .. }));
+    o.pim_policy = Some(Err(Refusal::waiting(Reason::PimApprovalNotRequired, "no approval")));
+    assert!(matches!(
+        decide(&o),
+        Decision::Wait {
+            reason: Reason::PimApprovalNotRequired,
+            ..
+        }
+    ));
 }

@@ -13,6 +13,7 @@ mod plan;
 mod status;
 #[cfg(test)]
 mod tests;
+mod trust;
 
 use std::sync::Arc;
 
@@ -68,7 +69,8 @@ async fn converge(
     let mut plan = seen.plan(&vp.spec, deleting);
     // Requests are looked up only when a weakening is wanted, or one has an action waiting.
     if manage && (!plan.elevation_required.is_empty() || ctx.side.memo.has_action(&seen.key)) {
-        seen.observed.elevations = observe::active_elevations(ctx, vp, &seen.id, &seen.target.id).await?;
+        (seen.observed.elevations, seen.observed.untrusted) =
+            observe::active_elevations(ctx, vp, &seen.id, &seen.target.id).await?;
         plan = seen.plan(&vp.spec, deleting);
     }
     let applied = if manage {

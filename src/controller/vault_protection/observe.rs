@@ -7,11 +7,12 @@ use kube::api::{Api, ListParams};
 use kube::{Resource, ResourceExt};
 
 use super::plan::{self, Elevation, Observed, Plan, Target, region_mismatch};
+use super::trust;
 use crate::azure::guards::GuardId;
 use crate::azure::vaults::{self, Link, Vault, VaultId};
 use crate::controller::conditions::{LINKED, READY, SOFT_DELETE_SYNCED};
 use crate::controller::outcome::{self, Summary};
-use crate::controller::{BackupContext, Error, Reason, resource_guard};
+use crate::controller::{BackupContext, Error, Reason, resource_guard, scope};
 use crate::crd::critical_operation_request::{GrantTarget, RequestPhase};
 use crate::crd::vault_protection::{VaultProtectionSpec, VaultProtectionStatus, VaultReference};
 use crate::crd::{CriticalOperationRequest, ResourceGuard, VaultProtection};
@@ -105,18 +106,19 @@ pub(super) async fn resolve(
 }
 
 /// The approved requests for this object, its vault `vault` and its guard `guard` that are active now and
-/// not yet used.
+/// not yet used, each checked by the backup side itself ([`trust`]); and why the others that look active
+/// cannot be used.
 pub(super) async fn active_elevations(
     ctx: &BackupContext,
     vp: &VaultProtection,
     vault: &VaultId,
     guard: &GuardId,
-) -> Result<Vec<Elevation>, Error> {
+) -> Result<(Vec<Elevation>, Vec<String>), Error> {
     let requests: Api<CriticalOperationRequest> =
         Api::namespaced(ctx.client.clone(), &vp.namespace().unwrap_or_default());
     let now = ctx.clock.now();
     let name = vp.name_any();
-    Ok(requests
+    let candidates = requests
         .list(&ListParams::default())
         .await?
         .into_iter()
@@ -132,13 +134,26 @@ pub(super) async fn active_elevations(
                         .as_ref()
                         .is_some_and(|t| granted_for(t, vp, vault, guard, &r.spec.change()))
             })
-        })
-        .map(|r| Elevation {
-            request: r.name_any(),
-            operation: r.spec.operation,
-            action: r.spec.action,
-        })
-        .collect())
+        });
+    let (mut usable, mut untrusted) = (Vec::new(), Vec::new());
+    for request in candidates {
+        match trust::verify(ctx, &request, guard, now).await? {
+            Ok(()) => usable.push(Elevation {
+                request: request.name_any(),
+                operation: request.spec.operation,
+                action: request.spec.action,
+            }),
+            Err(why) => {
+                let why = format!(
+                    "the CriticalOperationRequest {} is not used: {why}; nothing was changed",
+                    request.name_any()
+                );
+                tracing::warn!(vault_protection = %outcome::key(vp), %why, "an elevation failed the backup side's own check");
+                untrusted.push(why);
+            }
+        }
+    }
+    Ok((usable, untrusted))
 }
 
 /// Whether an elevation was granted for this very object (not one deleted before it under the same
@@ -254,6 +269,15 @@ pub async fn observe(ctx: &BackupContext, vp: &VaultProtection, deleting: bool) 
         Ok(resolved) => resolved,
         Err(summary) => return stop(&id, summary, false),
     };
+    // Nothing outside the namespace's scopes is read or written. A deletion may finish: whatever link
+    // there is stays (the vault keeps its protection).
+    let scope = scope::of(&ctx.client, &vp.namespace().unwrap_or_default()).await?;
+    if let Err(why) = scope
+        .may_name("the vault", &id.path())
+        .and_then(|()| scope.may_name("the guard", &target.id.path()))
+    {
+        return stop(&id, Summary::stalled(Reason::OutOfScope, why), deleting);
+    }
     if let Some(tenant) = target.id.tenant.as_deref()
         && !ctx.side.arm.has_tenant(tenant)
     {
@@ -306,6 +330,7 @@ pub async fn observe(ctx: &BackupContext, vp: &VaultProtection, deleting: bool) 
             vault,
             link,
             elevations: Vec::new(),
+            untrusted: Vec::new(),
         },
         previous,
         was_linked,

@@ -36,6 +36,8 @@ pub struct Observed {
     pub link: Option<Link>,
     /// Active, approved requests for this object, by operation.
     pub elevations: Vec<Elevation>,
+    /// Why requests that look active were not used (the backup side's own check failed).
+    pub untrusted: Vec<String>,
 }
 
 /// Why the object cannot be converged until something happens.

@@ -54,6 +54,9 @@ pub(super) fn report(
     let linked_now = applied.link.as_ref().is_some_and(|l| target.id.is(&l.guard_id));
     let assessment = assess(spec, &target, plan, &applied, &blockers, deleting);
     let mut notices = std::mem::take(&mut applied.notices);
+    for why in &seen.observed.untrusted {
+        notices.push(Notice::warning("ElevationNotTrusted", why.clone()));
+    }
     if !manage && !plan.drift.is_empty() {
         notices.push(Notice::warning("Drifted", assessment.synced.2.clone()));
     }

@@ -53,6 +53,7 @@ fn observed(link: Option<&str>, soft_delete: SoftDelete, retention: u32, elevati
                 action: None,
             })
             .collect(),
+        untrusted: Vec::new(),
     }
 }
 

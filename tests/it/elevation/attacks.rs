@@ -289,7 +289,7 @@ async fn attack_elevating_a_principal_the_rules_do_not_allow_fails() {
 
 /// The backup admin's setup for swapping vaults: the VaultProtection `x`, observing a vault nobody minds
 /// under the guard `guard`, and a request `sd` to disable soft delete through it.
-async fn request_through_a_harmless_vault(op: &Operator) {
+pub(super) async fn request_through_a_harmless_vault(op: &Operator) {
     op.create_protection(
         "x",
         &vault("prod-backup-vault"),
@@ -301,7 +301,7 @@ async fn request_through_a_harmless_vault(op: &Operator) {
 }
 
 /// The swap: `x` deleted and created again for the production vault, asking for its soft delete off.
-async fn swap_x_for_the_production_vault(op: &Operator) {
+pub(super) async fn swap_x_for_the_production_vault(op: &Operator) {
     op.protections().delete("x", &DeleteParams::default()).await.unwrap();
     eventually("x is gone", || async {
         op.protections().get_opt("x").await.unwrap().is_none().then_some(())

@@ -28,6 +28,7 @@ mod attacks;
 mod bound;
 mod by_hand;
 mod expiry;
+mod forgery;
 mod grant;
 mod kubectl;
 mod pim;
@@ -197,9 +198,18 @@ async fn approved_but_waiting(op: &Operator, name: &str) {
 /// A guard whose rules choose PIM (the seed makes the backup identity eligible for Contributor on the
 /// security resource group, with Bob as PIM's approver), and `prod-vault` linked to it.
 async fn protected_by_pim(op: &Operator) -> String {
+    protected_by_pim_with(op, json!({})).await
+}
+
+/// [`protected_by_pim`] with `extra` rules.
+async fn protected_by_pim_with(op: &Operator, extra: Value) -> String {
     let azure_name = op.unique("guard");
-    let elevation = json!({"elevation": {"approvers": {"groups": ["mua-approvers"]}, "backend": "PIM", "role": "Contributor", "maxDuration": "1h"}});
-    op.create_guard("guard", &azure_name, elevation).await;
+    let mut elevation = json!({"approvers": {"groups": ["mua-approvers"]}, "backend": "PIM", "role": "Contributor", "maxDuration": "1h"});
+    for (k, v) in extra.as_object().unwrap() {
+        elevation[k] = v.clone();
+    }
+    op.create_guard("guard", &azure_name, json!({"elevation": elevation}))
+        .await;
     op.ready(&op.guards(), "guard").await;
     op.create_protection(
         "prod",

@@ -506,6 +506,10 @@ pub struct EffectivePolicy {
     /// How long an approval counts.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub approval_validity: String,
+    /// Where the rules come from: the guard owner's `ResourceGuard <namespace>/<name>` or
+    /// `ElevationPolicy <namespace>/<name>`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rules_from: String,
     /// `Kubernetes` or `PIM`.
     pub backend: ApprovalBackend,
     /// The Azure role granted on the guard.

@@ -5,6 +5,7 @@
     reason = "kube's `printcolumn(name = .., type_ = ..)` repeats the same keys once per column"
 )]
 
+pub mod azure_scope_binding;
 pub mod critical_operation_request;
 pub mod elevation_policy;
 pub mod resource_guard;
@@ -14,6 +15,7 @@ pub mod vault_protection;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+pub use azure_scope_binding::{AzureScopeBinding, AzureScopeBindingSpec};
 pub use critical_operation_request::{CriticalOperationRequest, CriticalOperationRequestSpec};
 pub use elevation_policy::{ElevationPolicy, ElevationPolicySpec, ElevationRules};
 pub use resource_guard::{ResourceGuard, ResourceGuardSpec};
@@ -26,6 +28,7 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("vaultprotections.yaml", VaultProtection::crd()),
         ("criticaloperationrequests.yaml", CriticalOperationRequest::crd()),
         ("elevationpolicies.yaml", ElevationPolicy::crd()),
+        ("azurescopebindings.yaml", AzureScopeBinding::crd()),
     ]
 }
 

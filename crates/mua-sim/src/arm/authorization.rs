@@ -304,17 +304,9 @@ fn policy_for(w: &World, scope: &str, role: &str) -> PolicyRules {
         ticket_required: false,
     };
     // The most specific policy that covers the scope wins (a guard's own policy over its subscription's).
-    let policy = w
-        .role_management_policies
-        .values()
-        .filter(|p| {
-            scope_covers(p["properties"]["scope"].as_str().unwrap_or_default(), scope)
-                && p["properties"]["roleDefinitionId"]
-                    .as_str()
-                    .is_some_and(|r| r.to_ascii_lowercase().ends_with(&role.to_ascii_lowercase()))
-        })
-        .max_by_key(|p| p["properties"]["scope"].as_str().map_or(0, str::len));
-    let Some(policy) = policy else { return rules };
+    let Some(policy) = governing_policy(w, scope, role) else {
+        return rules;
+    };
     for rule in policy["properties"]["rules"].as_array().into_iter().flatten() {
         let end_user_assignment = rule["target"]["caller"].as_str().is_none_or(|c| c == "EndUser");
         match rule["ruleType"].as_str().unwrap_or_default() {
@@ -796,6 +788,126 @@ pub fn list_policies(sim: &SimState, req: &ArmRequest) -> ArmResult {
             .collect();
         Ok(ArmResponse::ok(json!({ "value": value })))
     })
+}
+
+/// The policy that governs `role` at `scope`: the most specific one covering it.
+fn governing_policy<'w>(w: &'w World, scope: &str, role: &str) -> Option<&'w Value> {
+    w.role_management_policies
+        .values()
+        .filter(|p| {
+            scope_covers(p["properties"]["scope"].as_str().unwrap_or_default(), scope)
+                && p["properties"]["roleDefinitionId"]
+                    .as_str()
+                    .is_some_and(|r| r.to_ascii_lowercase().ends_with(&role.to_ascii_lowercase()))
+        })
+        .max_by_key(|p| p["properties"]["scope"].as_str().map_or(0, str::len))
+}
+
+/// Role management policy assignments at a scope: for each role (or the one `$filter=roleDefinitionId eq
+/// '<id>'` names), the policy that governs it there, as `{scope, roleDefinitionId, policyId}`. Azure names
+/// an assignment `<policy name>_<role GUID>`.
+pub fn list_policy_assignments(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let now = sim.clock.now();
+    let wanted = req.query.get("$filter").and_then(|f| {
+        let start = f.find("roleDefinitionId eq '")? + "roleDefinitionId eq '".len();
+        f[start..]
+            .split('\'')
+            .next()
+            .and_then(|id| id.rsplit('/').next())
+            .map(str::to_ascii_lowercase)
+    });
+    let scope = req.path.scope.trim_end_matches('/').to_string();
+    sim.read(|w| {
+        if !may_read(w, req, "roleManagementPolicyAssignments", now) {
+            return Err(forbidden_read(req, "roleManagementPolicyAssignments"));
+        }
+        let roles: std::collections::BTreeSet<String> = w
+            .role_management_policies
+            .values()
+            .filter_map(|p| p["properties"]["roleDefinitionId"].as_str())
+            .filter_map(|r| r.rsplit('/').next())
+            .map(str::to_ascii_lowercase)
+            .filter(|r| wanted.as_ref().is_none_or(|w| w == r))
+            .collect();
+        let value: Vec<Value> = roles
+            .iter()
+            .filter_map(|role| {
+                let policy = governing_policy(w, &scope, role)?;
+                let name = format!("{}_{role}", policy["name"].as_str().unwrap_or_default());
+                Some(json!({
+                    "id": format!("{scope}/providers/Microsoft.Authorization/roleManagementPolicyAssignments/{name}"),
+                    "name": name,
+                    "type": "Microsoft.Authorization/RoleManagementPolicyAssignment",
+                    "properties": {
+                        "scope": scope,
+                        "roleDefinitionId": policy["properties"]["roleDefinitionId"],
+                        "policyId": policy["id"],
+                    },
+                }))
+            })
+            .collect();
+        Ok(ArmResponse::ok(json!({ "value": value })))
+    })
+}
+
+/// One role management policy, by its ID.
+pub fn get_policy(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let key = req.path.resource_id().to_ascii_lowercase();
+    let now = sim.clock.now();
+    sim.read(|w| {
+        if !may_read(w, req, "roleManagementPolicies", now) {
+            return Err(forbidden_read(req, "roleManagementPolicies"));
+        }
+        w.role_management_policies
+            .get(&key)
+            .cloned()
+            .map(ArmResponse::ok)
+            .ok_or_else(|| policy_not_found(req))
+    })
+}
+
+/// Changes the rules of a policy (`properties.rules`; each replaces the rule of the same `id`), for those
+/// who may write the scope's role management policies (a security admin changing a role's settings).
+pub fn patch_policy(sim: &SimState, req: &ArmRequest) -> ArmResult {
+    let key = req.path.resource_id().to_ascii_lowercase();
+    let now = sim.clock.now();
+    let Some(changes) = req.body["properties"]["rules"].as_array().cloned() else {
+        return Err(ArmError::bad_request(
+            "InvalidRoleManagementPolicy",
+            "properties.rules must be an array of rules.",
+        ));
+    };
+    sim.write(|w| {
+        let action = "Microsoft.Authorization/roleManagementPolicies/write";
+        if !authz::is_allowed(w, &req.caller.oid.to_ascii_lowercase(), action, &req.path.scope, now) {
+            return Err(ArmError::authorization_failed(&req.caller.oid, action, &req.path.scope));
+        }
+        let Some(policy) = w.role_management_policies.get_mut(&key) else {
+            return Err(policy_not_found(req));
+        };
+        let rules = policy["properties"]["rules"].as_array_mut();
+        let Some(rules) = rules else {
+            return Err(policy_not_found(req));
+        };
+        for change in changes {
+            match rules.iter_mut().find(|r| r["id"] == change["id"]) {
+                Some(rule) => *rule = change,
+                None => rules.push(change),
+            }
+        }
+        Ok(ArmResponse::ok(policy.clone()))
+    })
+}
+
+fn policy_not_found(req: &ArmRequest) -> ArmError {
+    ArmError::new(
+        StatusCode::NOT_FOUND,
+        "RoleManagementPolicyNotFound",
+        format!(
+            "The role management policy '{}' is not found.",
+            req.path.names.first().map(String::as_str).unwrap_or_default()
+        ),
+    )
 }
 
 fn forbidden_read(req: &ArmRequest, kind: &str) -> ArmError {

@@ -183,6 +183,11 @@ fn route(path: &ArmPath, method: &Method) -> Option<Route> {
             own(PIM, authorization::list_eligibility_schedules)
         }
         ("microsoft.authorization/rolemanagementpolicies", "GET", false) => own(PIM, authorization::list_policies),
+        ("microsoft.authorization/rolemanagementpolicies", "GET", true) => own(PIM, authorization::get_policy),
+        ("microsoft.authorization/rolemanagementpolicies", "PATCH", true) => own(PIM, authorization::patch_policy),
+        ("microsoft.authorization/rolemanagementpolicyassignments", "GET", false) => {
+            own(PIM, authorization::list_policy_assignments)
+        }
         ("microsoft.authorization/roleassignmentapprovals/stages", "PUT", true) => {
             own(PIM_APPROVALS, authorization::decide_approval)
         }

@@ -1,0 +1,69 @@
+//! The request's own account of its approval, checked again by whoever is about to use it (the backup
+//! side, before it weakens a vault): the rules resolved afresh from the guard owner's objects, the target
+//! they resolve to equal to the one recorded, and the approvals judged by the same pure judge the
+//! security side uses, as of the grant. Trusts nothing in `status` beyond what it can check.
+
+use jiff::Timestamp;
+
+use super::approvals::{Judging, judge};
+use super::observe::rbac_answers;
+use super::policy::resolve;
+use crate::controller::{Context, Error};
+use crate::crd::CriticalOperationRequest;
+use crate::crd::shared::ApprovalBackend;
+
+/// `Ok(Ok(()))` when `cor`'s approvals hold under the guard owner's rules for the target it records, as
+/// of its grant (never later than `now`); otherwise why not, for a person. The PIM backend's approval is
+/// in Azure: only the target is checked here.
+pub async fn approvals_hold(
+    ctx: &Context,
+    cor: &CriticalOperationRequest,
+    now: Timestamp,
+) -> Result<Result<(), String>, Error> {
+    let status = cor.status.clone().unwrap_or_default();
+    let resolved = match resolve(ctx, cor).await? {
+        Ok(resolved) => resolved,
+        Err(refusal) => return Ok(Err(format!("its rules do not resolve now: {}", refusal.message))),
+    };
+    let Some(target) = status.target.as_ref() else {
+        return Ok(Err("it records no target".into()));
+    };
+    if !target.matches(&resolved.target()) {
+        return Ok(Err(format!(
+            "the target it records (the vault {}) is not what it resolves to now (the vault {})",
+            target.vault_id, resolved.vault
+        )));
+    }
+    if resolved.policy.backend == ApprovalBackend::Pim {
+        return Ok(Ok(()));
+    }
+    let granted_at = status
+        .granted_at
+        .as_ref()
+        .map(|t| t.0)
+        .filter(|at| *at <= now)
+        .unwrap_or(now);
+    let requester = cor.spec.requester.clone().unwrap_or_default();
+    let may = rbac_answers(&ctx.client, cor, &status.approvals).await?;
+    let on = Judging {
+        requester: &requester,
+        rules: &resolved.rules,
+        target: Some(target),
+        now: granted_at,
+        validity: resolved.approval_validity,
+    };
+    let judged = judge(&status.approvals, on, &may);
+    let required = resolved.policy.required_approvals.max(1) as usize;
+    if judged.approvers.len() < required {
+        let mut why = format!(
+            "only {} of the {required} approvals the guard owner's rules ({}) require count",
+            judged.approvers.len(),
+            resolved.policy.rules_from
+        );
+        if !judged.ignored.is_empty() {
+            why.push_str(&format!(" (not counted: {})", judged.ignored.join("; ")));
+        }
+        return Ok(Err(why));
+    }
+    Ok(Ok(()))
+}
