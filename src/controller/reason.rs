@@ -46,6 +46,10 @@ pub enum Reason {
     VaultsLinked,
     /// The object names a vault or guard outside its namespace's AzureScopeBinding: nothing is done in Azure.
     OutOfScope,
+    /// The rules do not allow the operation by hand (elevating a person).
+    ByHandNotAllowed,
+    /// A by-hand elevation waits while the guard protects other vaults too (the rules' `soleVault`).
+    GuardProtectsOtherVaults,
     /// PIM would activate the role without anyone's approval: nobody is elevated.
     PimApprovalNotRequired,
     /// PIM's approvers for the role include the principal that activates, or the requester's own: nobody
@@ -134,6 +138,8 @@ impl Reason {
         Reason::ElevationRulesConflict,
         Reason::PimApprovalNotRequired,
         Reason::PimApproverIsRequester,
+        Reason::ByHandNotAllowed,
+        Reason::GuardProtectsOtherVaults,
         Reason::AlwaysOnCannotBeWeakened,
         Reason::NotFound,
         Reason::Drifted,
@@ -191,6 +197,8 @@ impl Reason {
             ElevationRulesConflict => "ElevationRulesConflict",
             PimApprovalNotRequired => "PimApprovalNotRequired",
             PimApproverIsRequester => "PimApproverIsRequester",
+            ByHandNotAllowed => "ByHandNotAllowed",
+            GuardProtectsOtherVaults => "GuardProtectsOtherVaults",
             AlwaysOnCannotBeWeakened => "AlwaysOnCannotBeWeakened",
             NotFound => "NotFound",
             Drifted => "Drifted",
@@ -248,6 +256,8 @@ impl Reason {
             AlreadyExists | OwnedByAnother | VaultsLinked => "ResourceGuard",
             OutOfScope => "ResourceGuard, VaultProtection (`Stalled`); a request whose vault or guard is out of scope",
             ElevationRulesConflict | PimApprovalNotRequired | PimApproverIsRequester => "request",
+            ByHandNotAllowed => "request (phase `Failed`)",
+            GuardProtectsOtherVaults => "request",
             AlwaysOnCannotBeWeakened => "VaultProtection (`SoftDeleteSynced`, `Stalled`)",
             NotFound => "ResourceGuard under `Observe` (`Stalled`)",
             Drifted => {
@@ -299,6 +309,12 @@ impl Reason {
                 "more than one namespace owns the guard, or rules for it are declared twice: nobody is elevated on it"
             }
             PimApprovalNotRequired => "the role's PIM settings on the guard require no approval: nobody is elevated",
+            ByHandNotAllowed => {
+                "the rules do not list the operation in `byHand`: a person's grant would open the whole guard"
+            }
+            GuardProtectsOtherVaults => {
+                "the rules' `soleVault`: a by-hand elevation waits while other vaults are linked to the guard"
+            }
             PimApproverIsRequester => {
                 "PIM's approvers for the role include the activating identity or the requester's own principal: nobody is elevated"
             }
@@ -373,6 +389,8 @@ impl Reason {
                 "cluster admin: let one namespace own the guard (`guardScopes`); security admin: one set of rules"
             }
             PimApprovalNotRequired => "security admin: require approval in the role's PIM settings on the guard",
+            ByHandNotAllowed => "security admin: list the operation in the rules' `byHand`, if a person must do it",
+            GuardProtectsOtherVaults => "unlink the other vaults, or a security admin lifts `soleVault`",
             PimApproverIsRequester => {
                 "security admin: make PIM's approvers people other than the requester and the operator"
             }

@@ -13,7 +13,9 @@ use crate::azure::authorization;
 use crate::azure::guards::GuardId;
 use crate::controller::conditions::LINKED;
 use crate::controller::{Context, Error, Reason, resource_guard, scope, vault_protection};
-use crate::crd::critical_operation_request::{CriticalOperationRequestStatus, EffectivePolicy, GrantTarget};
+use crate::crd::critical_operation_request::{
+    BlastRadius, CriticalOperationRequestStatus, EffectivePolicy, GrantTarget,
+};
 use crate::crd::elevation_policy::ElevationRules;
 use crate::crd::shared::ApprovalBackend;
 use crate::crd::vault_protection::GuardReference;
@@ -38,6 +40,8 @@ pub struct Resolved {
     pub approval_validity: Duration,
     /// Operations the guard does not protect (no elevation is needed or useful for them).
     pub excluded: Vec<CriticalOperation>,
+    /// For a by-hand elevation: every vault on the guard and every operation the grant opens.
+    pub blast_radius: Option<BlastRadius>,
 }
 
 impl Resolved {
@@ -222,6 +226,10 @@ pub(super) async fn resolve(ctx: &Context, cor: &CriticalOperationRequest) -> Re
     };
     let (mut policy, max_duration) = narrowed(&owner.rules, &vp, cor.spec.requester.as_deref());
     policy.rules_from = owner.from.clone();
+    let blast_radius = match cor.spec.principal {
+        Some(_) => Some(blast_radius(ctx, &guard, &vault, &owner.excluded).await?),
+        None => None,
+    };
     Ok(Ok(Resolved {
         guard,
         vault_protection_uid,
@@ -235,7 +243,42 @@ pub(super) async fn resolve(ctx: &Context, cor: &CriticalOperationRequest) -> Re
         policy,
         max_duration,
         excluded: owner.excluded,
+        blast_radius,
     }))
+}
+
+/// What a grant on `guard` opens: every operation it protects, on every vault the cluster's
+/// VaultProtections (in any namespace) link or declare linked to it, `vault` included.
+async fn blast_radius(
+    ctx: &Context,
+    guard: &GuardId,
+    vault: &str,
+    excluded: &[CriticalOperation],
+) -> Result<BlastRadius, Error> {
+    let mut vaults: BTreeSet<String> = Api::<VaultProtection>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await?
+        .into_iter()
+        .filter(|vp| {
+            vp.spec.guard.id.as_deref().is_some_and(|g| guard.is(g))
+                || vp
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.guard_id.as_deref())
+                    .is_some_and(|g| guard.is(g))
+        })
+        .filter_map(|vp| vault_protection::vault_id(&vp.spec.vault).map(|v| v.path()))
+        .collect();
+    vaults.insert(vault.to_string());
+    let mut seen = BTreeSet::new();
+    let vaults = vaults
+        .into_iter()
+        .filter(|v| seen.insert(v.to_ascii_lowercase()))
+        .collect();
+    Ok(BlastRadius {
+        vaults,
+        operations: CriticalOperation::all().filter(|op| !excluded.contains(op)).collect(),
+    })
 }
 
 /// The guard owner's rules: the security side's objects in the one namespace that owns the guard.
@@ -381,6 +424,30 @@ pub fn check_spec(cor: &CriticalOperationRequest, resolved: &Resolved) -> Result
         ));
     }
     if let Some(principal) = &spec.principal {
+        if !resolved.rules.by_hand.contains(&spec.operation) {
+            return Err(Refusal::fatal(
+                Reason::ByHandNotAllowed,
+                format!(
+                    "the guard's rules do not allow {} by hand (elevating a person): a grant on the guard would open every operation it protects on every vault linked to it; a security admin may list it in the rules' byHand",
+                    spec.operation
+                ),
+            ));
+        }
+        let others: Vec<&String> = resolved
+            .blast_radius
+            .iter()
+            .flat_map(|b| &b.vaults)
+            .filter(|v| !v.eq_ignore_ascii_case(&resolved.vault))
+            .collect();
+        if resolved.rules.sole_vault && !others.is_empty() {
+            return Err(Refusal::waiting(
+                Reason::GuardProtectsOtherVaults,
+                format!(
+                    "the guard's rules allow a by-hand elevation only while the guard protects this vault alone, and it also protects {}",
+                    others.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
         let allowed = resolved.rules.principals.iter().any(|p| {
             p.object_id.eq_ignore_ascii_case(&principal.object_id)
                 && p.requesters.includes(requester, &spec.requester_groups)

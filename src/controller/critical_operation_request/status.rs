@@ -84,6 +84,7 @@ pub(super) fn set_conditions(
 pub(super) fn record_rules(status: &mut CriticalOperationRequestStatus, resolved: &Resolved) {
     status.policy = Some(resolved.policy.clone());
     status.guard_description = resolved.guard_description.clone();
+    status.blast_radius = resolved.blast_radius.clone();
     status.target.get_or_insert_with(|| resolved.target());
 }
 

@@ -24,6 +24,7 @@ use crate::crd::critical_operation_request::{
 use crate::crd::elevation_policy::{ElevationRole, ElevationRules, Subjects};
 use crate::crd::shared::ApprovalBackend;
 use crate::crd::{CriticalOperationRequest, VaultProtection};
+use crate::operations::CriticalOperation;
 
 fn rules() -> ElevationRules {
     serde_json::from_value(
@@ -215,6 +216,7 @@ fn resolved() -> Resolved {
         max_duration: Duration::from_secs(3600),
         approval_validity: Duration::from_secs(3600),
         excluded: Vec::new(),
+        blast_radius: None,
     }
 }
 
@@ -433,6 +435,8 @@ fn a_principal_outside_the_rules_is_refused() {
     }))
     .unwrap();
     let mut r = resolved();
+    assert_eq!(check_spec(&cor, &r).unwrap_err().reason, Reason::ByHandNotAllowed);
+    r.rules.by_hand.push(CriticalOperation::ChangeMarsSecurityPin);
     assert_eq!(check_spec(&cor, &r).unwrap_err().reason, Reason::PrincipalNotAllowed);
     r.rules.principals.push(crate::crd::elevation_policy::AllowedPrincipal {
         object_id: "9F2C1D4E-5B6A-4C3D-8E7F-0A1B2C3D4E5F".into(),
@@ -442,6 +446,45 @@ fn a_principal_outside_the_rules_is_refused() {
         },
     });
     assert_eq!(check_spec(&cor, &r), Ok(Duration::from_secs(600)));
+}
+
+#[test]
+fn a_by_hand_elevation_waits_while_the_guard_protects_other_vaults_if_the_rules_say_so() {
+    let cor: CriticalOperationRequest = serde_json::from_value(json!({
+        "apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": "r"},
+        "spec": {"vaultProtection": "vp", "operation": "ChangeMarsSecurityPin", "duration": "10m", "justification": "j",
+                 "requester": "bob", "principal": {"objectId": "9f2c1d4e-5b6a-4c3d-8e7f-0a1b2c3d4e5f"}}
+    }))
+    .unwrap();
+    let mut r = resolved();
+    r.rules.by_hand.push(CriticalOperation::ChangeMarsSecurityPin);
+    r.rules.sole_vault = true;
+    r.rules.principals.push(crate::crd::elevation_policy::AllowedPrincipal {
+        object_id: "9f2c1d4e-5b6a-4c3d-8e7f-0a1b2c3d4e5f".into(),
+        requesters: Subjects {
+            users: vec!["bob".into()],
+            ..Default::default()
+        },
+    });
+    r.blast_radius = Some(crate::crd::critical_operation_request::BlastRadius {
+        vaults: vec![
+            r.vault.to_uppercase(),
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/other".into(),
+        ],
+        operations: Vec::new(),
+    });
+    let refusal = check_spec(&cor, &r).unwrap_err();
+    assert_eq!(
+        (refusal.reason, refusal.fatal),
+        (Reason::GuardProtectsOtherVaults, false)
+    );
+    assert!(refusal.message.contains("/vaults/other"), "{}", refusal.message);
+    r.blast_radius.as_mut().unwrap().vaults.pop();
+    assert_eq!(
+        check_spec(&cor, &r),
+        Ok(Duration::from_secs(600)),
+        "its own vault alone"
+    );
 }
 
 #[test]

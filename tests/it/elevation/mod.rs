@@ -62,10 +62,11 @@ async fn protected(op: &Operator, required: i32, vp_extra: Value) -> String {
 }
 
 /// The ResourceGuard `guard`, Ready, whose rules need `required` approvals from the group
-/// `mua-approvers`; returns its name in Azure.
+/// `mua-approvers` (and let a person change the MARS PIN by hand); returns its name in Azure.
 async fn guard_needing(op: &Operator, required: i32) -> String {
     let azure_name = op.unique("guard");
-    let elevation = json!({"elevation": {"approvers": {"groups": ["mua-approvers"]}, "requiredApprovals": required, "maxDuration": "1h"}});
+    let elevation = json!({"elevation": {"approvers": {"groups": ["mua-approvers"]}, "requiredApprovals": required, "maxDuration": "1h",
+                                         "byHand": ["ChangeMarsSecurityPin"]}});
     op.create_guard("guard", &azure_name, elevation).await;
     op.ready(&op.guards(), "guard").await;
     azure_name

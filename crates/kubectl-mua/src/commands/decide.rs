@@ -48,6 +48,12 @@ pub async fn run(session: &Session, args: DecideArgs, decision: Decision, format
             args.name, args.name
         )));
     }
+    // A person's grant opens the whole guard: say so before approving it.
+    if decision == Decision::Approve
+        && let Some(radius) = request.status.as_ref().and_then(|s| s.blast_radius.as_ref())
+    {
+        eprintln!("note: this approval elevates a person on {}", radius.describe());
+    }
     // Whether RBAC grants us the verb `approve` is left to the API server: its admission policy refuses
     // with a message that names the role to ask for, printed as it is.
 

@@ -90,6 +90,10 @@ pub fn render(r: &CriticalOperationRequest, now: Timestamp) -> String {
             None => "the operator's own identity (it performs the operation itself)".to_string(),
         },
     );
+    // A person's grant opens the whole guard: approvers see how far it reaches.
+    if let Some(radius) = &status.blast_radius {
+        fields.add("Opens", radius.describe());
+    }
     // Approvers see exactly what the operator will do.
     if let Some(action) = &spec.action {
         fields.add("Action", action.describe());
@@ -112,11 +116,15 @@ pub fn render(r: &CriticalOperationRequest, now: Timestamp) -> String {
         fields.add(
             "Policy",
             format!(
-                "{} approval(s) required, at most {}, backend {:?}, role {}",
+                "{} approval(s) required, at most {}, backend {:?}, role {}{}",
                 policy.required_approvals,
                 policy.max_duration,
                 policy.backend,
-                policy.role.azure_name()
+                policy.role.azure_name(),
+                match policy.rules_from.is_empty() {
+                    true => String::new(),
+                    false => format!(", rules of {}", policy.rules_from),
+                }
             ),
         );
     }

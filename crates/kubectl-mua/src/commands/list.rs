@@ -71,7 +71,10 @@ fn table(requests: &[CriticalOperationRequest], all_namespaces: bool, now: Times
         }
         row.extend([
             r.spec.vault_protection.clone(),
-            format!("{:?}", r.spec.operation),
+            match r.status.as_ref().and_then(|s| s.blast_radius.as_ref()) {
+                Some(radius) => format!("{:?} (opens {} vaults)", r.spec.operation, radius.vaults.len()),
+                None => format!("{:?}", r.spec.operation),
+            },
             or_dash(state::requester(r)),
             state::phase_name(state::phase(r)),
             state::approvals_summary(r),

@@ -493,6 +493,36 @@ pub struct CriticalOperationRequestStatus {
     /// The guard's instructions for asking for access, for approvers and requesters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard_description: Option<String>,
+
+    /// A by-hand elevation's reach: Azure's unit is the guard, so the person elevated may do every
+    /// operation it protects on every vault linked to it, for the approved time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blast_radius: Option<BlastRadius>,
+}
+
+impl BlastRadius {
+    /// In one line, for approvers: what the person elevated may do.
+    pub fn describe(&self) -> String {
+        let operations: Vec<String> = self.operations.iter().map(|o| o.to_string()).collect();
+        format!(
+            "the whole guard: {} on {} vault(s): {}",
+            operations.join(", "),
+            self.vaults.len(),
+            self.vaults.join(", ")
+        )
+    }
+}
+
+/// What a grant on a guard opens.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlastRadius {
+    /// Every vault linked to the guard, as the cluster's VaultProtections declare them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vaults: Vec<String>,
+    /// Every critical operation the guard protects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<CriticalOperation>,
 }
 
 /// The elevation rules that applied to a request.

@@ -9,6 +9,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::operations::CriticalOperation;
+
 use super::shared::{
     ApprovalBackend, DURATION_RE, arm_id_re, duration_bounds_rule, duration_format_rule, guid_rule, immutable_rule,
 };
@@ -125,6 +127,18 @@ pub struct ElevationRules {
     #[schemars(extend("maxItems" = 32))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub principals: Vec<AllowedPrincipal>,
+
+    /// The operations a person may be elevated for by hand (a request naming a principal). Empty (the
+    /// default): none. Azure's unit is the guard: such a grant opens every operation the guard protects on
+    /// every vault linked to it, for the approved time, and the request shows that blast radius.
+    #[schemars(extend("x-kubernetes-list-type" = "set", "maxItems" = 16))]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_hand: Vec<CriticalOperation>,
+
+    /// Allow a by-hand elevation only while the guard protects no other vault than the request's (as the
+    /// cluster's VaultProtections declare them). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sole_vault: bool,
 }
 
 pub fn default_required_approvals() -> i32 {
