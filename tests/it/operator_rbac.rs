@@ -27,12 +27,17 @@ const DEADLINE: Duration = Duration::from_secs(60);
 const AUTHORIZER_ONLY: [&str; 1] = ["operate"];
 
 /// Granted for paths this story does not take, each needed by the operator's code: (role, permission).
-const NOT_EXERCISED: [(&str, (&str, &str, &str)); 3] = [
+const NOT_EXERCISED: [(&str, (&str, &str, &str)); 4] = [
     // kube-runtime's Event recorder patches an Event's series when the same Event repeats.
     ("mua-operator-security", ("events.k8s.io", "events", "patch")),
     ("mua-operator-backup", ("events.k8s.io", "events", "patch")),
     // The finalizer of a VaultProtection with deletionPolicy Unlink (this story's is Orphan).
     ("mua-operator-backup", ("mua.dev", "vaultprotections", "patch")),
+    // Removing a request whose retention ended (days later; elevation::expiry shows it in-process).
+    (
+        "mua-operator-security",
+        ("mua.dev", "criticaloperationrequests", "delete"),
+    ),
 ];
 
 /// (API group, resource[/subresource], verb).

@@ -41,6 +41,8 @@ pub struct Observed {
     pub pim: Option<ScheduleStatus>,
     /// The PIM backend, before activating: whether PIM's settings keep two people in the loop.
     pub pim_policy: Option<Result<(), Refusal>>,
+    /// An ended request: when its retention ends (it is removed then).
+    pub retention_ends: Option<Timestamp>,
     /// Why a final request ended, from its last transition.
     pub ending: Option<(Reason, String)>,
 }
@@ -105,7 +107,8 @@ pub fn decide(o: &Observed) -> Decision {
                     },
                     reason,
                     message,
-                    requeue: Requeue::OnChange,
+                    // Looked at again when its retention ends, to be removed.
+                    requeue: o.retention_ends.map_or(Requeue::OnChange, Requeue::At),
                 }
             }
         };

@@ -29,7 +29,8 @@ use kube::api::Api;
 use kube::runtime::controller::{Action, Config, Controller};
 use kube::{Resource, ResourceExt};
 
-use super::outcome::{self, Cleanup, Outcome, Reported};
+use super::memo_key::MemoKey;
+use super::outcome::{self, Cleanup, Notice, Outcome, Reported};
 use super::{Error, SecurityContext, watch};
 use crate::crd::CriticalOperationRequest;
 use crate::crd::critical_operation_request::{CriticalOperationRequestStatus, RequestPhase};
@@ -112,6 +113,13 @@ async fn cleanup(
 async fn reconcile(cor: Arc<CriticalOperationRequest>, ctx: Arc<SecurityContext>) -> Result<Action, Error> {
     // The finalizer stays while an elevation may be in force, so deleting the request revokes it first.
     let status = cor.status.clone().unwrap_or_default();
+    // An ended request is the audit record: kept for the rules' retention, then removed (by the operator
+    // only; nobody else may delete requests).
+    if cor.meta().deletion_timestamp.is_none()
+        && status::retention_ends(&status).is_some_and(|end| end <= ctx.clock.now())
+    {
+        return remove(&ctx, &cor).await;
+    }
     let needs_finalizer = !status.phase.is_some_and(RequestPhase::is_final) || status.holds_elevation();
     outcome::lifecycle(
         &ctx,
@@ -122,6 +130,23 @@ async fn reconcile(cor: Arc<CriticalOperationRequest>, ctx: Arc<SecurityContext>
         || converge(&ctx, &cor),
     )
     .await
+}
+
+/// Removes a request whose retention ended, with an Event and a log line.
+async fn remove(ctx: &SecurityContext, cor: &CriticalOperationRequest) -> Result<Action, Error> {
+    let api: Api<CriticalOperationRequest> = Api::namespaced(ctx.client.clone(), &cor.namespace().unwrap_or_default());
+    api.delete(&cor.name_any(), &Default::default()).await?;
+    let message = "removed: the request ended longer ago than its rules' retentionDays".to_string();
+    tracing::info!(request = %outcome::key(cor), "{message}");
+    let key = outcome::key(cor);
+    ctx.events.publish(
+        MemoKey::new(CONTROLLER, &key),
+        (CONTROLLER, &key),
+        cor.object_ref(&()),
+        &Notice::normal("Removed", message),
+    );
+    ctx.forget(CONTROLLER, &key);
+    Ok(Action::await_change())
 }
 
 /// What wakes a request: its spec, deletion, a reconcile request, and what people write into its status

@@ -11,9 +11,9 @@ use kube::ResourceExt;
 
 use super::approvals::{Judged, Judging, judge};
 use super::decide::Observed;
-use super::grant;
 use super::grant::other_active;
 use super::policy::{Refusal, Resolved, check_pim, check_spec, resolve, same_target};
+use super::{grant, status};
 use crate::azure::authorization;
 use crate::controller::{Error, Reason, SecurityContext, admission};
 use crate::crd::CriticalOperationRequest;
@@ -43,6 +43,7 @@ pub(super) async fn observe(
         revoked_by: previous.revocation.as_ref().map(|r| (r.by.clone(), r.reason.clone())),
         pim: None,
         pim_policy: None,
+        retention_ends: status::retention_ends(previous),
         ending: previous.history.last().and_then(|t| {
             let reason = Reason::parse(t.reason.as_deref()?)?;
             Some((reason, t.message.clone().unwrap_or_default()))

@@ -125,6 +125,7 @@ pub(super) fn narrowed(
             .map(|d| format!("{d:#}"))
             .unwrap_or_else(|_| rules.max_duration.clone()),
         approval_validity: rules.approval_validity.clone(),
+        retention_days: Some(rules.retention_days),
         rules_from: String::new(),
         backend: rules.backend,
         role: rules.role,

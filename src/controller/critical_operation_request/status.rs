@@ -88,6 +88,25 @@ pub(super) fn record_rules(status: &mut CriticalOperationRequestStatus, resolved
     status.target.get_or_insert_with(|| resolved.target());
 }
 
+/// How long an ended request is kept when its rules said nothing (the CRD's default).
+const DEFAULT_RETENTION_DAYS: i32 = 90;
+
+/// When an ended request's retention ends and the operator removes it: its last transition plus the
+/// rules' `retentionDays`. `None` while it is not final or an elevation may still be in force.
+pub fn retention_ends(status: &CriticalOperationRequestStatus) -> Option<Timestamp> {
+    if !status.phase.is_some_and(RequestPhase::is_final) || status.holds_elevation() {
+        return None;
+    }
+    let ended = status.history.last()?.time.0;
+    let days = status
+        .policy
+        .as_ref()
+        .and_then(|p| p.retention_days)
+        .unwrap_or(DEFAULT_RETENTION_DAYS)
+        .max(1);
+    Some(ended + jiff::SignedDuration::from_hours(24 * i64::from(days)))
+}
+
 /// The reason a request that ended in `phase` keeps.
 pub(super) fn final_reason(phase: RequestPhase) -> Reason {
     match phase {

@@ -12,6 +12,7 @@ use super::approvals::{Judged, Judging, judge};
 use super::decide::{Decision, Observed, decide};
 use super::grant::schedule_spec;
 use super::policy::{Refusal, Resolved, check_pim, check_spec, narrowed, same_target};
+use super::status::retention_ends;
 use crate::azure::authorization::RequestType;
 use crate::azure::guards::GuardId;
 use crate::controller::Reason;
@@ -210,6 +211,7 @@ fn resolved() -> Resolved {
             max_duration: "1h".into(),
             approval_validity: "1h".into(),
             rules_from: "ResourceGuard team-a/guard".into(),
+            retention_days: Some(90),
             backend: ApprovalBackend::Kubernetes,
             role: ElevationRole::BackupMuaOperator,
         },
@@ -239,6 +241,7 @@ fn observed() -> Observed {
         revoked_by: None,
         pim: None,
         pim_policy: None,
+        retention_ends: None,
         ending: None,
     }
 }
@@ -561,6 +564,50 @@ fn under_pim_another_person_approves_in_kubernetes_before_activation() {
         decide(&o),
         Decision::Wait {
             reason: Reason::PimApprovalNotRequired,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn an_ended_request_is_kept_until_its_retention_ends() {
+    let mut status = CriticalOperationRequestStatus::default();
+    assert_eq!(retention_ends(&status), None, "not ended");
+    status.phase = Some(RequestPhase::Completed);
+    status.history.push(crate::crd::critical_operation_request::Transition {
+        phase: RequestPhase::Completed,
+        actor: "mua-operator".into(),
+        time: Time(now()),
+        reason: None,
+        message: None,
+    });
+    assert_eq!(
+        retention_ends(&status),
+        Some(now() + Duration::from_secs(90 * 86_400)),
+        "the default"
+    );
+    status.policy = Some(EffectivePolicy {
+        retention_days: Some(7),
+        ..Default::default()
+    });
+    assert_eq!(retention_ends(&status), Some(now() + Duration::from_secs(7 * 86_400)));
+    status.elevation = Some(Elevation::default());
+    assert_eq!(
+        retention_ends(&status),
+        None,
+        "never while an elevation may be in force"
+    );
+}
+
+#[test]
+fn an_ended_request_looks_again_when_its_retention_ends() {
+    let mut o = observed();
+    o.phase = RequestPhase::Completed;
+    o.retention_ends = Some(now() + Duration::from_secs(60));
+    assert!(matches!(
+        decide(&o),
+        Decision::Wait {
+            requeue: Requeue::At(_),
             ..
         }
     ));

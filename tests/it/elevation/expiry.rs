@@ -134,3 +134,28 @@ async fn the_start_up_sweep_removes_a_grant_whose_request_is_gone() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_ended_request_is_kept_for_its_retention_then_removed() {
+    let op = start("elev-retention").await;
+    let azure_name = op.unique("guard");
+    let elevation = json!({"elevation": {"approvers": {"groups": ["mua-approvers"]}, "retentionDays": 1}});
+    op.create_guard("guard", &azure_name, elevation).await;
+    op.ready(&op.guards(), "guard").await;
+    op.create_protection("prod", &vault("prod-vault"), json!({"name": "guard"}), json!({}))
+        .await;
+    op.ready(&op.protections(), "prod").await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    recorded_target(&op, "sd").await;
+    revoke(&op, "sd").await;
+    let ended = phase_is(&op, "sd", RequestPhase::Revoked).await;
+    assert_eq!(ended.status.unwrap().policy.unwrap().retention_days, Some(1));
+    // A day later on the operator's clock (no nudge: the jump wakes it), the record goes.
+    op.ts.sim.state.clock.advance(Duration::from_secs(86_401));
+    eventually("the request is removed", || async {
+        op.requests().get_opt("sd").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    let note = op.event("sd", "Removed").await;
+    assert!(note.contains("retentionDays"), "{note}");
+}

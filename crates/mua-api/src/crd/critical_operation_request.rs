@@ -536,6 +536,9 @@ pub struct EffectivePolicy {
     /// How long an approval counts.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub approval_validity: String,
+    /// How long the request is kept once it ended, in days (then the operator removes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<i32>,
     /// Where the rules come from: the guard owner's `ResourceGuard <namespace>/<name>` or
     /// `ElevationPolicy <namespace>/<name>`.
     #[serde(default, skip_serializing_if = "String::is_empty")]

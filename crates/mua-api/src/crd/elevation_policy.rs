@@ -135,6 +135,12 @@ pub struct ElevationRules {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_hand: Vec<CriticalOperation>,
 
+    /// How long a request is kept once it ended (the audit record), in days, 1-3650. Default 90. Then the
+    /// operator removes it. Nobody else may delete requests (RBAC).
+    #[schemars(range(min = 1, max = 3650))]
+    #[serde(default = "default_retention_days")]
+    pub retention_days: i32,
+
     /// Allow a by-hand elevation only while the guard protects no other vault than the request's (as the
     /// cluster's VaultProtections declare them). Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -147,6 +153,10 @@ pub fn default_required_approvals() -> i32 {
 
 pub fn default_max_duration() -> String {
     "1h".to_string()
+}
+
+pub fn default_retention_days() -> i32 {
+    90
 }
 
 pub fn default_approval_validity() -> String {
