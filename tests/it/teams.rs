@@ -100,11 +100,10 @@ impl Teams {
     /// Team B's ResourceGuard `gb` of its guard, Ready.
     async fn team_b_guard(&self) {
         let name = GuardId::parse(&self.gb).unwrap().name;
-        let _: ResourceGuard = self
-            .create_in_b(json!({"apiVersion": "mua.dev/v1alpha1", "kind": "ResourceGuard", "metadata": {"name": "gb"},
+        self.created_in_b::<ResourceGuard>(json!({"apiVersion": "mua.dev/v1alpha1", "kind": "ResourceGuard", "metadata": {"name": "gb"},
                 "spec": {"subscriptionId": SECURITY_SUB, "resourceGroup": "security-rg", "name": name, "region": "westeurope",
                          "elevation": {"approvers": {"groups": ["mua-approvers"]}}}}))
-            .await;
+        .await;
         self.op
             .wait_for(&self.in_b::<ResourceGuard>(), "gb", "Ready", "True", None)
             .await;
@@ -124,6 +123,70 @@ impl Teams {
             .create(&PostParams::default(), &serde_json::from_value(object).unwrap())
             .await
             .unwrap()
+    }
+
+    /// Team B's people's view of its namespace: its backup admin writes VaultProtections, its security
+    /// admin ResourceGuards and ElevationPolicies (admins pass the scope policy, people do not).
+    async fn b_as_owner<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let user = match K::kind(&Default::default()).as_ref() {
+            "VaultProtection" => User::BackupAdmin,
+            _ => User::SecurityAdmin,
+        };
+        Api::namespaced(self._cp.client(user).await, &self.b.name)
+    }
+
+    /// Creating `object` in team B's namespace (as its owner) is refused by the API server with a message
+    /// saying `why`.
+    async fn refused_in_b<K>(&self, object: Value, why: &str)
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::Serialize
+            + serde::de::DeserializeOwned,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let object: K = serde_json::from_value(object).unwrap();
+        // The API server reads the bindings through a cache: wait until it knows the latest one.
+        let dry_run = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        let api = self.b_as_owner::<K>().await;
+        eventually(&format!("the API server refuses it saying {why:?}"), || async {
+            api.create(&dry_run, &object).await.is_err().then_some(())
+        })
+        .await;
+        match api.create(&PostParams::default(), &object).await {
+            Err(kube::Error::Api(status)) => {
+                assert_eq!(status.code, 403, "{status:?}");
+                assert!(status.message.contains(why), "{}", status.message);
+            }
+            other => panic!("the API server accepted what team B may not name: {other:?}"),
+        }
+    }
+
+    /// Creates `object` in team B's namespace as its owner, once the API server lets it (its bindings'
+    /// cache caught up).
+    async fn created_in_b<K>(&self, object: Value)
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::Serialize
+            + serde::de::DeserializeOwned,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let object: K = serde_json::from_value(object).unwrap();
+        let api = self.b_as_owner::<K>().await;
+        eventually("the API server accepts it", || async {
+            api.create(&PostParams::default(), &object).await.ok()
+        })
+        .await;
     }
 
     /// Asserts that nothing is written in Azure over a window that would catch a late write, that
@@ -190,19 +253,10 @@ async fn attack_another_team_cannot_name_our_vault() {
     // Team B links team A's vault to its own guard, and turns its soft delete off.
     t.team_b_guard().await;
     t.op.reset_calls().await;
-    let _: VaultProtection = t
-        .create_in_b(json!({"apiVersion": "mua.dev/v1alpha1", "kind": "VaultProtection", "metadata": {"name": "theirs"},
-            "spec": {"vault": {"id": vault("prod-vault")}, "guard": {"name": "gb"}, "softDelete": {"state": "Disabled"}}}))
-        .await;
-    let (status, _) = b_condition(
-        &t.in_b::<VaultProtection>(),
-        "theirs",
-        "Stalled",
-        "OutOfScope",
-        "may not name the vault",
-    )
-    .await;
-    assert_eq!(status, "True");
+    // The API server refuses it (the operator would too: see attack_an_unbound_namespace_names_nothing).
+    let theirs = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "VaultProtection", "metadata": {"name": "theirs"},
+        "spec": {"vault": {"id": vault("prod-vault")}, "guard": {"name": "gb"}, "softDelete": {"state": "Disabled"}}});
+    t.refused_in_b::<VaultProtection>(theirs, "may not name").await;
     t.team_a_unchanged("another team's VaultProtection touches nothing of ours")
         .await;
 }
@@ -216,22 +270,12 @@ async fn attack_another_team_cannot_adopt_our_guard() {
     let id = GuardId::parse(&t.ga).unwrap();
     let before = guards::get(&t.op.security, &id).await.unwrap().unwrap();
     t.op.reset_calls().await;
-    let _: ResourceGuard = t
-        .create_in_b(json!({"apiVersion": "mua.dev/v1alpha1", "kind": "ResourceGuard", "metadata": {"name": "adopted"},
-            "spec": {"subscriptionId": SECURITY_SUB, "resourceGroup": "security-rg", "name": id.name, "region": "westeurope",
-                     "adoptExisting": true,
-                     "excludedOperations": ["ModifyProtection", "ModifyBackupPolicy", "StopProtectionWithDeleteData",
-                                            "ChangeMarsSecurityPin", "ModifyEncryptionSettings"]}}))
-        .await;
-    let (status, _) = b_condition(
-        &t.in_b::<ResourceGuard>(),
-        "adopted",
-        "Stalled",
-        "OutOfScope",
-        "does not own the guard",
-    )
-    .await;
-    assert_eq!(status, "True");
+    let adopted = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "ResourceGuard", "metadata": {"name": "adopted"},
+        "spec": {"subscriptionId": SECURITY_SUB, "resourceGroup": "security-rg", "name": id.name, "region": "westeurope",
+                 "adoptExisting": true,
+                 "excludedOperations": ["ModifyProtection", "ModifyBackupPolicy", "StopProtectionWithDeleteData",
+                                        "ChangeMarsSecurityPin", "ModifyEncryptionSettings"]}});
+    t.refused_in_b::<ResourceGuard>(adopted, "does not own the guard").await;
     t.team_a_unchanged("another team's adoption touches nothing").await;
     let after = guards::get(&t.op.security, &id).await.unwrap().unwrap();
     assert_eq!(after.excluded, before.excluded, "the guard's exclusions are team A's");
@@ -253,19 +297,18 @@ async fn attack_another_teams_rules_never_govern_our_guard() {
     )
     .await;
     let admin = t._cp.client(User::Admin).await;
-    cluster::bind(
-        &admin,
-        &t.b.name,
-        &[&format!("/subscriptions/{BACKUP_SUB}"), &t.ga],
-        &[&t.gb],
-    )
-    .await;
-    let _: ElevationPolicy = t
-        .create_in_b(
-            json!({"apiVersion": "mua.dev/v1alpha1", "kind": "ElevationPolicy", "metadata": {"name": "loose"},
-            "spec": {"guardId": t.ga, "approvers": {"users": ["approver-a"]}, "requiredApprovals": 1}}),
-        )
+    let shared = [format!("/subscriptions/{BACKUP_SUB}"), t.ga.clone()];
+    let shared: Vec<&str> = shared.iter().map(String::as_str).collect();
+    let loose = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "ElevationPolicy", "metadata": {"name": "loose"},
+        "spec": {"guardId": t.ga, "approvers": {"users": ["approver-a"]}, "requiredApprovals": 1}});
+    cluster::bind(&admin, &t.b.name, &shared, &[&t.gb]).await;
+    // Team B does not own team A's guard: the API server refuses its rules for it...
+    t.refused_in_b::<ElevationPolicy>(loose.clone(), "does not own the guard")
         .await;
+    // ... and rules written while it did (a binding since narrowed) are not the owner's either.
+    cluster::bind(&admin, &t.b.name, &shared, &[&t.gb, &t.ga]).await;
+    t.created_in_b::<ElevationPolicy>(loose).await;
+    cluster::bind(&admin, &t.b.name, &shared, &[&t.gb]).await;
     let _: VaultProtection = t
         .create_in_b(
             json!({"apiVersion": "mua.dev/v1alpha1", "kind": "VaultProtection", "metadata": {"name": "theirs"},
@@ -314,12 +357,11 @@ async fn two_teams_each_do_everything_on_their_own() {
         .await;
     // Team B: its own guard and its Backup vault linked to it.
     t.team_b_guard().await;
-    let _: VaultProtection = t
-        .create_in_b(
-            json!({"apiVersion": "mua.dev/v1alpha1", "kind": "VaultProtection", "metadata": {"name": "ours"},
+    t.created_in_b::<VaultProtection>(
+        json!({"apiVersion": "mua.dev/v1alpha1", "kind": "VaultProtection", "metadata": {"name": "ours"},
             "spec": {"vault": {"id": backup_vault("prod-backup-vault")}, "guard": {"name": "gb"}}}),
-        )
-        .await;
+    )
+    .await;
     t.op.wait_for(&t.in_b::<VaultProtection>(), "ours", "Ready", "True", None)
         .await;
     let link = vaults::get_link(
