@@ -1106,3 +1106,36 @@ async fn a_missing_request_exits_7_for_every_verb() {
         assert_eq!(run.stderr.trim(), expected, "{args:?}");
     }
 }
+
+#[tokio::test]
+async fn a_by_hand_request_shows_how_far_its_grant_reaches() {
+    // Azure's unit is the guard: describe, list and approve say which vaults and operations a person's
+    // grant opens.
+    let ns = setup("cli-blast-radius").await;
+    create_request(&ns, User::BackupAdmin, "pin").await;
+    let other = "/subscriptions/5e13b949-1218-4d18-8b99-7e12155ec4f7/resourceGroups/backup-rg/providers/Microsoft.RecoveryServices/vaults/other-vault";
+    set_status(
+        &ns,
+        "pin",
+        json!({"phase": "Pending",
+               "blastRadius": {"vaults": [DESCRIBED_VAULT, other], "operations": ["DisableSoftDelete", "ChangeMarsSecurityPin"]}}),
+    )
+    .await;
+    let describe = mua(User::SecurityAdmin, &ns.name, &["describe", "pin"]).await;
+    describe.assert_code(0);
+    let opens =
+        format!("the whole guard: DisableSoftDelete, ChangeMarsSecurityPin on 2 vault(s): {DESCRIBED_VAULT}, {other}");
+    assert!(describe.stdout.contains(&opens), "{}", describe.stdout);
+    let list = mua(User::SecurityAdmin, &ns.name, &["list"]).await;
+    list.assert_code(0);
+    assert!(list.stdout.contains("(opens 2 vaults)"), "{}", list.stdout);
+    let approve = mua(User::ApproverA, &ns.name, &["approve", "pin", "--reason", "ok"]).await;
+    approve.assert_code(0);
+    assert!(
+        approve
+            .stderr
+            .contains("note: this approval elevates a person on the whole guard: DisableSoftDelete"),
+        "{}",
+        approve.stderr
+    );
+}
