@@ -147,8 +147,67 @@ impl AdmissionCheck {
                 Err(err) => problems.missing.push(format!("{what} (cannot read it: {err})")),
             }
         }
+        problems.altered.extend(other_mutators(client).await);
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
+}
+
+/// The API group whose objects carry the two-person rule.
+const GROUP: &str = "mua.dev";
+
+/// Mutating admission this build does not ship that could change `mua.dev` objects on their way in
+/// (approval entries slipped into the operator's own status writes, rules rewritten in flight): each one
+/// found, or that cannot be listed, is a problem.
+async fn other_mutators(client: &kube::Client) -> Vec<String> {
+    let shipped: Vec<String> = shipped().into_iter().map(|s| s.name).collect();
+    let mut found = Vec::new();
+    for (kind, plural, rules) in [
+        (
+            "MutatingWebhookConfiguration",
+            "mutatingwebhookconfigurations",
+            "/webhooks/*/rules",
+        ),
+        (
+            "MutatingAdmissionPolicy",
+            "mutatingadmissionpolicies",
+            "/spec/matchConstraints/resourceRules",
+        ),
+    ] {
+        let gvk = GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind);
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ApiResource::from_gvk_with_plural(&gvk, plural));
+        match api.list(&Default::default()).await {
+            Ok(list) => {
+                for object in list.items {
+                    let name = object.metadata.name.clone().unwrap_or_default();
+                    if !shipped.contains(&name) && matches_group(&object.data, rules) {
+                        found.push(format!("{kind} {name} can change {GROUP} objects"));
+                    }
+                }
+            }
+            Err(err) => found.push(format!("{kind}s (cannot list them: {err})")),
+        }
+    }
+    found
+}
+
+/// Whether any rule under `path` (JSON pointer segments, `*` for every array item) names the `mua.dev`
+/// API group or every group.
+fn matches_group(data: &Value, path: &str) -> bool {
+    let mut nodes = vec![data];
+    for segment in path.trim_start_matches('/').split('/') {
+        nodes = nodes
+            .into_iter()
+            .flat_map(|node| match segment {
+                "*" => node.as_array().map(|a| a.iter().collect()).unwrap_or_default(),
+                key => node.get(key).into_iter().collect::<Vec<_>>(),
+            })
+            .collect();
+    }
+    nodes
+        .into_iter()
+        .flat_map(|rules| rules.as_array().cloned().unwrap_or_default())
+        .flat_map(|rule| rule["apiGroups"].as_array().cloned().unwrap_or_default())
+        .any(|group| group == GROUP || group == "*")
 }
 
 /// Whether `user` (with `groups`) may approve the request `name` in `namespace`, as the API server's RBAC
@@ -227,6 +286,16 @@ mod tests {
         installed["matchConstraints"]["namespaceSelector"] = json!({});
         installed["matchConstraints"]["resourceRules"][0]["scope"] = json!("*");
         assert!(differences(&policy, &installed, "spec").is_empty());
+    }
+
+    #[test]
+    fn a_mutator_of_the_mua_group_or_every_group_is_found() {
+        let webhook = json!({"webhooks": [{"name": "a"}, {"name": "b", "rules": [{"apiGroups": ["mua.dev"]}]}]});
+        assert!(matches_group(&webhook, "/webhooks/*/rules"));
+        let everything = json!({"spec": {"matchConstraints": {"resourceRules": [{"apiGroups": ["*"]}]}}});
+        assert!(matches_group(&everything, "/spec/matchConstraints/resourceRules"));
+        let apps = json!({"webhooks": [{"rules": [{"apiGroups": ["apps", ""]}]}]});
+        assert!(!matches_group(&apps, "/webhooks/*/rules"));
     }
 
     #[test]

@@ -335,6 +335,11 @@ async fn cleanup(ctx: &SecurityContext, rg: &ResourceGuard) -> Result<Cleanup<Re
             notices: vec![Notice::warning("DeletionBlocked", message)],
         }));
     }
+    // A guard outside the namespace's guardScopes is not touched, not even read: the object just goes.
+    let scope = scope::of(&ctx.client, &rg.namespace().unwrap_or_default()).await?;
+    if scope.owns_guard(&id.path()).is_err() {
+        return Ok(Cleanup::Done);
+    }
     if let Some(guard) = guards::get(&ctx.side.arm, &id).await?
         && guard.tags.get(OWNER_TAG).map(String::as_str) == Some(owner(rg).as_str())
     {

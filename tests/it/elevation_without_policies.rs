@@ -156,3 +156,41 @@ async fn attack_a_binding_set_to_audit_then_a_request_in_someone_elses_name_elev
 
     nobody_is_elevated(&op, &azure_name, "AdmissionPoliciesAltered", r#"ValidatingAdmissionPolicyBinding mua.dev-request-create (spec.validationActions[0] is "Audit" instead of "Deny")"#).await;
 }
+
+#[tokio::test]
+async fn attack_a_mutating_webhook_on_mua_objects_stops_every_elevation() {
+    // Mutating admission the chart does not ship could slip an approval into the operator's own status
+    // writes (which the status policy lets through): while one can touch mua.dev objects, nobody is
+    // elevated.
+    let (cp, op, azure_name) = guarded("attack-mutator").await;
+    let webhook: k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration =
+        serde_json::from_value(json!({
+            "metadata": {"name": "friendly-defaults"},
+            "webhooks": [{"name": "defaults.example.com", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                          "failurePolicy": "Ignore", "timeoutSeconds": 1,
+                          "clientConfig": {"url": "https://127.0.0.1:1/mutate"},
+                          "rules": [{"apiGroups": ["mua.dev"], "apiVersions": ["*"], "operations": ["UPDATE"],
+                                     "resources": ["criticaloperationrequests/status"]}]}],
+        }))
+        .unwrap();
+    Api::<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration>::all(cp.client(User::Admin).await)
+        .create(&PostParams::default(), &webhook)
+        .await
+        .unwrap();
+    let mine: Api<CriticalOperationRequest> = Api::namespaced(cp.client(User::BackupAdmin).await, &op.ns.name);
+    let request = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": "sd"},
+        "spec": {"vaultProtection": "prod", "operation": "DisableSoftDelete", "duration": "30m", "justification": "j"}});
+    mine.create(&PostParams::default(), &serde_json::from_value(request).unwrap())
+        .await
+        .unwrap();
+    let approver: Api<CriticalOperationRequest> = Api::namespaced(cp.client(User::ApproverA).await, &op.ns.name);
+    op.reset_calls().await;
+    approve_as_approver_a(&approver, &op).await;
+    nobody_is_elevated(
+        &op,
+        &azure_name,
+        "AdmissionPoliciesAltered",
+        "MutatingWebhookConfiguration friendly-defaults can change mua.dev objects",
+    )
+    .await;
+}

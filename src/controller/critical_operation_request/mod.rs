@@ -25,7 +25,7 @@ mod verify;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use kube::api::Api;
+use kube::api::{Api, DeleteParams, Preconditions};
 use kube::runtime::controller::{Action, Config, Controller};
 use kube::{Resource, ResourceExt};
 
@@ -135,7 +135,15 @@ async fn reconcile(cor: Arc<CriticalOperationRequest>, ctx: Arc<SecurityContext>
 /// Removes a request whose retention ended, with an Event and a log line.
 async fn remove(ctx: &SecurityContext, cor: &CriticalOperationRequest) -> Result<Action, Error> {
     let api: Api<CriticalOperationRequest> = Api::namespaced(ctx.client.clone(), &cor.namespace().unwrap_or_default());
-    api.delete(&cor.name_any(), &Default::default()).await?;
+    // Exactly this object as read: not one created again under the same name meanwhile.
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: cor.uid(),
+            resource_version: cor.resource_version(),
+        }),
+        ..Default::default()
+    };
+    api.delete(&cor.name_any(), &params).await?;
     let message = "removed: the request ended longer ago than its rules' retentionDays".to_string();
     tracing::info!(request = %outcome::key(cor), "{message}");
     let key = outcome::key(cor);

@@ -103,8 +103,10 @@ pub fn retention_ends(status: &CriticalOperationRequestStatus) -> Option<Timesta
         .as_ref()
         .and_then(|p| p.retention_days)
         .unwrap_or(DEFAULT_RETENTION_DAYS)
-        .max(1);
-    Some(ended + jiff::SignedDuration::from_hours(24 * i64::from(days)))
+        .clamp(1, 3650);
+    ended
+        .checked_add(jiff::SignedDuration::from_hours(24 * i64::from(days)))
+        .ok()
 }
 
 /// The reason a request that ended in `phase` keeps.

@@ -10,11 +10,10 @@ use super::observe::rbac_answers;
 use super::policy::resolve;
 use crate::controller::{Context, Error};
 use crate::crd::CriticalOperationRequest;
-use crate::crd::shared::ApprovalBackend;
 
 /// `Ok(Ok(()))` when `cor`'s approvals hold under the guard owner's rules for the target it records, as
-/// of its grant (never later than `now`); otherwise why not, for a person. The PIM backend's approval is
-/// in Azure: only the target is checked here.
+/// of its grant (never later than `now`); otherwise why not, for a person. Under PIM too: another person
+/// approves in Kubernetes before the activation.
 pub async fn approvals_hold(
     ctx: &Context,
     cor: &CriticalOperationRequest,
@@ -34,9 +33,6 @@ pub async fn approvals_hold(
             target.vault_id, resolved.vault
         )));
     }
-    if resolved.policy.backend == ApprovalBackend::Pim {
-        return Ok(Ok(()));
-    }
     let granted_at = status
         .granted_at
         .as_ref()
@@ -53,6 +49,9 @@ pub async fn approvals_hold(
         validity: resolved.approval_validity,
     };
     let judged = judge(&status.approvals, on, &may);
+    if let Some((by, _)) = &judged.denied_by {
+        return Ok(Err(format!("{by} denied it")));
+    }
     let required = resolved.policy.required_approvals.max(1) as usize;
     if judged.approvers.len() < required {
         let mut why = format!(

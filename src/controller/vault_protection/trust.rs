@@ -61,11 +61,13 @@ async fn grant_in_azure(
         return Ok(Err("Azure holds no grant made for this request".into()));
     };
     let me = ctx.side.arm.principal_id_in(tenant).await?;
+    // The grant's justification starts `<operation> on <vault ID> for ` (the requester's words come last).
     let vault = status
         .target
         .as_ref()
         .map(|t| t.vault_id.to_ascii_lowercase())
         .unwrap_or_default();
+    let made_for = format!("{} on {vault} for ", cor.spec.operation).to_ascii_lowercase();
     let provisioned = matches!(
         granted.status,
         ScheduleStatus::Provisioned
@@ -87,7 +89,7 @@ async fn grant_in_azure(
         || !granted
             .justification
             .as_deref()
-            .is_some_and(|j| j.to_ascii_lowercase().contains(&format!(" on {vault} ")))
+            .is_some_and(|j| j.to_ascii_lowercase().starts_with(&made_for))
     {
         Some("its grant in Azure was made for another vault".into())
     } else {
@@ -98,6 +100,8 @@ async fn grant_in_azure(
                 "its grant in Azure ends at {end}, after the request's end {expires}"
             )),
             (Some(_), None) => Some("the request records no end".into()),
+            // A grant (not a PIM activation, which ends after its duration) always has an end.
+            (None, _) if !pim => Some("its grant in Azure has no end".into()),
             _ => None,
         }
     };
