@@ -94,15 +94,22 @@ fn compare(shipped: &Value, installed: &Value, path: &str, found: &mut Vec<Strin
 /// Why the two-person rule's admission objects cannot be trusted.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AdmissionProblems {
-    /// Objects not in the cluster (or unreadable).
+    /// Objects not in the cluster.
     pub missing: Vec<String>,
+    /// Objects that could not be read now (the API server's answer): nothing is known of them.
+    pub unreadable: Vec<String>,
     /// Objects that differ from what this build ships, each with where.
     pub altered: Vec<String>,
 }
 
 impl AdmissionProblems {
     fn is_empty(&self) -> bool {
-        self.missing.is_empty() && self.altered.is_empty()
+        self.missing.is_empty() && self.altered.is_empty() && self.unreadable.is_empty()
+    }
+
+    /// Whether the policies are known not to be in force (not merely unreadable now).
+    pub fn known(&self) -> bool {
+        !self.missing.is_empty() || !self.altered.is_empty()
     }
 }
 
@@ -114,6 +121,9 @@ impl std::fmt::Display for AdmissionProblems {
         }
         if !self.altered.is_empty() {
             parts.push(format!("altered: {}", self.altered.join("; ")));
+        }
+        if !self.unreadable.is_empty() {
+            parts.push(format!("unreadable: {}", self.unreadable.join("; ")));
         }
         f.write_str(&parts.join("; "))
     }
@@ -144,10 +154,12 @@ impl AdmissionCheck {
                     }
                 }
                 Ok(None) => problems.missing.push(what),
-                Err(err) => problems.missing.push(format!("{what} (cannot read it: {err})")),
+                Err(err) => problems.unreadable.push(format!("{what} (cannot read it: {err})")),
             }
         }
-        problems.altered.extend(other_mutators(client).await);
+        let (mutators, unreadable) = other_mutators(client).await;
+        problems.altered.extend(mutators);
+        problems.unreadable.extend(unreadable);
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
 }
@@ -158,9 +170,9 @@ const GROUP: &str = "mua.dev";
 /// Mutating admission this build does not ship that could change `mua.dev` objects on their way in
 /// (approval entries slipped into the operator's own status writes, rules rewritten in flight): each one
 /// found, or that cannot be listed, is a problem.
-async fn other_mutators(client: &kube::Client) -> Vec<String> {
+async fn other_mutators(client: &kube::Client) -> (Vec<String>, Vec<String>) {
     let shipped: Vec<String> = shipped().into_iter().map(|s| s.name).collect();
-    let mut found = Vec::new();
+    let (mut found, mut unreadable) = (Vec::new(), Vec::new());
     for (kind, plural, rules) in [
         (
             "MutatingWebhookConfiguration",
@@ -184,10 +196,10 @@ async fn other_mutators(client: &kube::Client) -> Vec<String> {
                     }
                 }
             }
-            Err(err) => found.push(format!("{kind}s (cannot list them: {err})")),
+            Err(err) => unreadable.push(format!("{kind}s (cannot list them: {err})")),
         }
     }
-    found
+    (found, unreadable)
 }
 
 /// Whether any rule under `path` (JSON pointer segments, `*` for every array item) names the `mua.dev`

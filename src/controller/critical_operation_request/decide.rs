@@ -174,28 +174,31 @@ pub fn decide(o: &Observed) -> Decision {
         return end(RequestPhase::Denied, by, Reason::Denied, message);
     }
     if let Err(problems) = &o.admission {
-        let (reason, message) = if problems.missing.is_empty() {
-            (
-                Reason::AdmissionPoliciesAltered,
-                format!(
-                    "nobody is elevated while the admission policies that enforce the two-person rule differ from what this operator ships: {}; a cluster admin must install them again from the chart",
-                    problems.altered.join("; ")
+        // Unreadable now: look again. Known missing or altered: the request fails, because approvals
+        // written while the policies were not in force cannot be told from real ones (even once the
+        // policies are put back).
+        if !problems.known() {
+            return Decision::Wait {
+                health: Health::Stalled,
+                reason: Reason::AdmissionPoliciesMissing,
+                message: format!(
+                    "nobody is elevated while the admission policies of the two-person rule cannot be read ({problems})"
                 ),
-            )
-        } else {
-            (
-                Reason::AdmissionPoliciesMissing,
-                format!(
-                    "nobody is elevated while the admission policies that enforce the two-person rule are not as shipped ({problems}); a cluster admin must install them from the chart"
-                ),
-            )
+                requeue: Requeue::After(Duration::from_secs(30)),
+            };
+        }
+        let (reason, what) = match problems.missing.is_empty() {
+            true => (Reason::AdmissionPoliciesAltered, "differ from what this operator ships"),
+            false => (Reason::AdmissionPoliciesMissing, "are not as shipped"),
         };
-        return Decision::Wait {
-            health: Health::Stalled,
+        return end(
+            RequestPhase::Failed,
+            OPERATOR,
             reason,
-            message,
-            requeue: Requeue::After(Duration::from_secs(30)),
-        };
+            format!(
+                "the admission policies that enforce the two-person rule {what} ({problems}): approvals written meanwhile cannot be trusted, so this request fails; a cluster admin must install them again from the chart, then create a new request"
+            ),
+        );
     }
     let pim = resolved.policy.backend == ApprovalBackend::Pim;
     if pim && let Some(Err(refusal)) = &o.pim_policy {

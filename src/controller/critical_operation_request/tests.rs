@@ -272,38 +272,49 @@ fn too_few_approvals_wait() {
 }
 
 #[test]
-fn nobody_is_elevated_without_the_admission_policies() {
+fn a_request_fails_when_the_admission_policies_are_missing_or_altered() {
     let mut o = observed();
     o.admission = Err(AdmissionProblems {
         missing: vec!["ValidatingAdmissionPolicy x".into()],
-        altered: vec!["ValidatingAdmissionPolicyBinding y (spec.validationActions[0])".into()],
+        ..Default::default()
     });
     assert!(matches!(
         decide(&o),
-        Decision::Wait {
-            health: Health::Stalled,
+        Decision::End {
+            phase: RequestPhase::Failed,
             reason: Reason::AdmissionPoliciesMissing,
             ..
         }
     ));
-}
-
-#[test]
-fn nobody_is_elevated_while_the_admission_policies_are_altered() {
-    let mut o = observed();
     o.admission = Err(AdmissionProblems {
-        missing: Vec::new(),
         altered: vec!["ValidatingAdmissionPolicyBinding y (spec.validationActions[0])".into()],
+        ..Default::default()
     });
     match decide(&o) {
-        Decision::Wait {
-            health: Health::Stalled,
+        Decision::End {
+            phase: RequestPhase::Failed,
             reason: Reason::AdmissionPoliciesAltered,
             message,
             ..
         } => assert!(message.contains("ValidatingAdmissionPolicyBinding y"), "{message}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn policies_that_cannot_be_read_now_only_hold_the_request() {
+    let mut o = observed();
+    o.admission = Err(AdmissionProblems {
+        unreadable: vec!["ValidatingAdmissionPolicy x (cannot read it: timeout)".into()],
+        ..Default::default()
+    });
+    assert!(matches!(
+        decide(&o),
+        Decision::Wait {
+            health: Health::Stalled,
+            ..
+        }
+    ));
 }
 
 #[test]
