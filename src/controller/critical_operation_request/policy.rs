@@ -231,11 +231,17 @@ pub(super) async fn resolve(ctx: &Context, cor: &CriticalOperationRequest) -> Re
         Some(_) => Some(blast_radius(ctx, &guard, &vault, &owner.excluded).await?),
         None => None,
     };
+    // A person's grant reaches every vault on the guard: that reach is part of what is approved, so a vault
+    // linked to the guard afterwards changes the target (and fails the request).
+    let change = match &blast_radius {
+        Some(radius) => format!("{}; the grant opens {}", cor.spec.change(), radius.describe()),
+        None => cor.spec.change(),
+    };
     Ok(Ok(Resolved {
         guard,
         vault_protection_uid,
         vault,
-        change: cor.spec.change(),
+        change,
         guard_description: owner
             .description
             .or_else(|| vp.status.as_ref().and_then(|s| s.guard_description.clone())),
@@ -383,8 +389,8 @@ pub(super) fn same_target(previous: &CriticalOperationRequestStatus, resolved: R
         Some(recorded) if !recorded.matches(&resolved.target()) => Err(Refusal::fatal(
             Reason::VaultProtectionChanged,
             format!(
-                "the VaultProtection was created again or now names another vault or guard since this request was made (for the vault {} under the guard {}): create a new request",
-                recorded.vault_id, recorded.guard_id
+                "what this request is for changed since it was recorded (for the vault {} under the guard {}: {}): the VaultProtection was created again, names another vault or guard, or the guard now reaches other vaults; create a new request",
+                recorded.vault_id, recorded.guard_id, recorded.change
             ),
         )),
         _ => Ok(resolved),

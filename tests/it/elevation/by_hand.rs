@@ -131,3 +131,33 @@ async fn attack_a_by_hand_elevation_waits_while_the_guard_protects_another_vault
     .await;
     assert_eq!(alice(&op, &guard_id).await, 0);
 }
+
+#[tokio::test]
+async fn attack_a_vault_linked_after_the_request_widens_its_reach_and_fails_it() {
+    // The approvers approve a person's grant for the vaults the guard protects when they look; a vault
+    // linked to the guard afterwards would fall under it too, so the request fails instead.
+    let op = start("attack-by-hand-grows").await;
+    let guard_id = guard_with_by_hand(&op, json!({"byHand": ["ChangeMarsSecurityPin"]})).await;
+    request_pin_for_alice(&op).await;
+    let seen = recorded_target(&op, "pin").await;
+    assert!(seen["change"].as_str().unwrap().contains("on 1 vault(s)"), "{seen}");
+    let backup_vault = format!(
+        "/subscriptions/{BACKUP_SUB}/resourceGroups/backup-rg/providers/Microsoft.DataProtection/backupVaults/prod-backup-vault"
+    );
+    op.create_protection("other", &backup_vault, json!({"name": "guard"}), json!({}))
+        .await;
+    op.ready(&op.protections(), "other").await;
+    op.reset_calls().await;
+    decide(&op, User::ApproverA, "pin", "Approve").await;
+    let failed = op
+        .wait_for(&op.requests(), "pin", "Stalled", "True", Some("VaultProtectionChanged"))
+        .await;
+    assert_eq!(failed.status.unwrap().phase, Some(RequestPhase::Failed));
+    op.assert_no_calls(
+        &["PUT", "PATCH", "POST", "DELETE"],
+        QUIET,
+        "Alice is not elevated on a wider guard",
+    )
+    .await;
+    assert_eq!(alice(&op, &guard_id).await, 0);
+}
