@@ -135,10 +135,11 @@ impl std::fmt::Display for AdmissionProblems {
 pub struct AdmissionCheck;
 
 impl AdmissionCheck {
-    /// `Ok` when every shipped policy and binding is in the cluster exactly as shipped; otherwise the
-    /// missing and the altered ones.
-    pub async fn verify(&self, client: &kube::Client) -> Result<(), AdmissionProblems> {
+    /// `Ok` when every shipped policy and binding is in the cluster exactly as shipped, with their
+    /// [`Fingerprint`]; otherwise the missing and the altered ones.
+    pub async fn verify(&self, client: &kube::Client) -> Result<Fingerprint, AdmissionProblems> {
         let mut problems = AdmissionProblems::default();
+        let mut seen = Vec::new();
         for object in shipped() {
             let gvk = GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", &object.kind);
             let plural = format!("{}s", object.kind.to_ascii_lowercase()).replace("policys", "policies");
@@ -147,6 +148,11 @@ impl AdmissionCheck {
             let what = format!("{} {}", object.kind, object.name);
             match api.get_opt(&object.name).await {
                 Ok(Some(installed)) => {
+                    seen.push(format!(
+                        "{what}#{}@{}",
+                        installed.metadata.uid.as_deref().unwrap_or_default(),
+                        installed.metadata.generation.unwrap_or_default()
+                    ));
                     let spec = installed.data.get("spec").cloned().unwrap_or(Value::Null);
                     let diffs = differences(&object.spec, &spec, "spec");
                     if !diffs.is_empty() {
@@ -160,7 +166,38 @@ impl AdmissionCheck {
         let (mutators, unreadable) = other_mutators(client).await;
         problems.altered.extend(mutators);
         problems.unreadable.extend(unreadable);
-        if problems.is_empty() { Ok(()) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(Fingerprint(seen.join(",")))
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// Which admission objects were in force: each shipped one's kind, name, uid and generation. The API
+/// server gives an object a new uid when it is created again and a new generation whenever its spec
+/// changes, so a policy weakened and put back since a request was recorded no longer has the same
+/// fingerprint, even though its content is as shipped again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fingerprint(pub String);
+
+/// The annotation on a request holding the [`Fingerprint`] seen when its target was recorded: written by
+/// the operator on the object itself (which requesters and approvers may not change; status writers
+/// cannot touch it either).
+pub const FINGERPRINT_ANNOTATION: &str = "mua.dev/admission-seen";
+
+impl Fingerprint {
+    /// `Err` (as a problem to report) when `recorded` is another fingerprint.
+    pub fn unchanged_since(&self, recorded: Option<&str>) -> Result<(), AdmissionProblems> {
+        match recorded {
+            Some(recorded) if recorded != self.0 => Err(AdmissionProblems {
+                altered: vec![
+                    "the admission objects were changed (or created again) since this request was recorded".into(),
+                ],
+                ..Default::default()
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -308,6 +345,21 @@ mod tests {
         assert!(matches_group(&everything, "/spec/matchConstraints/resourceRules"));
         let apps = json!({"webhooks": [{"rules": [{"apiGroups": ["apps", ""]}]}]});
         assert!(!matches_group(&apps, "/webhooks/*/rules"));
+    }
+
+    #[test]
+    fn a_request_keeps_the_fingerprint_it_was_recorded_under() {
+        let now = Fingerprint("ValidatingAdmissionPolicyBinding b#uid-1@2".into());
+        assert!(now.unchanged_since(None).is_ok(), "nothing recorded yet");
+        assert!(
+            now.unchanged_since(Some("ValidatingAdmissionPolicyBinding b#uid-1@2"))
+                .is_ok()
+        );
+        let changed = now.unchanged_since(Some("ValidatingAdmissionPolicyBinding b#uid-1@1"));
+        assert!(
+            changed.unwrap_err().known(),
+            "a changed generation is known to be altered"
+        );
     }
 
     #[test]

@@ -23,7 +23,8 @@ const QUIET: Duration = Duration::from_secs(3);
 /// Approver-a approves `sd` for its recorded target, with their own rights. The API server may refuse it
 /// as the request already failed (the operator saw the policies not in force): either way nobody may be
 /// elevated, which the caller checks.
-async fn approve_as_approver_a(approver: &Api<CriticalOperationRequest>, op: &Operator) {
+async fn approve_as_approver_a(cp: &ControlPlane, op: &Operator) {
+    let approver: Api<CriticalOperationRequest> = Api::namespaced(cp.client(User::ApproverA).await, &op.ns.name);
     let approval = cluster::approval_of(&op.requests(), "sd", User::ApproverA).await;
     let written = approver
         .patch_status(
@@ -35,6 +36,16 @@ async fn approve_as_approver_a(approver: &Api<CriticalOperationRequest>, op: &Op
     if let Err(err) = written {
         assert!(err.to_string().contains("approvals are closed"), "{err}");
     }
+}
+
+/// The backup admin asks to disable soft delete on `prod` (the request `sd`).
+async fn backup_admin_requests(cp: &ControlPlane, op: &Operator) {
+    let mine: Api<CriticalOperationRequest> = Api::namespaced(cp.client(User::BackupAdmin).await, &op.ns.name);
+    let request = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": "sd"},
+        "spec": {"vaultProtection": "prod", "operation": "DisableSoftDelete", "duration": "30m", "justification": "j"}});
+    mine.create(&PostParams::default(), &serde_json::from_value(request).unwrap())
+        .await
+        .unwrap();
 }
 
 /// Asserts that `sd` is Stalled with `reason` saying `names`, that nothing is written in Azure over a
@@ -127,8 +138,7 @@ async fn attack_removing_the_admission_policies_then_self_approving_elevates_nob
         .ok()
     })
     .await;
-    let approver: Api<CriticalOperationRequest> = Api::namespaced(cp.client(User::ApproverA).await, &op.ns.name);
-    approve_as_approver_a(&approver, &op).await;
+    approve_as_approver_a(&cp, &op).await;
 
     nobody_is_elevated(&op, &azure_name, "AdmissionPoliciesMissing", "mua.dev-request-status").await;
 }
@@ -157,7 +167,7 @@ async fn attack_a_binding_set_to_audit_then_a_request_in_someone_elses_name_elev
     })
     .await;
     op.reset_calls().await;
-    approve_as_approver_a(&approver, &op).await;
+    approve_as_approver_a(&cp, &op).await;
 
     nobody_is_elevated(&op, &azure_name, "AdmissionPoliciesAltered", r#"ValidatingAdmissionPolicyBinding mua.dev-request-create (spec.validationActions[0] is "Audit" instead of "Deny")"#).await;
 }
@@ -182,20 +192,57 @@ async fn attack_a_mutating_webhook_on_mua_objects_stops_every_elevation() {
         .create(&PostParams::default(), &webhook)
         .await
         .unwrap();
-    let mine: Api<CriticalOperationRequest> = Api::namespaced(cp.client(User::BackupAdmin).await, &op.ns.name);
-    let request = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": "sd"},
-        "spec": {"vaultProtection": "prod", "operation": "DisableSoftDelete", "duration": "30m", "justification": "j"}});
-    mine.create(&PostParams::default(), &serde_json::from_value(request).unwrap())
-        .await
-        .unwrap();
-    let approver: Api<CriticalOperationRequest> = Api::namespaced(cp.client(User::ApproverA).await, &op.ns.name);
+    backup_admin_requests(&cp, &op).await;
     op.reset_calls().await;
-    approve_as_approver_a(&approver, &op).await;
+    approve_as_approver_a(&cp, &op).await;
     nobody_is_elevated(
         &op,
         &azure_name,
         "AdmissionPoliciesAltered",
         "MutatingWebhookConfiguration friendly-defaults can change mua.dev objects",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn attack_a_policy_weakened_and_put_back_fails_the_pending_request() {
+    // Someone who may edit admission objects sets the status policy's binding to Audit (to slip an
+    // approval in) and puts it back before the operator looks: the policies are as shipped again, but not
+    // the very objects the request was recorded under, so it fails rather than trust its approvals.
+    let (cp, op, azure_name) = guarded("attack-restored").await;
+    backup_admin_requests(&cp, &op).await;
+    eventually("the request records the admission objects in force", || async {
+        let sd = op.requests().get("sd").await.ok()?;
+        sd.metadata.annotations?.get("mua.dev/admission-seen").cloned()
+    })
+    .await;
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(cp.client(User::Admin).await);
+    let generation = |b: ValidatingAdmissionPolicyBinding| b.metadata.generation.unwrap_or_default();
+    let before = generation(bindings.get("mua.dev-request-status").await.unwrap());
+    for action in ["Audit", "Deny"] {
+        bindings
+            .patch(
+                "mua.dev-request-status",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"validationActions": [action]}})),
+            )
+            .await
+            .unwrap();
+    }
+    let after = generation(bindings.get("mua.dev-request-status").await.unwrap());
+    assert!(
+        after > before,
+        "a binding put back is not the one recorded: generation {before} -> {after}"
+    );
+    op.reset_calls().await;
+    approve_as_approver_a(&cp, &op).await;
+    // Whether the operator looked while the binding said Audit or only after it was put back, the
+    // request fails: "altered" either way, and the approvals written meanwhile are not trusted.
+    nobody_is_elevated(
+        &op,
+        &azure_name,
+        "AdmissionPoliciesAltered",
+        "approvals written meanwhile cannot be trusted",
     )
     .await;
 }

@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
 
 use super::decide::Decision;
 use super::grant::{activate, activated, grant, revoke};
 use super::status::{OPERATOR, final_reason, transition};
+use crate::controller::admission::{FINGERPRINT_ANNOTATION, Fingerprint};
 use crate::controller::outcome::{Health, Notice, Requeue, Summary};
 use crate::controller::{Error, Reason, SecurityContext};
 use crate::crd::CriticalOperationRequest;
@@ -66,6 +69,20 @@ pub(super) async fn apply(
         requeue,
         notices,
     })
+}
+
+/// Records on the request itself which admission objects were in force (see [`Fingerprint`]): an
+/// annotation, which no status write can change and requesters and approvers may not write.
+pub(super) async fn record_fingerprint(
+    ctx: &SecurityContext,
+    cor: &CriticalOperationRequest,
+    fingerprint: &Fingerprint,
+) -> Result<(), Error> {
+    let api: Api<CriticalOperationRequest> = Api::namespaced(ctx.client.clone(), &cor.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"metadata": {"annotations": {FINGERPRINT_ANNOTATION: fingerprint.0}}});
+    api.patch(&cor.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
 }
 
 /// The creation of a request, for its Event: who asks for what, for how long, and why.

@@ -13,7 +13,7 @@ use super::policy::{Refusal, Resolved};
 use super::status::{OPERATOR, final_reason};
 use crate::azure::authorization::ScheduleStatus;
 use crate::controller::Reason;
-use crate::controller::admission::AdmissionProblems;
+use crate::controller::admission::{AdmissionProblems, Fingerprint};
 use crate::controller::outcome::{Health, Requeue};
 use crate::crd::critical_operation_request::RequestPhase;
 use crate::crd::shared::ApprovalBackend;
@@ -26,6 +26,8 @@ pub struct Observed {
     pub resolved: Result<Resolved, Refusal>,
     pub duration: Result<Duration, Refusal>,
     pub admission: Result<(), AdmissionProblems>,
+    /// The admission objects' fingerprint to record on the request (with its target, the first time).
+    pub record_fingerprint: Option<Fingerprint>,
     pub judged: Judged,
     /// Another request holding an elevation for the same vault and operation.
     pub other_active: Option<String>,

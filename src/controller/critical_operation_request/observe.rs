@@ -15,6 +15,7 @@ use super::grant::other_active;
 use super::policy::{Refusal, Resolved, check_pim, check_spec, resolve, same_target};
 use super::{grant, status};
 use crate::azure::authorization;
+use crate::controller::admission::FINGERPRINT_ANNOTATION;
 use crate::controller::{Error, Reason, SecurityContext, admission};
 use crate::crd::CriticalOperationRequest;
 use crate::crd::critical_operation_request::{Approval, CriticalOperationRequestStatus, RequestPhase};
@@ -34,6 +35,7 @@ pub(super) async fn observe(
         resolved: Err(Refusal::waiting(Reason::RequestFailed, "not resolved")),
         duration: Err(Refusal::waiting(Reason::RequestFailed, "not checked")),
         admission: Ok(()),
+        record_fingerprint: None,
         judged: Judged::default(),
         other_active: None,
         expires_at: timestamp(&previous.expires_at),
@@ -79,7 +81,18 @@ pub(super) async fn observe(
                 validity: resolved.approval_validity,
             };
             observed.judged = judge(&previous.approvals, on, &may);
-            observed.admission = ctx.side.admission.verify(&ctx.client).await;
+            // As shipped now, and the very objects (uid, generation) seen when the target was recorded.
+            let recorded = cor.annotations().get(FINGERPRINT_ANNOTATION).map(String::as_str);
+            observed.admission = match ctx.side.admission.verify(&ctx.client).await {
+                Ok(fingerprint) => {
+                    let unchanged = fingerprint.unchanged_since(recorded);
+                    if recorded.is_none() {
+                        observed.record_fingerprint = Some(fingerprint);
+                    }
+                    unchanged
+                }
+                Err(problems) => Err(problems),
+            };
             if resolved.policy.backend == ApprovalBackend::Pim {
                 observed.pim_policy = Some(pim_policy(ctx, cor, resolved).await?);
             }

@@ -229,6 +229,7 @@ fn observed() -> Observed {
         resolved: Ok(resolved()),
         duration: Ok(Duration::from_secs(600)),
         admission: Ok(()),
+        record_fingerprint: None,
         judged: Judged {
             approvers: vec!["alice".into(), "carol".into()],
             ..Default::default()

@@ -6,9 +6,11 @@
 //! now, and ending when the request says. Any check failing means the elevation is not used.
 
 use jiff::Timestamp;
+use kube::ResourceExt;
 
 use crate::azure::authorization::{self, RequestType, ScheduleStatus};
 use crate::azure::guards::GuardId;
+use crate::controller::admission::{self, AdmissionProblems};
 use crate::controller::{BackupContext, Error, critical_operation_request};
 use crate::crd::CriticalOperationRequest;
 use crate::crd::shared::ApprovalBackend;
@@ -23,9 +25,25 @@ pub(super) async fn verify(
     guard: &GuardId,
     now: Timestamp,
 ) -> Result<Result<(), String>, Error> {
-    if let Err(problems) = ctx.side.admission.verify(&ctx.client).await {
+    let recorded = cor
+        .annotations()
+        .get(admission::FINGERPRINT_ANNOTATION)
+        .map(String::as_str);
+    let in_force = ctx
+        .side
+        .admission
+        .verify(&ctx.client)
+        .await
+        .and_then(|fingerprint| match recorded {
+            Some(_) => fingerprint.unchanged_since(recorded),
+            None => Err(AdmissionProblems {
+                missing: vec!["the request records no admission objects it was approved under".into()],
+                ..Default::default()
+            }),
+        });
+    if let Err(problems) = in_force {
         return Ok(Err(format!(
-            "the admission policies of the two-person rule are not as this operator ships them ({problems})"
+            "the admission policies of the two-person rule are not as this operator ships them, or changed since the request was recorded ({problems})"
         )));
     }
     if let Err(why) = critical_operation_request::approvals_hold(ctx, cor, now).await? {
