@@ -761,6 +761,32 @@ async fn attack_approver_forges_operator_status() {
 }
 
 #[tokio::test]
+async fn attack_a_namespace_admin_with_a_wildcard_role_is_not_the_operator() {
+    // `cluster-admin` bound in a namespace grants every verb, the custom `operate` included; a person
+    // holding it is still not the operator (only a ServiceAccount, or system:masters, is).
+    let t = Test::new("adm-wildcard").await;
+    let before = t.request_by(User::BackupAdmin, "sd").await;
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "namespace-owner"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "backup-admin"}],
+    }))
+    .unwrap();
+    t.ns.admin_api::<RoleBinding>()
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let client = t.client(User::BackupAdmin).await;
+    wait_until_allowed(&client, &t.ns.name, "criticaloperationrequests", "status", "operate").await;
+    assert_refused(
+        apply_status(&t.ns, client, "backup-admin", "sd", json!({"phase": "Approved"}), true).await,
+        403,
+        "only the operator writes status.phase",
+    );
+    t.assert_unchanged(&before).await;
+}
+
+#[tokio::test]
 async fn the_operator_writes_phase_history_and_expiry() {
     let t = Test::new("adm-operator").await;
     t.request_by(User::BackupAdmin, "sd").await;

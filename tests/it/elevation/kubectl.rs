@@ -40,10 +40,8 @@ async fn kubectl_mua_request_approve_and_wait_with_the_operator() {
     )
     .output();
     let approve = async {
-        eventually("the request exists", || async {
-            op.requests().get_opt("sd").await.unwrap().map(|_| ())
-        })
-        .await;
+        // An approver approves what `describe` shows: once the operator has recorded it.
+        recorded_target(&op, "sd").await;
         let out = plugin(User::ApproverA, &["approve", "sd", "--reason", "ticket checked"])
             .output()
             .await
