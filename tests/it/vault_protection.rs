@@ -3,12 +3,13 @@
 //! code: linking, the checks before any write, drift, and protection that never weakens without an
 //! approved, active request. One behaviour per test; each test has its own namespace and simulator.
 
+use crate::elevation;
 use crate::operator;
 use crate::simulator;
 
 use std::time::Duration;
 
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use mua_operator::azure::authorization;
 use mua_operator::azure::guards::{self, GuardId};
 use mua_operator::azure::vaults::{self, SoftDelete, SoftDeleteChange, VaultId};
@@ -547,57 +548,23 @@ async fn a_guard_with_linked_vaults_is_not_deleted() {
 }
 
 /// The operator with the request controller, the guard `guard` whose rules need one approval from the
-/// group `mua-approvers`, and `prod` (of `prod-vault`) linked to it with soft delete on.
+/// group `mua-approvers`, and `prod` (of `prod-vault`) linked to it with soft delete on (as the elevation
+/// tests set it up).
 async fn with_elevation(prefix: &str) -> Operator {
-    let op = Operator::start_with(
-        prefix,
-        Options {
-            requests: true,
-            ..Options::default()
-        },
-    )
-    .await;
-    let rules = json!({"elevation": {"approvers": {"groups": ["mua-approvers"]}}});
-    op.create_guard("guard", &op.unique("guard"), rules).await;
-    op.ready(&op.guards(), "guard").await;
-    op.create_protection(
-        "prod",
-        &vault("prod-vault"),
-        json!({"name": "guard"}),
-        json!({"softDelete": {"state": "Enabled"}}),
-    )
-    .await;
-    op.ready(&op.protections(), "prod").await;
+    let op = elevation::start(prefix).await;
+    elevation::protected(&op, 1, json!({})).await;
     op
 }
 
 /// The backup admin asks for `operation` on `prod` for `duration`; approver-a approves it; it is Active.
 async fn approved_request(op: &Operator, name: &str, operation: &str, duration: &str) {
-    let cp = crate::cluster::ControlPlane::shared();
-    let requests: kube::Api<mua_operator::crd::CriticalOperationRequest> =
-        kube::Api::namespaced(cp.client(crate::cluster::User::BackupAdmin).await, &op.ns.name);
-    let request = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": name},
-        "spec": {"vaultProtection": "prod", "operation": operation, "duration": duration,
-                 "justification": "decommission"}});
-    requests
-        .create(&PostParams::default(), &serde_json::from_value(request).unwrap())
-        .await
-        .unwrap();
-    let approval = crate::cluster::approval_of(&op.requests(), name, crate::cluster::User::ApproverA).await;
-    let approver: kube::Api<mua_operator::crd::CriticalOperationRequest> =
-        kube::Api::namespaced(cp.client(crate::cluster::User::ApproverA).await, &op.ns.name);
-    approver
-        .patch_status(
-            name,
-            &PatchParams::apply("kubectl-mua/approver-a"),
-            &Patch::Apply(approval),
-        )
-        .await
-        .unwrap();
-    eventually(&format!("{name} is Active"), || async {
-        let phase = op.requests().get(name).await.ok()?.status?.phase?;
-        (phase == mua_operator::crd::critical_operation_request::RequestPhase::Active).then_some(())
-    })
+    elevation::request(op, crate::cluster::User::BackupAdmin, name, operation, duration).await;
+    elevation::decide(op, crate::cluster::User::ApproverA, name, "Approve").await;
+    elevation::phase_is(
+        op,
+        name,
+        mua_operator::crd::critical_operation_request::RequestPhase::Active,
+    )
     .await;
 }
 

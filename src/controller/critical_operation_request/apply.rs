@@ -25,15 +25,19 @@ pub(super) struct Applied {
     pub notices: Vec<Notice>,
 }
 
-/// Carries `decision` out, writing what happened into `status` (read as `previous`).
+/// Carries `decision` out, writing what happened into `status` (read as `previous`); first records the
+/// admission objects' fingerprint on the request when it has none yet.
 pub(super) async fn apply(
     ctx: &SecurityContext,
     cor: &CriticalOperationRequest,
-    decision: Decision,
+    (decision, fingerprint): (Decision, Option<&Fingerprint>),
     previous: &CriticalOperationRequestStatus,
     status: &mut CriticalOperationRequestStatus,
     now: Timestamp,
 ) -> Result<Applied, Error> {
+    if let Some(fingerprint) = fingerprint {
+        record_fingerprint(ctx, cor, fingerprint).await?;
+    }
     let mut notices = Vec::new();
     let (summary, requeue) = match decision {
         Decision::Wait {
@@ -73,7 +77,7 @@ pub(super) async fn apply(
 
 /// Records on the request itself which admission objects were in force (see [`Fingerprint`]): an
 /// annotation, which no status write can change and requesters and approvers may not write.
-pub(super) async fn record_fingerprint(
+async fn record_fingerprint(
     ctx: &SecurityContext,
     cor: &CriticalOperationRequest,
     fingerprint: &Fingerprint,

@@ -87,10 +87,8 @@ async fn converge(
     if let Ok(resolved) = &observed.resolved {
         status::record_rules(&mut status, resolved);
     }
-    if let Some(fingerprint) = &observed.record_fingerprint {
-        apply::record_fingerprint(ctx, cor, fingerprint).await?;
-    }
-    let applied = apply::apply(ctx, cor, decision, &previous, &mut status, now).await?;
+    let recording = observed.record_fingerprint.as_ref();
+    let applied = apply::apply(ctx, cor, (decision, recording), &previous, &mut status, now).await?;
     status::set_conditions(&mut status, cor.meta().generation, now, &applied.summary);
     Ok(Outcome {
         status,

@@ -16,9 +16,9 @@ use super::policy::{Refusal, Resolved, check_pim, check_spec, resolve, same_targ
 use super::{grant, status};
 use crate::azure::authorization;
 use crate::controller::admission::FINGERPRINT_ANNOTATION;
-use crate::controller::{Error, Reason, SecurityContext, admission};
+use crate::controller::{Context, Error, Reason, SecurityContext, admission};
 use crate::crd::CriticalOperationRequest;
-use crate::crd::critical_operation_request::{Approval, CriticalOperationRequestStatus, RequestPhase};
+use crate::crd::critical_operation_request::{CriticalOperationRequestStatus, GrantTarget, RequestPhase};
 use crate::crd::shared::ApprovalBackend;
 
 /// What the operator sees of `cor` now; `previous` is its status as read.
@@ -69,18 +69,8 @@ pub(super) async fn observe(
             .map(|r| r.and_then(|r| same_target(previous, r)))?;
         if let Ok(resolved) = &observed.resolved {
             observed.duration = check_spec(cor, resolved);
-            let requester = cor.spec.requester.clone().unwrap_or_default();
-            let may = rbac_answers(&ctx.client, cor, &previous.approvals).await?;
-            // The target just recorded (or recorded before) is what an approval must be for.
-            let target = previous.target.clone().unwrap_or_else(|| resolved.target());
-            let on = Judging {
-                requester: &requester,
-                rules: &resolved.rules,
-                target: previous.target.as_ref().map(|_| &target),
-                now,
-                validity: resolved.approval_validity,
-            };
-            observed.judged = judge(&previous.approvals, on, &may);
+            // Approvals count only for the target recorded before them (none before it is recorded).
+            observed.judged = judged(ctx, cor, previous, resolved, previous.target.as_ref(), now).await?;
             // As shipped now, and the very objects (uid, generation) seen when the target was recorded.
             let recorded = cor.annotations().get(FINGERPRINT_ANNOTATION).map(String::as_str);
             observed.admission = match ctx.side.admission.verify(&ctx.client).await {
@@ -127,21 +117,34 @@ async fn pim_policy(
     Ok(check_pim(&approval, &activating, &requester_principals))
 }
 
-/// What RBAC answers now, for each approver of `cor`: may they approve it (a SubjectAccessReview each,
-/// with the groups their entry recorded; Kubernetes cannot say which groups they are in now).
-pub(super) async fn rbac_answers(
-    client: &kube::Client,
+/// `status`'s approvals of `cor` as judged under `resolved`'s rules for `target`, at `at`: each approver
+/// re-checked with RBAC now (a SubjectAccessReview each, with the groups their entry recorded; Kubernetes
+/// cannot say which groups they are in now). The security side judges with this before it grants, the
+/// backup side before it uses a grant.
+pub(super) async fn judged(
+    ctx: &Context,
     cor: &CriticalOperationRequest,
-    approvals: &[Approval],
-) -> Result<BTreeMap<String, bool>, Error> {
+    status: &CriticalOperationRequestStatus,
+    resolved: &Resolved,
+    target: Option<&GrantTarget>,
+    at: Timestamp,
+) -> Result<Judged, Error> {
     let namespace = cor.namespace().unwrap_or_default();
     let mut may = BTreeMap::new();
-    for entry in approvals {
+    for entry in &status.approvals {
         let allowed =
-            admission::may_approve(client, &namespace, &cor.name_any(), &entry.approver, &entry.groups).await?;
+            admission::may_approve(&ctx.client, &namespace, &cor.name_any(), &entry.approver, &entry.groups).await?;
         may.insert(entry.approver.clone(), allowed);
     }
-    Ok(may)
+    let requester = cor.spec.requester.clone().unwrap_or_default();
+    let on = Judging {
+        requester: &requester,
+        rules: &resolved.rules,
+        target,
+        now: at,
+        validity: resolved.approval_validity,
+    };
+    Ok(judge(&status.approvals, on, &may))
 }
 
 fn timestamp(time: &Option<Time>) -> Option<Timestamp> {

@@ -5,8 +5,7 @@
 
 use jiff::Timestamp;
 
-use super::approvals::{Judging, judge};
-use super::observe::rbac_answers;
+use super::observe::judged;
 use super::policy::resolve;
 use crate::controller::{Context, Error};
 use crate::crd::CriticalOperationRequest;
@@ -39,16 +38,7 @@ pub async fn approvals_hold(
         .map(|t| t.0)
         .filter(|at| *at <= now)
         .unwrap_or(now);
-    let requester = cor.spec.requester.clone().unwrap_or_default();
-    let may = rbac_answers(&ctx.client, cor, &status.approvals).await?;
-    let on = Judging {
-        requester: &requester,
-        rules: &resolved.rules,
-        target: Some(target),
-        now: granted_at,
-        validity: resolved.approval_validity,
-    };
-    let judged = judge(&status.approvals, on, &may);
+    let judged = judged(ctx, cor, &status, &resolved, Some(target), granted_at).await?;
     if let Some((by, _)) = &judged.denied_by {
         return Ok(Err(format!("{by} denied it")));
     }

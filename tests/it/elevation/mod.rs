@@ -36,7 +36,7 @@ mod pim;
 /// Long enough for a reconcile to reach Azure if it were going to.
 const QUIET: Duration = Duration::from_secs(3);
 
-async fn start(prefix: &str) -> Operator {
+pub(crate) async fn start(prefix: &str) -> Operator {
     Operator::start_with(
         prefix,
         Options {
@@ -49,7 +49,7 @@ async fn start(prefix: &str) -> Operator {
 
 /// A guard whose rules need `required` approvals from the group `mua-approvers`, and `prod-vault` linked to
 /// it with soft delete on; returns the guard's ARM ID.
-async fn protected(op: &Operator, required: i32, vp_extra: Value) -> String {
+pub(crate) async fn protected(op: &Operator, required: i32, vp_extra: Value) -> String {
     let azure_name = guard_needing(op, required).await;
     let mut extra = json!({"softDelete": {"state": "Enabled"}});
     for (k, v) in vp_extra.as_object().unwrap() {
@@ -77,7 +77,7 @@ async fn as_user(op: &Operator, user: User) -> Api<CriticalOperationRequest> {
 }
 
 /// Creates a request as `user` for the VaultProtection `prod` (the API server fills in the requester).
-async fn request(op: &Operator, user: User, name: &str, operation: &str, duration: &str) {
+pub(crate) async fn request(op: &Operator, user: User, name: &str, operation: &str, duration: &str) {
     request_for(op, user, name, "prod", operation, duration).await
 }
 
@@ -126,7 +126,7 @@ async fn revoke(op: &Operator, name: &str) {
         .unwrap();
 }
 
-async fn decide(op: &Operator, user: User, name: &str, decision: &str) {
+pub(crate) async fn decide(op: &Operator, user: User, name: &str, decision: &str) {
     let manager = format!("kubectl-mua/{}", user.name());
     as_user(op, user)
         .await
@@ -139,7 +139,7 @@ async fn decide(op: &Operator, user: User, name: &str, decision: &str) {
         .unwrap();
 }
 
-async fn phase_is(op: &Operator, name: &str, phase: RequestPhase) -> CriticalOperationRequest {
+pub(crate) async fn phase_is(op: &Operator, name: &str, phase: RequestPhase) -> CriticalOperationRequest {
     eventually(&format!("{name} is {phase:?}"), || async {
         let cor = op.requests().get(name).await.ok()?;
         (cor.status.as_ref()?.phase == Some(phase)).then_some(cor)
