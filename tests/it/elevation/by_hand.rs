@@ -148,7 +148,20 @@ async fn attack_a_vault_linked_after_the_request_widens_its_reach_and_fails_it()
         .await;
     op.ready(&op.protections(), "other").await;
     op.reset_calls().await;
-    decide(&op, User::ApproverA, "pin", "Approve").await;
+    // The approver approves what was recorded; the API server refuses it if the operator already failed
+    // the request (it may look before the approval): either way it fails and nobody is elevated.
+    let approval = decision_entry(User::ApproverA, "Approve", &seen);
+    let written = as_user(&op, User::ApproverA)
+        .await
+        .patch_status(
+            "pin",
+            &PatchParams::apply("kubectl-mua/approver-a"),
+            &Patch::Apply(approval),
+        )
+        .await;
+    if let Err(err) = written {
+        assert!(err.to_string().contains("approvals are closed"), "{err}");
+    }
     let failed = op
         .wait_for(&op.requests(), "pin", "Stalled", "True", Some("VaultProtectionChanged"))
         .await;
