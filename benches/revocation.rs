@@ -49,7 +49,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use mua_operator::azure::authorization::BACKUP_MUA_OPERATOR;
 use mua_operator::azure::{ArmClient, ArmMetrics};
-use mua_operator::controller::{Context, SecurityContext, SecuritySide, critical_operation_request};
+use mua_operator::controller::{BackupIdentity, Context, SecurityContext, SecuritySide, critical_operation_request};
 use mua_operator::crd::critical_operation_request::RequestPhase;
 use mua_operator::crd::{CriticalOperationRequest, ResourceGuard, VaultProtection};
 use mua_operator::sim::state::SimState;
@@ -482,7 +482,8 @@ impl Operator {
         if sim_clock {
             shared = shared.with_clock(ts.sim.state.clock.clone());
         }
-        let security = SecuritySide::new(client(ts.security_side())).identifying_backup(client(ts.backup_side()));
+        let security = SecuritySide::new(client(ts.security_side()))
+            .identifying_backup(BackupIdentity::of(&client(ts.backup_side())));
         let ctx = SecurityContext::new(Arc::new(shared), security);
         let api = Api::namespaced(ctx.client.clone(), &setup.ns.name);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

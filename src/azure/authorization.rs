@@ -221,6 +221,37 @@ pub enum ScheduleStatus {
     Other(String),
 }
 
+impl ScheduleStatus {
+    /// The assignment it asks for is in force (or about to be, with nothing left to decide).
+    pub fn is_in_force(&self) -> bool {
+        matches!(
+            self,
+            Self::Provisioned | Self::Granted | Self::AdminApproved | Self::ScheduleCreated
+        )
+    }
+
+    /// PIM is done with it without an assignment in force.
+    pub fn is_over(&self) -> bool {
+        matches!(
+            self,
+            Self::Denied
+                | Self::Revoked
+                | Self::Canceled
+                | Self::Failed
+                | Self::FailedAsResourceIsLocked
+                | Self::AdminDenied
+                | Self::TimedOut
+                | Self::Invalid
+        )
+    }
+
+    /// Neither: still waiting for approvers or being provisioned (and any status this build does not
+    /// know, which is never taken for over).
+    pub fn is_waiting(&self) -> bool {
+        !self.is_in_force() && !self.is_over()
+    }
+}
+
 /// A PIM request as ARM reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScheduleRequest {
@@ -377,10 +408,11 @@ async fn get_schedule_request_in(
     decode::<ScheduleRequestWire>("a PIM schedule request", reply.body).map(ScheduleRequest::from)
 }
 
-/// Cancels a request that is still waiting for approval.
-pub async fn cancel_schedule_request(client: &ArmClient, id: &str) -> Result<(), AzureError> {
+/// Cancels a request in `tenant` (none: the home tenant) that is still waiting for approval; only its
+/// requestor may.
+pub async fn cancel_schedule_request_in(client: &ArmClient, tenant: Option<&str>, id: &str) -> Result<(), AzureError> {
     client
-        .send(&Call::new(Method::POST, format!("{id}/cancel"), PIM_API))
+        .send(&Call::new(Method::POST, format!("{id}/cancel"), PIM_API).in_tenant(tenant))
         .await
         .map(|_| ())
 }

@@ -22,7 +22,7 @@ pub mod watch;
 pub use context::{Context, ControllerConfig, SideContext, SideState};
 pub use outcome::{Health, Notice, Outcome, Requeue, Summary};
 pub use reason::Reason;
-pub use side::{BackupContext, BackupSide, SecurityContext, SecuritySide};
+pub use side::{BackupContext, BackupIdentity, BackupSide, SecurityContext, SecuritySide};
 
 use crate::azure::AzureError;
 

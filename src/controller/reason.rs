@@ -98,8 +98,6 @@ pub enum Reason {
     AdmissionPoliciesMissing,
     /// The admission policies or bindings differ from what this build ships: nobody is elevated.
     AdmissionPoliciesAltered,
-    /// The approval backend the rules choose cannot be driven by this operator.
-    BackendUnavailable,
     /// The request cannot be carried out as written; create a new one.
     RequestInvalid,
     /// The request asks for a longer elevation than the rules allow.
@@ -110,8 +108,11 @@ pub enum Reason {
     RequestFailed,
     /// PIM: the activation waits for PIM's approvers in Azure.
     PendingApprovalInAzure,
-    /// PIM refuses a deactivation within five minutes of the activation; retried.
-    DeactivationRefused,
+    /// PIM: another person approved here; the backup side asks PIM to activate with its own identity.
+    AwaitingActivation,
+    /// PIM: the request ended while PIM still holds the backup side's activation request for approval;
+    /// the backup side (the only one who may) cancels it.
+    AwaitingCancellation,
 }
 
 impl Reason {
@@ -159,13 +160,13 @@ impl Reason {
         Reason::ElevationPolicyMissing,
         Reason::AdmissionPoliciesMissing,
         Reason::AdmissionPoliciesAltered,
-        Reason::BackendUnavailable,
         Reason::RequestInvalid,
         Reason::DurationTooLong,
         Reason::PrincipalNotAllowed,
         Reason::RequestFailed,
         Reason::PendingApprovalInAzure,
-        Reason::DeactivationRefused,
+        Reason::AwaitingActivation,
+        Reason::AwaitingCancellation,
     ];
 
     /// The reason written as `text`, if it is one.
@@ -218,13 +219,13 @@ impl Reason {
             ElevationPolicyMissing => "ElevationPolicyMissing",
             AdmissionPoliciesMissing => "AdmissionPoliciesMissing",
             AdmissionPoliciesAltered => "AdmissionPoliciesAltered",
-            BackendUnavailable => "BackendUnavailable",
             RequestInvalid => "RequestInvalid",
             DurationTooLong => "DurationTooLong",
             PrincipalNotAllowed => "PrincipalNotAllowed",
             RequestFailed => "RequestFailed",
             PendingApprovalInAzure => "PendingApprovalInAzure",
-            DeactivationRefused => "DeactivationRefused",
+            AwaitingActivation => "AwaitingActivation",
+            AwaitingCancellation => "AwaitingCancellation",
         }
     }
 }
@@ -265,15 +266,17 @@ impl Reason {
                  `SoftDeleteSynced`) and a Warning Event; `Ready`, the log line and metrics say `Observed`"
             }
             AzureAccessDenied | AzureRejected => "all",
-            ApprovalPending | PendingApprovalInAzure => "request (`Approved=False`, `Reconciling`)",
-            AnotherElevationActive | DeactivationRefused => "request",
+            ApprovalPending | PendingApprovalInAzure | AwaitingActivation => {
+                "request (`Approved=False`, `Reconciling`)"
+            }
+            AnotherElevationActive | AwaitingCancellation => "request",
             Approved => "request (`Approved=True`)",
             Elevated => "request (`Elevated=True`; `Ready=True` while Active)",
             NotElevated => "request (`Elevated=False`)",
             Completed | Expired | Revoked => "request (final phase: `Ready`, `Elevated`)",
             Denied | RequestFailed => "request (final phase: `Ready`, `Approved`)",
             VaultProtectionNotFound | VaultProtectionChanged | ElevationPolicyMissing => "request",
-            AdmissionPoliciesMissing | AdmissionPoliciesAltered | BackendUnavailable => "request",
+            AdmissionPoliciesMissing | AdmissionPoliciesAltered => "request",
             RequestInvalid | DurationTooLong | PrincipalNotAllowed => "request (phase `Failed`)",
         }
     }
@@ -344,11 +347,11 @@ impl Reason {
             AdmissionPoliciesAltered => {
                 "the two-person rule's admission policies or bindings differ from what this build ships (a binding set to Audit, a narrowed match, a changed expression): nobody is elevated"
             }
-            BackendUnavailable => {
-                "the rules' backend cannot be driven by this operator (PIM without the backup credential)"
+            AwaitingActivation => {
+                "PIM backend: another person approved here; the backup side asks PIM to activate its role with its own identity"
             }
-            DeactivationRefused => {
-                "PIM refuses to end an activation within 5 minutes of it; retried, and PIM's end bounds it"
+            AwaitingCancellation => {
+                "PIM backend: the request ended while PIM holds its activation for approval; the backup side cancels it"
             }
             Denied | Expired | Revoked | Completed | RequestFailed => "final; `status.history` says who, when and why",
         }
@@ -409,8 +412,8 @@ impl Reason {
             ElevationPolicyMissing => "security admin: `spec.elevation` on the ResourceGuard, or an ElevationPolicy",
             AdmissionPoliciesMissing => "platform: install them (the chart does)",
             AdmissionPoliciesAltered => "platform: install them again from this version's chart",
-            BackendUnavailable => "platform: both sides in one process (chart `mode: combined`)",
-            DeactivationRefused => "nothing",
+            AwaitingActivation => "the backup side (its Deployment must be running); then approvers in Entra PIM",
+            AwaitingCancellation => "the backup side (its Deployment must be running)",
             Denied | Expired | Revoked | Completed | RequestFailed => "a new request, if still needed",
         }
     }

@@ -19,8 +19,23 @@ pub struct SecuritySide {
     /// The Azure principals elevated for operations the operator performs itself, by tenant (`""`: the
     /// home tenant): the backup side's identity there (configured, or read from its token once).
     elevated_principals: Mutex<HashMap<String, String>>,
-    /// The backup side's credential, when it runs in the same process: who it is, and PIM activations.
-    backup_identity: Option<ArmClient>,
+    /// Who the backup side is, when it runs in the same process (never its credential for anything else).
+    backup_identity: Option<BackupIdentity>,
+}
+
+/// The backup side's identity as the security side may know it: which principal it is in each tenant,
+/// read from its token. Nothing else can be done through it: PIM activations are the backup side's own
+/// (the security side never acts with the backup credential).
+pub struct BackupIdentity(ArmClient);
+
+impl BackupIdentity {
+    pub fn of(backup: &ArmClient) -> Self {
+        Self(backup.clone())
+    }
+
+    async fn principal_id_in(&self, tenant: Option<&str>) -> Result<String, AzureError> {
+        self.0.principal_id_in(tenant).await
+    }
 }
 
 impl SecuritySide {
@@ -42,9 +57,8 @@ impl SecuritySide {
         self
     }
 
-    /// Lets the security side ask the backup side's credential (in the same process) who it is, and
-    /// activate in PIM with it.
-    pub fn identifying_backup(mut self, backup: ArmClient) -> Self {
+    /// Lets the security side ask the backup side (in the same process) which principal it is.
+    pub fn identifying_backup(mut self, backup: BackupIdentity) -> Self {
         self.backup_identity = Some(backup);
         self
     }
@@ -53,15 +67,6 @@ impl SecuritySide {
         let key = tenant.unwrap_or_default().to_ascii_lowercase();
         let mut known = self.elevated_principals.lock().unwrap_or_else(PoisonError::into_inner);
         known.insert(key, object_id);
-    }
-
-    /// The client of the principal that self-activates in PIM: the backup side's identity.
-    pub fn pim_client(&self) -> Result<&ArmClient, AzureError> {
-        self.backup_identity.as_ref().ok_or_else(|| AzureError::Credential {
-            operation: "activate in PIM".into(),
-            tenant: String::new(),
-            message: "PIM activations are made by the backup side's identity: run the security side with the backup side's credential in the same process".into(),
-        })
     }
 
     /// The principal elevated on a guard in `tenant` (none: the home tenant) when the operator performs

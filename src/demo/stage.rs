@@ -15,7 +15,9 @@ use kube::api::{Api, Patch, PatchParams};
 use crate::azure::credentials::AzureCloud;
 use crate::azure::{ArmClient, RetryPolicy};
 use crate::control_plane::{self, LocalControlPlane, LocalUser};
-use crate::controller::{BackupContext, BackupSide, Context, ControllerConfig, SecurityContext, SecuritySide};
+use crate::controller::{
+    BackupContext, BackupIdentity, BackupSide, Context, ControllerConfig, SecurityContext, SecuritySide,
+};
 use crate::run::{Shutdown, SideControllers};
 use crate::sim::{SimOptions, Simulator};
 
@@ -234,7 +236,7 @@ fn start_operator(
                 ..ControllerConfig::default()
             }),
     );
-    let security = SecuritySide::new(security.clone()).identifying_backup(backup.clone());
+    let security = SecuritySide::new(security.clone()).identifying_backup(BackupIdentity::of(backup));
     let sides = [
         SideControllers::Security(Arc::new(SecurityContext::new(shared.clone(), security))),
         SideControllers::Backup(Arc::new(BackupContext::new(shared, BackupSide::new(backup.clone())))),

@@ -22,8 +22,8 @@ use prometheus_client::registry::Registry;
 use crate::azure::ArmMetrics;
 use crate::controller::metrics::Metrics;
 use crate::controller::{
-    BackupContext, BackupSide, Context, ControllerConfig, SecurityContext, SecuritySide, critical_operation_request,
-    resource_guard, vault_protection,
+    BackupContext, BackupIdentity, BackupSide, Context, ControllerConfig, SecurityContext, SecuritySide,
+    critical_operation_request, resource_guard, vault_protection,
 };
 use leader::LeaderGauge;
 
@@ -235,7 +235,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             Side::Security => {
                 let security = SecuritySide::new(arm).with_elevated_principals(&args.backup_principal_id);
                 let security = match &backup_arm {
-                    Some(backup) => security.identifying_backup(backup.clone()),
+                    Some(backup) => security.identifying_backup(BackupIdentity::of(backup)),
                     None => security,
                 };
                 SideControllers::Security(Arc::new(SecurityContext::new(shared, security)))

@@ -366,7 +366,7 @@ async fn role_assignments_and_pim_requests_through_the_typed_calls() {
     let pending = authorization::request_schedule(&backup, &activation).await.unwrap();
     assert_eq!(pending.status, authorization::ScheduleStatus::PendingApproval);
     assert!(pending.approval_id.is_some());
-    authorization::cancel_schedule_request(&backup, &pending.id)
+    authorization::cancel_schedule_request_in(&backup, None, &pending.id)
         .await
         .unwrap();
     assert_eq!(

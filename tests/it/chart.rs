@@ -312,25 +312,29 @@ fn cross_tenant_guard_signs_the_backup_side_in_to_the_guards_tenant() {
 }
 
 #[test]
-fn pim_backend_runs_both_sides_in_one_deployment_with_the_backup_secret_as_a_file() {
+fn pim_backend_runs_the_sides_apart_and_only_the_backup_deployment_holds_the_backup_secret() {
     let objects = template(&example("pim-backend.yaml"), &[]);
-    let deployments = of_kind(&objects, "Deployment");
-    assert_eq!(deployments.len(), 1, "mode: combined");
-    let deployment = deployments[0];
-    assert_restricted(deployment);
+    let security = named(&objects, "Deployment", "mua-operator-security");
+    let backup = named(&objects, "Deployment", "mua-operator-backup");
+    assert_restricted(security);
+    assert_restricted(backup);
     assert_eq!(
-        env_value(deployment, "MUA_CONTROLLERS").as_deref(),
-        Some("security,backup")
+        env_value(security, "MUA_BACKUP_PRINCIPAL_ID").as_deref(),
+        Some("44444444-4444-4444-4444-444444444444"),
+        "the security side knows the backup identity by its object ID"
     );
     assert_eq!(
-        env_value(deployment, "MUA_BACKUP_AZURE_CLIENT_SECRET_FILE").as_deref(),
+        env_value(backup, "MUA_BACKUP_AZURE_CLIENT_SECRET_FILE").as_deref(),
         Some("/var/run/secrets/mua/backup/client-secret")
     );
-    assert_eq!(env_value(deployment, "MUA_SECURITY_AZURE_CLIENT_SECRET_FILE"), None);
+    // The security side holds nothing of the backup credential: no variable, no volume.
+    assert!(env(security).iter().all(|(n, _)| !n.starts_with("MUA_BACKUP_AZURE_")));
+    let rendered = serde_json::to_string(security).unwrap();
+    assert!(!rendered.contains("mua-backup-azure"), "{rendered}");
     // The secret is a file, never in the environment.
-    let rendered = serde_json::to_string(deployment).unwrap();
+    let rendered = serde_json::to_string(backup).unwrap();
     assert!(!rendered.contains("secretKeyRef"), "{rendered}");
-    let volumes = &deployment["spec"]["template"]["spec"]["volumes"];
+    let volumes = &backup["spec"]["template"]["spec"]["volumes"];
     assert!(
         volumes
             .as_array()
@@ -339,7 +343,18 @@ fn pim_backend_runs_both_sides_in_one_deployment_with_the_backup_secret_as_a_fil
             .any(|v| v["secret"]["secretName"] == "mua-backup-azure"),
         "{volumes}"
     );
-    // One ServiceAccount holding both sides' roles.
+}
+
+#[test]
+fn combined_mode_runs_both_sides_in_one_deployment_under_one_service_account() {
+    let objects = template(&example("pim-backend.yaml"), &["--set", "mode=combined"]);
+    let deployments = of_kind(&objects, "Deployment");
+    assert_eq!(deployments.len(), 1, "mode: combined");
+    assert_restricted(deployments[0]);
+    assert_eq!(
+        env_value(deployments[0], "MUA_CONTROLLERS").as_deref(),
+        Some("security,backup")
+    );
     let roles: Vec<_> = of_kind(&objects, "ClusterRoleBinding")
         .iter()
         .map(|b| b["roleRef"]["name"].as_str().unwrap().to_string())

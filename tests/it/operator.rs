@@ -8,8 +8,8 @@ use kube::Resource;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use mua_operator::azure::{ArmClient, ArmMetrics, RetryPolicy};
 use mua_operator::controller::{
-    BackupContext, BackupSide, Context, ControllerConfig, SecurityContext, SecuritySide, critical_operation_request,
-    resource_guard, vault_protection,
+    BackupContext, BackupIdentity, BackupSide, Context, ControllerConfig, SecurityContext, SecuritySide,
+    critical_operation_request, resource_guard, vault_protection,
 };
 use mua_operator::crd::{CriticalOperationRequest, ResourceGuard, VaultProtection};
 use prometheus_client::registry::Registry;
@@ -55,6 +55,9 @@ pub struct Options {
     pub requests: bool,
     /// Watch every namespace of the control plane (several teams), not only the test's own.
     pub all_namespaces: bool,
+    /// Give the security side only the backup identity's object ID, as a separate Deployment has it
+    /// (`--backup-principal-id`), instead of letting it ask the backup side in this process.
+    pub backup_principal_by_id: bool,
 }
 
 impl Default for Options {
@@ -71,6 +74,7 @@ impl Default for Options {
             seed: None,
             requests: false,
             all_namespaces: false,
+            backup_principal_by_id: false,
         }
     }
 }
@@ -152,9 +156,13 @@ impl Operator {
                 .with_clock(ts.sim.state.clock.clone())
                 .with_config(options.config),
         );
+        let security_only = SecuritySide::new(security.clone());
         let security_side = Arc::new(SecurityContext::new(
             ctx.clone(),
-            SecuritySide::new(security.clone()).identifying_backup(backup.clone()),
+            match options.backup_principal_by_id {
+                true => security_only.with_elevated_principals(&[(None, BACKUP_OID.to_string())]),
+                false => security_only.identifying_backup(BackupIdentity::of(&backup)),
+            },
         ));
         let backup_side = Arc::new(BackupContext::new(ctx.clone(), BackupSide::new(backup.clone())));
         let (stop, stopped) = tokio::sync::watch::channel(false);

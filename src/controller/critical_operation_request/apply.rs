@@ -2,15 +2,13 @@
 //! activate, follows PIM, and ends a request, revoking its elevation first. Each transition is recorded
 //! in the status's history and as an Event.
 
-use std::time::Duration;
-
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 
 use super::decide::Decision;
-use super::grant::{activate, activated, grant, revoke};
+use super::grant::{AWAITING_BACKUP_SIDE, Revoked, activated, allow_activation, grant, revoke};
 use super::status::{OPERATOR, final_reason, transition};
 use crate::controller::admission::{FINGERPRINT_ANNOTATION, Fingerprint};
 use crate::controller::outcome::{Health, Notice, Requeue, Summary};
@@ -57,8 +55,8 @@ pub(super) async fn apply(
             resolved,
             duration,
         } => grant(ctx, cor, &resolved, duration, &approvers, status, &mut notices, now).await?,
-        Decision::Activate { resolved, duration } => {
-            activate(ctx, cor, &resolved, duration, previous, status, &mut notices, now).await?
+        Decision::Activate { resolved } => {
+            allow_activation(ctx, cor, &resolved, (previous, status), &mut notices, now).await?
         }
         Decision::Provisioned => activated(status, cor, now, &mut notices),
         Decision::End {
@@ -107,8 +105,8 @@ fn requested(cor: &CriticalOperationRequest) -> String {
     )
 }
 
-/// Ends the request in its final `phase`, revoking its elevation first; waits while PIM refuses to
-/// deactivate this soon.
+/// Ends the request in its final `phase`, revoking its elevation first; waits while PIM holds the backup
+/// side's activation for approval (only the backup side may cancel it).
 async fn end(
     ctx: &SecurityContext,
     cor: &CriticalOperationRequest,
@@ -116,12 +114,14 @@ async fn end(
     (phase, actor, reason, message): (RequestPhase, &str, Reason, String),
     notices: &mut Vec<Notice>,
 ) -> Result<(Summary, Requeue), Error> {
-    if !revoke(ctx, cor, status).await? {
+    if revoke(ctx, cor, status).await? == Revoked::AwaitingCancellation {
         let waiting = Summary::waiting(
-            Reason::DeactivationRefused,
-            "PIM refuses to deactivate within five minutes of the activation; the operator keeps trying (Azure's end time bounds the elevation meanwhile)",
+            Reason::AwaitingCancellation,
+            format!(
+                "ending ({message}): PIM still holds the backup side's activation request for approval, and only the backup side may cancel it; if PIM's approvers approve it first, the operator removes the activation at once"
+            ),
         );
-        return Ok((waiting, Requeue::After(Duration::from_secs(30))));
+        return Ok((waiting, Requeue::After(AWAITING_BACKUP_SIDE)));
     }
     // When the elevation ended: after Azure took the removal, not when this reconcile began.
     let ended = ctx.clock.now();

@@ -9,6 +9,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::approvals::Judged;
+use super::grant::AWAITING_BACKUP_SIDE;
 use super::policy::{Refusal, Resolved};
 use super::status::{OPERATOR, final_reason};
 use crate::azure::authorization::ScheduleStatus;
@@ -39,14 +40,23 @@ pub struct Observed {
     pub action_failed: Option<String>,
     /// `(by, reason)`.
     pub revoked_by: Option<(String, Option<String>)>,
-    /// The PIM backend: the activation request's status while it waits for Azure's approvers.
-    pub pim: Option<ScheduleStatus>,
+    /// The PIM backend, once the activation was allowed: where the backup side's activation stands.
+    pub pim: Option<PimActivation>,
     /// The PIM backend, before activating: whether PIM's settings keep two people in the loop.
     pub pim_policy: Option<Result<(), Refusal>>,
     /// An ended request: when its retention ends (it is removed then).
     pub retention_ends: Option<Timestamp>,
     /// Why a final request ended, from its last transition.
     pub ending: Option<(Reason, String)>,
+}
+
+/// Where the backup side's PIM activation for an allowed request stands in Azure.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PimActivation {
+    /// The backup side has not asked PIM yet.
+    NotAsked,
+    /// Asked; PIM's status for it.
+    Asked(ScheduleStatus),
 }
 
 /// What to do.
@@ -66,9 +76,9 @@ pub enum Decision {
         resolved: Resolved,
         duration: Duration,
     },
-    /// PIM: the principal asks PIM to activate its eligible assignment for `duration`; PIM's approvers
-    /// decide.
-    Activate { resolved: Resolved, duration: Duration },
+    /// PIM: let the backup side ask PIM to activate its eligible assignment (with its own identity);
+    /// PIM's approvers decide.
+    Activate { resolved: Resolved },
     /// PIM activated the assignment: the request is Active from now.
     Provisioned,
     /// End the request in a final phase, revoking the elevation first if one is in force.
@@ -122,10 +132,25 @@ pub fn decide(o: &Observed) -> Decision {
         };
         return end(RequestPhase::Revoked, by, Reason::Revoked, message);
     }
-    if let Some(status) = &o.pim
+    if let Some(activation) = &o.pim
         && o.phase == RequestPhase::Pending
     {
-        return follow_pim(status);
+        return match (activation, &o.action_failed) {
+            (PimActivation::Asked(status), _) => follow_pim(status),
+            (PimActivation::NotAsked, Some(why)) => end(
+                RequestPhase::Failed,
+                OPERATOR,
+                Reason::RequestFailed,
+                format!("the backup side did not ask PIM to activate: {why}"),
+            ),
+            (PimActivation::NotAsked, None) => Decision::Wait {
+                health: Health::Waiting,
+                reason: Reason::AwaitingActivation,
+                message: "approved here; waiting for the backup side to ask PIM to activate with its own identity"
+                    .into(),
+                requeue: Requeue::After(AWAITING_BACKUP_SIDE),
+            },
+        };
     }
     if o.phase == RequestPhase::Active || o.granted {
         if let Some(why) = &o.action_failed {
@@ -232,7 +257,6 @@ pub fn decide(o: &Observed) -> Decision {
         // PIM's approvers decide in Azure too; the operator asks and follows.
         return Decision::Activate {
             resolved: resolved.clone(),
-            duration,
         };
     }
     Decision::Grant {

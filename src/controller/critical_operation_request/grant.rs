@@ -10,11 +10,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::ListParams;
 
-use super::decide::{Decision, follow_pim};
 use super::policy::{Resolved, parse_duration};
 use super::status::{OPERATOR, transition};
-use crate::azure::AzureError;
-use crate::azure::authorization::{self, RequestType, ScheduleRequestSpec, ScheduleStatus};
+use crate::azure::authorization::{self, RequestType, ScheduleRequestSpec};
 use crate::azure::guards::GuardId;
 use crate::controller::outcome::{self, Health, Notice, Requeue, Summary};
 use crate::controller::{Error, Reason, SecurityContext};
@@ -79,35 +77,25 @@ pub(super) async fn grant(
     ))
 }
 
-/// PIM: asks PIM to activate the backup side's eligible assignment; PIM's approvers decide in Azure.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one request's activation: its parts, and where to record it"
-)]
-pub(super) async fn activate(
+/// PIM: lets the backup side ask PIM to activate its eligible role on the guard, with its own identity
+/// (the security side never holds the backup credential). The elevation is recorded now, under the name
+/// the activation request will have in Azure, so that the security side follows it with its own identity
+/// and can always end it; PIM's approvers decide.
+pub(super) async fn allow_activation(
     ctx: &SecurityContext,
     cor: &CriticalOperationRequest,
     resolved: &Resolved,
-    duration: Duration,
-    previous: &CriticalOperationRequestStatus,
-    status: &mut CriticalOperationRequestStatus,
+    (previous, status): (&CriticalOperationRequestStatus, &mut CriticalOperationRequestStatus),
     notices: &mut Vec<Notice>,
     now: Timestamp,
 ) -> Result<(Summary, Requeue), Error> {
-    let role = role_id(resolved.policy.role);
     let elevation = elevation_for(ctx, cor, resolved).await?;
-    let spec = schedule_spec(cor, &elevation, role, RequestType::SelfActivate, duration);
-    let pim = ctx.side.pim_client().map_err(Error::Azure)?;
-    let submitted = match authorization::request_schedule(pim, &spec).await {
-        Err(err) if err.code() == Some(ASSIGNMENT_EXISTS) => return Ok(assigned_already(&elevation)),
-        submitted => submitted?,
-    };
     status.elevation = Some(Elevation {
-        schedule_request_id: Some(submitted.id),
+        schedule_request_id: Some(activation_request_id(cor, &resolved.guard.path())),
         ..elevation
     });
     let message = format!(
-        "asked PIM to activate {} on the guard for {}; PIM's approvers decide in Azure",
+        "approved here; the backup side asks PIM to activate {} on the guard for {} with its own identity, then PIM's approvers decide in Azure",
         resolved.policy.role.azure_name(),
         cor.spec.duration
     );
@@ -116,21 +104,21 @@ pub(super) async fn activate(
             status,
             RequestPhase::Pending,
             OPERATOR,
-            Reason::PendingApprovalInAzure,
+            Reason::AwaitingActivation,
             &message,
             now,
         );
     }
-    notices.push(Notice::normal("ActivationRequested", message.clone()));
-    Ok(match follow_pim(&submitted.status) {
-        // PIM's policy asks for no approval: active at once.
-        Decision::Provisioned => activated(status, cor, now, notices),
-        _ => (
-            Summary::new(Health::Waiting, Reason::PendingApprovalInAzure, message),
-            Requeue::After(Duration::from_secs(10)),
-        ),
-    })
+    notices.push(Notice::normal("ActivationAllowed", message.clone()));
+    Ok((
+        Summary::new(Health::Waiting, Reason::AwaitingActivation, message),
+        Requeue::After(AWAITING_BACKUP_SIDE),
+    ))
 }
+
+/// How often a request that waits for the backup side's activation (or cancellation) in PIM looks
+/// again (one ARM read each): the backup side writes nothing the security side could be woken by.
+pub(super) const AWAITING_BACKUP_SIDE: Duration = Duration::from_secs(3);
 
 /// The elevation a grant or an activation under `resolved` asks for: the rules' role on the guard, for the
 /// principal the request elevates.
@@ -204,7 +192,15 @@ pub fn schedule_request_name(cor: &CriticalOperationRequest, request_type: Reque
     .to_string()
 }
 
-pub(super) fn schedule_spec(
+/// The ARM ID the backup side's PIM activation for `cor` has (or will have) on the guard `scope`.
+pub fn activation_request_id(cor: &CriticalOperationRequest, scope: &str) -> String {
+    format!(
+        "{scope}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
+        schedule_request_name(cor, RequestType::SelfActivate)
+    )
+}
+
+pub fn schedule_spec(
     cor: &CriticalOperationRequest,
     elevation: &Elevation,
     role: &str,
@@ -242,24 +238,33 @@ pub(super) fn schedule_spec(
     }
 }
 
-/// Ends the elevation in Azure: AdminRemove by the security side (Kubernetes backend); for PIM, cancels
-/// an activation still waiting for approval or self-deactivates an active one. An assignment Azure already
-/// removed at its end time counts as ended. `Ok(false)`: PIM refuses a deactivation this soon after the
-/// activation; try again (Azure's end time bounds it meanwhile).
+/// What ending an elevation came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Revoked {
+    /// Nothing of it is in force in Azure any more.
+    Ended,
+    /// PIM still holds the backup side's activation request for approval; only the backup side may
+    /// cancel it (Azure's end time bounds it meanwhile, should PIM's approvers approve it).
+    AwaitingCancellation,
+}
+
+/// Ends the elevation in Azure with the security side's own identity: `AdminRemove` of the grant, or
+/// for PIM of the backup side's activation. An assignment Azure already removed at its end time counts as
+/// ended.
 pub(super) async fn revoke(
     ctx: &SecurityContext,
     cor: &CriticalOperationRequest,
     status: &CriticalOperationRequestStatus,
-) -> Result<bool, Error> {
+) -> Result<Revoked, Error> {
     let Some(elevation) = &status.elevation else {
-        return Ok(true);
+        return Ok(Revoked::Ended);
     };
     if status
         .policy
         .as_ref()
         .is_some_and(|p| p.backend == ApprovalBackend::Pim)
     {
-        return revoke_pim(ctx, cor, status, elevation).await;
+        return revoke_pim(ctx, cor, elevation).await;
     }
     let role = elevation
         .role_definition_id
@@ -267,40 +272,34 @@ pub(super) async fn revoke(
         .unwrap_or_else(|| authorization::BACKUP_MUA_OPERATOR.to_string());
     let spec = schedule_spec(cor, elevation, &role, RequestType::AdminRemove, Duration::ZERO);
     authorization::end_assignment(&ctx.side.arm, &spec).await?;
-    Ok(true)
+    Ok(Revoked::Ended)
 }
 
+/// PIM: ends the backup side's activation with the security side's own identity. Still waiting for PIM's
+/// approvers, it can be cancelled only by its requestor (the backup side, which does so when it sees the
+/// request ended); an activation in force is removed (`AdminRemove`, as the start-up sweep does); one
+/// never asked for, or already over, needs nothing.
 async fn revoke_pim(
     ctx: &SecurityContext,
     cor: &CriticalOperationRequest,
-    status: &CriticalOperationRequestStatus,
     elevation: &Elevation,
-) -> Result<bool, Error> {
-    let pim = ctx.side.pim_client().map_err(Error::Azure)?;
-    if status.granted_at.is_none()
-        && let Some(id) = &elevation.schedule_request_id
-    {
-        let request = authorization::get_schedule_request(pim, id).await?;
-        if !matches!(request.status, ScheduleStatus::Provisioned | ScheduleStatus::Granted) {
-            // Still waiting for PIM's approvers (or already over): cancel what can be cancelled; a
-            // request PIM no longer holds open needs nothing more.
-            return match authorization::cancel_schedule_request(pim, id).await {
-                Ok(())
-                | Err(AzureError::Arm {
-                    status: 400 | 404 | 409,
-                    ..
-                }) => Ok(true),
-                Err(err) => Err(err.into()),
-            };
-        }
+) -> Result<Revoked, Error> {
+    let Some(scope) = &elevation.scope else {
+        return Ok(Revoked::Ended);
+    };
+    // Named from the request's uid, as the backup side names it: never a name a status could point away.
+    let id = activation_request_id(cor, scope);
+    let tenant = elevation.tenant_id.as_deref();
+    let Some(request) = authorization::find_schedule_request_in(&ctx.side.arm, tenant, &id).await? else {
+        return Ok(Revoked::Ended);
+    };
+    if request.status.is_waiting() {
+        return Ok(Revoked::AwaitingCancellation);
     }
     let role = elevation.role_definition_id.clone().unwrap_or_default();
-    let spec = schedule_spec(cor, elevation, &role, RequestType::SelfDeactivate, Duration::ZERO);
-    match authorization::end_assignment(pim, &spec).await {
-        Ok(()) => Ok(true),
-        Err(err) if authorization::is_too_soon_to_deactivate(&err) => Ok(false),
-        Err(err) => Err(err.into()),
-    }
+    let spec = schedule_spec(cor, elevation, &role, RequestType::AdminRemove, Duration::ZERO);
+    authorization::end_assignment(&ctx.side.arm, &spec).await?;
+    Ok(Revoked::Ended)
 }
 
 /// Another request holding an elevation now that this one's grant would merge with, and how: one for the

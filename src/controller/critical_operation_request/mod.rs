@@ -30,15 +30,15 @@ use kube::runtime::controller::{Action, Config, Controller};
 use kube::{Resource, ResourceExt};
 
 use super::memo_key::MemoKey;
-use super::outcome::{self, Cleanup, Notice, Outcome, Reported};
-use super::{Error, SecurityContext, watch};
+use super::outcome::{self, Cleanup, Notice, Outcome, Reported, Requeue, Summary};
+use super::{Error, Reason, SecurityContext, watch};
 use crate::crd::CriticalOperationRequest;
 use crate::crd::critical_operation_request::{CriticalOperationRequestStatus, RequestPhase};
 use crate::crd::shared::Conditions;
 
 pub use approvals::{Judged, judge};
 pub use decide::{Decision, Observed, decide};
-pub use grant::schedule_request_name;
+pub use grant::{activation_request_id, schedule_request_name, schedule_spec};
 pub use policy::{Refusal, Resolved, check_spec, parse_duration};
 pub use status::OPERATOR;
 pub use sweep::sweep;
@@ -105,7 +105,18 @@ async fn cleanup(
 ) -> Result<Cleanup<CriticalOperationRequestStatus>, Error> {
     let status = cor.status.clone().unwrap_or_default();
     if status.holds_elevation() {
-        grant::revoke(ctx, cor, &status).await?;
+        if grant::revoke(ctx, cor, &status).await? == grant::Revoked::AwaitingCancellation {
+            let summary = Summary::waiting(
+                Reason::AwaitingCancellation,
+                "deleting: PIM still holds the backup side's activation request for approval, and only the backup side may cancel it",
+            );
+            return Ok(Cleanup::Waiting(Outcome {
+                status,
+                summary,
+                requeue: Requeue::After(grant::AWAITING_BACKUP_SIDE),
+                notices: Vec::new(),
+            }));
+        }
         tracing::info!(request = %outcome::key(cor), "revoked the elevation of a deleted request");
     }
     Ok(Cleanup::Done)

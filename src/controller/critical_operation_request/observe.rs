@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use super::approvals::{Judged, Judging, judge};
-use super::decide::Observed;
+use super::decide::{Observed, PimActivation};
 use super::grant::other_active;
 use super::policy::{Refusal, Resolved, check_pim, check_spec, resolve, same_target};
 use super::{grant, status};
@@ -57,9 +57,18 @@ pub(super) async fn observe(
             .policy
             .as_ref()
             .is_some_and(|p| p.backend == ApprovalBackend::Pim);
-    if pim_pending && let Some(id) = previous.elevation.as_ref().and_then(|e| e.schedule_request_id.clone()) {
-        let pim = ctx.side.pim_client().map_err(Error::Azure)?;
-        observed.pim = Some(authorization::get_schedule_request(pim, &id).await?.status);
+    // Allowed to activate: the backup side asks PIM with its own identity, under the name recorded here;
+    // the security side follows it with its own.
+    if pim_pending && let Some(elevation) = &previous.elevation {
+        // Its name comes from the request's uid, as the backup side's does, never from a status.
+        let id = grant::activation_request_id(cor, elevation.scope.as_deref().unwrap_or_default());
+        let tenant = elevation.tenant_id.as_deref();
+        observed.pim = Some(
+            match authorization::find_schedule_request_in(&ctx.side.arm, tenant, &id).await? {
+                Some(asked) => PimActivation::Asked(asked.status),
+                None => PimActivation::NotAsked,
+            },
+        );
     }
     // Only an undecided request needs its rules, approvals and the admission policies looked at.
     let undecided = !phase.is_final() && !observed.granted && observed.pim.is_none();

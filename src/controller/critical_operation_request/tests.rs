@@ -9,11 +9,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::json;
 
 use super::approvals::{Judged, Judging, judge};
-use super::decide::{Decision, Observed, decide};
+use super::decide::{Decision, Observed, PimActivation, decide};
 use super::grant::schedule_spec;
 use super::policy::{Refusal, Resolved, check_pim, check_spec, narrowed, same_target};
 use super::status::retention_ends;
-use crate::azure::authorization::RequestType;
+use crate::azure::authorization::{RequestType, ScheduleStatus};
 use crate::azure::guards::GuardId;
 use crate::controller::Reason;
 use crate::controller::admission::AdmissionProblems;
@@ -623,4 +623,48 @@ fn an_ended_request_looks_again_when_its_retention_ends() {
             ..
         }
     ));
+}
+
+#[test]
+fn under_pim_an_allowed_activation_waits_for_the_backup_side_and_fails_with_what_it_refused() {
+    let mut o = observed();
+    o.granted = true;
+    o.pim = Some(PimActivation::NotAsked);
+    assert!(matches!(
+        decide(&o),
+        Decision::Wait {
+            reason: Reason::AwaitingActivation,
+            health: Health::Waiting,
+            ..
+        }
+    ));
+    o.action_failed = Some("only 0 of the 1 approvals hold".into());
+    assert!(matches!(
+        decide(&o),
+        Decision::End {
+            phase: RequestPhase::Failed,
+            ref message,
+            ..
+        } if message.contains("only 0 of the 1 approvals hold")
+    ));
+    o.action_failed = None;
+    o.pim = Some(PimActivation::Asked(ScheduleStatus::PendingApproval));
+    assert!(matches!(
+        decide(&o),
+        Decision::Wait {
+            reason: Reason::PendingApprovalInAzure,
+            ..
+        }
+    ));
+    o.pim = Some(PimActivation::Asked(ScheduleStatus::Provisioned));
+    assert_eq!(decide(&o), Decision::Provisioned);
+}
+
+#[test]
+fn pim_statuses_are_in_force_over_or_waiting_and_an_unknown_one_is_never_over() {
+    assert!(ScheduleStatus::Provisioned.is_in_force());
+    assert!(ScheduleStatus::Canceled.is_over());
+    assert!(ScheduleStatus::PendingApproval.is_waiting());
+    assert!(ScheduleStatus::PendingProvisioning.is_waiting());
+    assert!(ScheduleStatus::Other("SomethingNew".into()).is_waiting());
 }

@@ -1,5 +1,6 @@
 //! What the VaultProtection controller remembers between reconciles to spare ARM reads: when it last
-//! read each link, the guards it read before linking, and which requests have an action waiting.
+//! read each link, the guards it read before linking, and which requests have an action or a PIM
+//! activation waiting.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 
+use super::activation::awaits_backup_side;
 use crate::azure::guards::GuardId;
 use crate::azure::vaults::Link;
 use crate::crd::CriticalOperationRequest;
@@ -31,6 +33,16 @@ pub struct Memo {
     /// Requests with an action to perform, by `namespace/name`, naming their VaultProtection's key, as
     /// the watch last saw them: only objects named here list their requests on every reconcile.
     actions: Mutex<HashMap<String, String>>,
+    /// Likewise, requests whose PIM activation awaits the backup side (to be asked for, or cancelled).
+    activations: Mutex<HashMap<String, String>>,
+}
+
+/// Whether a request noted in `map` is for the object `key`.
+fn names(map: &Mutex<HashMap<String, String>>, key: &str) -> bool {
+    map.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .values()
+        .any(|vp| vp == key)
 }
 
 /// A guard's lowercase ARM ID and the tenant it is read from.
@@ -50,21 +62,26 @@ impl Memo {
             && request.status.as_ref().is_some_and(|s| {
                 s.phase == Some(RequestPhase::Active) && s.performed_at.is_none() && s.action_failed.is_none()
             });
+        let activating = request.status.as_ref().is_some_and(awaits_backup_side);
         let key = format!("{namespace}/{}", request.name_any());
-        let mut actions = self.actions.lock().unwrap_or_else(PoisonError::into_inner);
-        if waiting {
-            actions.insert(key, format!("{namespace}/{}", request.spec.vault_protection));
-        } else {
-            actions.remove(&key);
+        let vp = format!("{namespace}/{}", request.spec.vault_protection);
+        for (map, noted) in [(&self.actions, waiting), (&self.activations, activating)] {
+            let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
+            if noted {
+                map.insert(key.clone(), vp.clone());
+            } else {
+                map.remove(&key);
+            }
         }
     }
 
     pub(super) fn has_action(&self, key: &str) -> bool {
-        self.actions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .any(|vp| vp == key)
+        names(&self.actions, key)
+    }
+
+    /// Whether a request for the object `key` awaits the backup side in PIM.
+    pub(super) fn has_activation(&self, key: &str) -> bool {
+        names(&self.activations, key)
     }
 
     pub fn forget(&self, key: &str) {

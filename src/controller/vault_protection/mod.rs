@@ -5,6 +5,7 @@
 //! → [`apply`] (typed `azure::*` calls, checks before each write; [`perform`] for what a request says to
 //! do) → [`status`] (pure), reported in one place.
 
+mod activation;
 mod apply;
 mod memo;
 mod observe;
@@ -65,6 +66,11 @@ async fn converge(
         Ok(seen) => seen,
         Err(stop) => return Ok(status::stopped(ctx, vp, stop)),
     };
+    // The backup side's part of a PIM elevation for this object: asked for (or cancelled) with its own
+    // identity.
+    if ctx.side.memo.has_activation(&seen.key) {
+        activation::follow(ctx, vp, &seen.id, &seen.target.id).await?;
+    }
     let manage = vp.spec.management_policy == ManagementPolicy::Manage;
     let mut plan = seen.plan(&vp.spec, deleting);
     // Requests are looked up only when a weakening is wanted, or one has an action waiting.

@@ -25,6 +25,20 @@ pub(super) async fn verify(
     guard: &GuardId,
     now: Timestamp,
 ) -> Result<Result<(), String>, Error> {
+    if let Err(why) = approved(ctx, cor, now).await? {
+        return Ok(Err(why));
+    }
+    grant_in_azure(ctx, cor, guard, now).await
+}
+
+/// Whether the request is approved as the backup side judges it itself: under the admission objects it
+/// was recorded with (still in force, as this build ships them), by enough valid approvals for its
+/// recorded target under the guard owner's rules.
+pub(super) async fn approved(
+    ctx: &BackupContext,
+    cor: &CriticalOperationRequest,
+    now: Timestamp,
+) -> Result<Result<(), String>, Error> {
     let recorded = cor
         .annotations()
         .get(admission::FINGERPRINT_ANNOTATION)
@@ -46,10 +60,7 @@ pub(super) async fn verify(
             "the admission policies of the two-person rule are not as this operator ships them, or changed since the request was recorded ({problems})"
         )));
     }
-    if let Err(why) = critical_operation_request::approvals_hold(ctx, cor, now).await? {
-        return Ok(Err(why));
-    }
-    grant_in_azure(ctx, cor, guard, now).await
+    critical_operation_request::approvals_hold(ctx, cor, now).await
 }
 
 /// The grant as Azure holds it.
@@ -69,11 +80,14 @@ async fn grant_in_azure(
     } else {
         RequestType::AdminAssign
     };
-    let id = format!(
-        "{}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
-        guard.path(),
-        critical_operation_request::schedule_request_name(cor, kind)
-    );
+    let id = match kind {
+        RequestType::SelfActivate => critical_operation_request::activation_request_id(cor, &guard.path()),
+        _ => format!(
+            "{}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
+            guard.path(),
+            critical_operation_request::schedule_request_name(cor, kind)
+        ),
+    };
     let tenant = guard.tenant.as_deref();
     let Some(granted) = authorization::find_schedule_request_in(&ctx.side.arm, tenant, &id).await? else {
         return Ok(Err("Azure holds no grant made for this request".into()));

@@ -1,26 +1,69 @@
 //! Privileged Identity Management as the backend: once another person approved in Kubernetes, the
-//! operator checks PIM's settings for the role (approval required, by approvers who are neither the
-//! activating identity nor the requester's own principal), asks PIM to activate the backup identity's
-//! eligible role, waits for PIM's approver, performs, then deactivates.
+//! security side checks PIM's settings for the role (approval required, by approvers who are neither the
+//! activating identity nor the requester's own principal) and allows the activation; the backup side,
+//! after its own check, asks PIM with its own identity; PIM's approver decides; the backup side performs,
+//! and the security side removes the activation with its own identity.
 
 use super::*;
 
-#[tokio::test]
-async fn under_pim_the_operator_activates_waits_for_pims_approver_performs_then_deactivates() {
-    let op = start("elev-pim").await;
-    let guard_id = protected_by_pim(&op).await;
-    op.declare_soft_delete_off("prod").await;
-    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
-    approved_condition_says(&op, "sd", "0 of 1").await;
-    decide(&op, User::ApproverA, "sd", "Approve").await;
+/// Both sides with the security side knowing the backup identity only by its object ID, as a separate
+/// Deployment does: every PIM step here is made without the backup credential on the security side.
+async fn start_split(prefix: &str) -> Operator {
+    Operator::start_with(
+        prefix,
+        Options {
+            requests: true,
+            backup_principal_by_id: true,
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+/// Waits until the request `name` waits for PIM's approvers: the backup side asked PIM to activate.
+async fn waiting_for_pims_approvers(op: &Operator, name: &str) {
     op.wait_for(
         &op.requests(),
-        "sd",
+        name,
         "Approved",
         "False",
         Some("PendingApprovalInAzure"),
     )
     .await;
+}
+
+/// `prod` under PIM declares soft delete off; the request `sd` for it, approved by another person in
+/// Kubernetes, waits for PIM's approvers. Returns the guard's ARM ID.
+async fn soft_delete_off_asked_of_pim(op: &Operator) -> String {
+    let guard_id = protected_by_pim(op).await;
+    op.declare_soft_delete_off("prod").await;
+    request(op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    decide(op, User::ApproverA, "sd", "Approve").await;
+    waiting_for_pims_approvers(op, "sd").await;
+    guard_id
+}
+
+/// The backup side's activation request for `name` as Azure holds it (read by the security identity).
+async fn activation(op: &Operator, name: &str) -> Value {
+    let cor = op.requests().get(name).await.unwrap();
+    let id = cor.status.unwrap().elevation.unwrap().schedule_request_id.unwrap();
+    op.security
+        .send(&Call::new(Method::GET, id.as_str(), authorization::PIM_API))
+        .await
+        .unwrap()
+        .body
+}
+
+#[tokio::test]
+async fn under_pim_the_backup_identity_activates_pims_approver_decides_then_the_operation_is_performed_and_ended() {
+    let op = start_split("elev-pim").await;
+    let guard_id = soft_delete_off_asked_of_pim(&op).await;
+    // The backup identity asked PIM for its own role; PIM sees it as the requestor.
+    let asked = activation(&op, "sd").await;
+    assert_eq!(asked["properties"]["requestType"], "SelfActivate");
+    assert_eq!(asked["properties"]["principalId"], BACKUP_OID);
+    assert_eq!(asked["properties"]["requestorId"], BACKUP_OID);
+    assert_eq!(asked["properties"]["status"], "PendingApproval");
     assert_eq!(
         soft_delete(&op).await,
         Some(SoftDelete::Enabled),
@@ -30,22 +73,15 @@ async fn under_pim_the_operator_activates_waits_for_pims_approver_performs_then_
 
     approve_in_pim(&op, "sd").await;
     op.nudge(&op.requests(), "sd").await;
-    // Performed at once; PIM refuses the deactivation for five minutes, and the request says so.
-    let refused = op
-        .wait_for(&op.requests(), "sd", "Reconciling", "True", Some("DeactivationRefused"))
-        .await;
-    assert!(refused.status.unwrap().performed_at.is_some());
+    // Performed once, and the security side removes the activation at once with its own identity.
+    let done = phase_is(&op, "sd", RequestPhase::Completed).await;
+    assert!(done.status.as_ref().unwrap().performed_at.is_some());
     assert_eq!(soft_delete(&op).await, Some(SoftDelete::Disabled));
     assert_eq!(
         contributor_grants(&op, &guard_id).await,
-        1,
-        "still active inside PIM's five minutes"
+        0,
+        "the activation was removed"
     );
-
-    op.ts.sim.state.clock.advance(Duration::from_secs(301));
-    op.nudge(&op.requests(), "sd").await;
-    let done = phase_is(&op, "sd", RequestPhase::Completed).await;
-    assert_eq!(contributor_grants(&op, &guard_id).await, 0, "self-deactivated");
     assert_eq!(
         phases(&done),
         [
@@ -55,6 +91,56 @@ async fn under_pim_the_operator_activates_waits_for_pims_approver_performs_then_
             RequestPhase::Completed
         ]
     );
+}
+
+#[tokio::test]
+async fn under_pim_a_request_revoked_while_pims_approvers_wait_has_its_activation_cancelled() {
+    let op = start_split("elev-pim-cancel").await;
+    let guard_id = soft_delete_off_asked_of_pim(&op).await;
+    revoke(&op, "sd").await;
+    phase_is(&op, "sd", RequestPhase::Revoked).await;
+    assert_eq!(
+        activation(&op, "sd").await["properties"]["status"],
+        "Canceled",
+        "the backup side cancelled its activation request"
+    );
+    assert_eq!(contributor_grants(&op, &guard_id).await, 0);
+    assert_eq!(soft_delete(&op).await, Some(SoftDelete::Enabled));
+}
+
+#[tokio::test]
+async fn attack_under_pim_a_forged_allowance_makes_the_backup_side_ask_pim_for_nothing() {
+    // Status forgery against the PIM path: someone who may write the request's status (as wherever the
+    // status policy is weakened) records an allowed activation that nobody approved. The backup side
+    // judges the request itself and asks PIM for nothing; the request fails.
+    let op = start_split("attack-pim-forged").await;
+    let guard_id = protected_by_pim(&op).await;
+    op.declare_soft_delete_off("prod").await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    recorded_target(&op, "sd").await;
+    op.reset_calls().await;
+    let forged = json!({"status": {"elevation": {"principalId": BACKUP_OID, "scope": guard_id,
+                                                 "roleDefinitionId": authorization::CONTRIBUTOR,
+                                                 "scheduleRequestId": format!("{guard_id}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/forged")}}});
+    op.requests()
+        .patch_status("sd", &PatchParams::default(), &Patch::Merge(&forged))
+        .await
+        .unwrap();
+    let failed = phase_is(&op, "sd", RequestPhase::Failed).await;
+    let said = failed
+        .status
+        .unwrap()
+        .history
+        .last()
+        .unwrap()
+        .message
+        .clone()
+        .unwrap_or_default();
+    assert!(said.contains("own check refused it"), "{said}");
+    op.assert_no_calls(&["PUT", "PATCH", "POST", "DELETE"], QUIET, "nothing is asked of PIM")
+        .await;
+    assert_eq!(soft_delete(&op).await, Some(SoftDelete::Enabled));
+    assert_eq!(contributor_grants(&op, &guard_id).await, 0);
 }
 
 #[tokio::test]
@@ -68,14 +154,7 @@ async fn under_pim_unlinking_is_performed_after_pims_approval() {
         .unwrap();
     request(&op, User::BackupAdmin, "unlink", "DisableMultiUserAuthorization", "15m").await;
     decide(&op, User::ApproverA, "unlink", "Approve").await;
-    op.wait_for(
-        &op.requests(),
-        "unlink",
-        "Approved",
-        "False",
-        Some("PendingApprovalInAzure"),
-    )
-    .await;
+    waiting_for_pims_approvers(&op, "unlink").await;
     let id = VaultId::parse(&vault("prod-vault")).unwrap();
     assert!(
         vaults::get_link(&op.backup, &id).await.unwrap().is_some(),
@@ -83,13 +162,8 @@ async fn under_pim_unlinking_is_performed_after_pims_approval() {
     );
     approve_in_pim(&op, "unlink").await;
     op.nudge(&op.requests(), "unlink").await;
-    eventually("the vault is unlinked", || async {
-        vaults::get_link(&op.backup, &id).await.unwrap().is_none().then_some(())
-    })
-    .await;
-    op.ts.sim.state.clock.advance(Duration::from_secs(301));
-    op.nudge(&op.requests(), "unlink").await;
     phase_is(&op, "unlink", RequestPhase::Completed).await;
+    assert!(vaults::get_link(&op.backup, &id).await.unwrap().is_none(), "unlinked");
 }
 
 /// Changes the PIM settings of Contributor on the security resource group, as a security admin would in
