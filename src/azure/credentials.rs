@@ -99,3 +99,52 @@ impl AzureCloud {
         Ok(credential)
     }
 }
+
+/// Makes ARM clients for identities named at run time (a namespace's own, as Azure Service Operator has
+/// them): the same cloud, HTTP client, retries and metrics as the side's global identity, and buckets
+/// of their own (ARM counts per principal).
+#[derive(Clone)]
+pub struct IdentityMaker {
+    pub cloud: AzureCloud,
+    pub http: reqwest::Client,
+    /// The operator's projected ServiceAccount token: workload identity for an identity given without a
+    /// client secret.
+    pub federated_token_file: Option<std::path::PathBuf>,
+    pub metrics: crate::azure::ArmMetrics,
+}
+
+/// An identity as a namespace names it.
+pub struct NamedIdentity<'a> {
+    pub tenant: &'a str,
+    pub client_id: &'a str,
+    /// Without one: workload identity with the operator's own token.
+    pub client_secret: Option<&'a str>,
+    pub additional_tenants: Vec<&'a str>,
+}
+
+impl IdentityMaker {
+    /// The ARM client of `identity`, signed in to its home tenant and its additional ones.
+    pub fn client(&self, identity: &NamedIdentity) -> anyhow::Result<crate::azure::ArmClient> {
+        let credential = |tenant: &str| match (identity.client_secret, &self.federated_token_file) {
+            (Some(secret), _) => self.cloud.client_secret(&self.http, tenant, identity.client_id, secret),
+            (None, Some(token_file)) => {
+                self.cloud
+                    .workload_identity(&self.http, tenant, identity.client_id, token_file)
+            }
+            (None, None) => anyhow::bail!(
+                "it has no AZURE_CLIENT_SECRET and the operator runs without workload identity (no AZURE_FEDERATED_TOKEN_FILE)"
+            ),
+        };
+        let mut arm = crate::azure::ArmClient::new(
+            &self.cloud,
+            self.http.clone(),
+            identity.tenant,
+            credential(identity.tenant)?,
+        )
+        .with_metrics(self.metrics.clone());
+        for tenant in &identity.additional_tenants {
+            arm = arm.with_tenant(tenant, credential(tenant)?);
+        }
+        Ok(arm)
+    }
+}

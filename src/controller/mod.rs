@@ -9,6 +9,7 @@ pub mod context;
 pub mod critical_operation_request;
 pub mod events;
 pub mod finalizer;
+pub mod identity;
 pub mod memo_key;
 pub mod metrics;
 pub mod outcome;
@@ -33,6 +34,9 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error(transparent)]
     Azure(#[from] AzureError),
+    /// A namespace's identity Secret cannot be used.
+    #[error("{0}")]
+    Identity(String),
 }
 
 impl Error {
@@ -40,6 +44,7 @@ impl Error {
     pub fn reason(&self) -> Reason {
         match self {
             Error::Kube(_) => Reason::KubernetesError,
+            Error::Identity(_) => Reason::IdentityInvalid,
             Error::Azure(err) => match err {
                 AzureError::Arm { status: 429, .. } => Reason::AzureThrottled,
                 AzureError::Arm { status: 409 | 412, .. } => Reason::AzureConflict,
@@ -59,7 +64,10 @@ impl Error {
     pub fn needs_person(&self) -> bool {
         matches!(
             self.reason(),
-            Reason::AzureAccessDenied | Reason::TenantCredentialMissing | Reason::AzureRejected
+            Reason::AzureAccessDenied
+                | Reason::TenantCredentialMissing
+                | Reason::AzureRejected
+                | Reason::IdentityInvalid
         )
     }
 
@@ -67,7 +75,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             Error::Azure(err) => err.retry_after(),
-            Error::Kube(_) => None,
+            Error::Kube(_) | Error::Identity(_) => None,
         }
     }
 }

@@ -38,6 +38,8 @@ pub enum Reason {
     LinkedToOtherGuard,
     /// The operator has no credential for the tenant the guard lives in.
     TenantCredentialMissing,
+    /// A namespace's identity Secret (`mua-security-identity`, `mua-backup-identity`) cannot be used.
+    IdentityInvalid,
     /// A guard with this name exists in Azure and was not created by this operator.
     AlreadyExists,
     /// The Azure guard is managed by another ResourceGuard object.
@@ -132,6 +134,7 @@ impl Reason {
         Reason::ReaderRoleMissing,
         Reason::LinkedToOtherGuard,
         Reason::TenantCredentialMissing,
+        Reason::IdentityInvalid,
         Reason::AlreadyExists,
         Reason::OwnedByAnother,
         Reason::VaultsLinked,
@@ -191,6 +194,7 @@ impl Reason {
             ReaderRoleMissing => "ReaderRoleMissing",
             LinkedToOtherGuard => "LinkedToOtherGuard",
             TenantCredentialMissing => "TenantCredentialMissing",
+            IdentityInvalid => "IdentityInvalid",
             AlreadyExists => "AlreadyExists",
             OwnedByAnother => "OwnedByAnother",
             VaultsLinked => "VaultsLinked",
@@ -254,6 +258,7 @@ impl Reason {
             ReaderRoleMissing => "VaultProtection",
             LinkedToOtherGuard => "VaultProtection (`Linked`, `Synced`); a request for that VaultProtection",
             TenantCredentialMissing => "ResourceGuard, VaultProtection",
+            IdentityInvalid => "ResourceGuard, VaultProtection, request",
             AlreadyExists | OwnedByAnother | VaultsLinked => "ResourceGuard",
             OutOfScope => "ResourceGuard, VaultProtection (`Stalled`); a request whose vault or guard is out of scope",
             ElevationRulesConflict | PimApprovalNotRequired | PimApproverIsRequester => "request",
@@ -296,6 +301,9 @@ impl Reason {
             }
             LinkedToOtherGuard => "the vault is linked to a guard this object does not name; nothing is re-pointed",
             TenantCredentialMissing => "no credential for the guard's tenant",
+            IdentityInvalid => {
+                "the namespace's identity Secret lacks a key, holds a value that is not a GUID, or cannot sign in; nothing is done in Azure"
+            }
             VaultNotFound => "the vault does not exist or the backup identity cannot see it",
             ElevationRequired => "the spec weakens protection (soft delete off or shorter, MUA off, `Unlink`)",
             AlwaysOnCannotBeWeakened => "soft delete is `AlwaysOn` in Azure, which can never be weakened",
@@ -377,6 +385,9 @@ impl Reason {
                 "name that guard, or unlink it under an approved `DisableMultiUserAuthorization` request"
             }
             TenantCredentialMissing => "platform: add the tenant (`--additional-tenants`, chart `additionalTenants`)",
+            IdentityInvalid => {
+                "namespace admin: fix the Secret (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET or workload identity)"
+            }
             VaultNotFound => "backup admin: fix `vault`, or grant Backup Contributor",
             ElevationRequired => {
                 "create a CriticalOperationRequest for the operation the message names, and have it approved"

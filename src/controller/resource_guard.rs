@@ -12,6 +12,7 @@ use kube::{Resource, ResourceExt};
 
 use super::outcome::{self, Cleanup, Notice, Outcome, Reported, Requeue, Summary};
 use super::{Error, Reason, SecurityContext, conditions, scope, watch};
+use crate::azure::ArmClient;
 use crate::azure::guards::{self, DesiredGuard, Guard, GuardId};
 use crate::crd::resource_guard::{GuardDeletionPolicy, ProtectedOperation, ResourceGuardStatus};
 use crate::crd::shared::{Conditions, ManagementPolicy};
@@ -153,12 +154,7 @@ struct Applied {
 }
 
 /// Carries the plan out (only under `Manage`).
-async fn apply(
-    ctx: &SecurityContext,
-    rg: &ResourceGuard,
-    observed: Option<Guard>,
-    plan: Plan,
-) -> Result<Applied, Error> {
+async fn apply(arm: &ArmClient, rg: &ResourceGuard, observed: Option<Guard>, plan: Plan) -> Result<Applied, Error> {
     let spec = &rg.spec;
     let in_sync = |guard| Applied {
         guard,
@@ -192,7 +188,7 @@ async fn apply(
         }
         (Plan::Write { desired, etag, changes }, ManagementPolicy::Manage) => {
             let id = guard_id(spec);
-            let written = guards::put(&ctx.side.arm, &id, &desired, etag).await?;
+            let written = guards::put(arm, &id, &desired, etag).await?;
             let (reason, message) = match observed {
                 None => ("Created", format!("created the Resource Guard {}", written.id)),
                 Some(_) => (
@@ -264,9 +260,11 @@ async fn converge(ctx: &SecurityContext, rg: &ResourceGuard) -> Result<Outcome<R
             notices: vec![Notice::warning("OutOfScope", why)],
         });
     }
-    let observed = guards::get(&ctx.side.arm, &guard_id(&rg.spec)).await?;
+    // The namespace's own security identity where it names one, so Azure RBAC bounds the team too.
+    let arm = ctx.side.identities.of(&ctx.client, &scope.namespace).await?;
+    let observed = guards::get(&arm, &guard_id(&rg.spec)).await?;
     let plan = plan(&rg.spec, &owner(rg), observed.as_ref());
-    let applied = apply(ctx, rg, observed, plan).await?;
+    let applied = apply(&arm, rg, observed, plan).await?;
     let (ok, reason, message) = &applied.synced;
     let status = status(
         &rg.spec,
@@ -340,10 +338,11 @@ async fn cleanup(ctx: &SecurityContext, rg: &ResourceGuard) -> Result<Cleanup<Re
     if scope.owns_guard(&id.path()).is_err() {
         return Ok(Cleanup::Done);
     }
-    if let Some(guard) = guards::get(&ctx.side.arm, &id).await?
+    let arm = ctx.side.identities.of(&ctx.client, &scope.namespace).await?;
+    if let Some(guard) = guards::get(&arm, &id).await?
         && guard.tags.get(OWNER_TAG).map(String::as_str) == Some(owner(rg).as_str())
     {
-        guards::delete(&ctx.side.arm, &id).await?;
+        guards::delete(&arm, &id).await?;
         tracing::info!(guard = %id.path(), "deleted the Resource Guard");
     }
     Ok(Cleanup::Done)

@@ -83,6 +83,7 @@ mod tests {
             binding: Some(AzureScopeBindingSpec {
                 scopes: vec!["/subscriptions/0b352192-dcac-4cc7-992e-a96190ccc68c".into()],
                 guard_scopes: Vec::new(),
+                backup_principal_ids: Vec::new(),
             }),
         };
         assert_eq!(scope.may_name("the guard", GUARD), Ok(()));

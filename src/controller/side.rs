@@ -7,13 +7,15 @@ use std::sync::{Mutex, PoisonError};
 
 use super::admission::AdmissionCheck;
 use super::context::{SideContext, SideState};
+use super::identity::{self, Identities};
 use super::vault_protection::Memo;
+use crate::azure::credentials::IdentityMaker;
 use crate::azure::{ArmClient, AzureError};
 
 /// The security side: owns guards, grants and revokes elevation.
 pub struct SecuritySide {
-    /// Its ARM identity.
-    pub arm: ArmClient,
+    /// Its ARM identities: the global one, and those namespaces name for the guards they own.
+    pub identities: Identities,
     /// Whether the admission policies of the two-person rule are in the cluster (checked before elevating).
     pub admission: AdmissionCheck,
     /// The Azure principals elevated for operations the operator performs itself, by tenant (`""`: the
@@ -41,11 +43,17 @@ impl BackupIdentity {
 impl SecuritySide {
     pub fn new(arm: ArmClient) -> Self {
         Self {
-            arm,
+            identities: Identities::new(arm, identity::SECURITY_SECRET),
             admission: AdmissionCheck,
             elevated_principals: Mutex::default(),
             backup_identity: None,
         }
+    }
+
+    /// Lets namespaces name security-side identities of their own.
+    pub fn with_identity_maker(mut self, maker: IdentityMaker) -> Self {
+        self.identities = self.identities.with_maker(maker);
+        self
     }
 
     /// Names the backup side's Azure object IDs by tenant (none: its home tenant), for a security side
@@ -100,8 +108,8 @@ impl SideState for SecuritySide {}
 
 /// The backup side: links vaults and performs approved operations.
 pub struct BackupSide {
-    /// Its ARM identity.
-    pub arm: ArmClient,
+    /// Its ARM identities: the global one, and those namespaces name for their VaultProtections.
+    pub identities: Identities,
     /// What the VaultProtection controller remembers between reconciles to spare ARM reads.
     pub memo: Memo,
     /// Whether the admission policies of the two-person rule are in the cluster as shipped (checked
@@ -112,10 +120,16 @@ pub struct BackupSide {
 impl BackupSide {
     pub fn new(arm: ArmClient) -> Self {
         Self {
-            arm,
+            identities: Identities::new(arm, identity::BACKUP_SECRET),
             memo: Memo::default(),
             admission: AdmissionCheck,
         }
+    }
+
+    /// Lets namespaces name backup-side identities of their own.
+    pub fn with_identity_maker(mut self, maker: IdentityMaker) -> Self {
+        self.identities = self.identities.with_maker(maker);
+        self
     }
 }
 

@@ -20,6 +20,7 @@ use futures::future::{BoxFuture, Shared};
 use prometheus_client::registry::Registry;
 
 use crate::azure::ArmMetrics;
+use crate::azure::credentials::IdentityMaker;
 use crate::controller::metrics::Metrics;
 use crate::controller::{
     BackupContext, BackupIdentity, BackupSide, Context, ControllerConfig, SecurityContext, SecuritySide,
@@ -185,6 +186,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             Ok((*side, arm.with_metrics(arm_metrics.clone())))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // For namespaces that name identities of their own (a Secret, as Azure Service Operator has them).
+    let maker = IdentityMaker {
+        cloud: cloud.clone(),
+        http: http.clone(),
+        federated_token_file: args.azure.federated_token_file.clone(),
+        metrics: arm_metrics.clone(),
+    };
     let config = ControllerConfig {
         resync: args.resync,
         concurrency: args.concurrency,
@@ -233,14 +241,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
         let setup = match side {
             Side::Security => {
-                let security = SecuritySide::new(arm).with_elevated_principals(&args.backup_principal_id);
+                let security = SecuritySide::new(arm)
+                    .with_identity_maker(maker.clone())
+                    .with_elevated_principals(&args.backup_principal_id);
                 let security = match &backup_arm {
                     Some(backup) => security.identifying_backup(BackupIdentity::of(backup)),
                     None => security,
                 };
                 SideControllers::Security(Arc::new(SecurityContext::new(shared, security)))
             }
-            Side::Backup => SideControllers::Backup(Arc::new(BackupContext::new(shared, BackupSide::new(arm)))),
+            Side::Backup => SideControllers::Backup(Arc::new(BackupContext::new(
+                shared,
+                BackupSide::new(arm).with_identity_maker(maker.clone()),
+            ))),
         };
         let stop = Stop {
             shutdown: shutdown.clone(),

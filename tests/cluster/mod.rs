@@ -270,9 +270,19 @@ pub async fn bind_to_the_seed(admin: &Client, namespace: &str) {
 
 /// Binds `namespace` to `scopes` and `guard_scopes` (creates or replaces its AzureScopeBinding).
 pub async fn bind(admin: &Client, namespace: &str, scopes: &[&str], guard_scopes: &[&str]) {
+    bind_with(
+        admin,
+        namespace,
+        serde_json::json!({"scopes": scopes, "guardScopes": guard_scopes}),
+    )
+    .await
+}
+
+/// Creates or replaces `namespace`'s AzureScopeBinding with `spec`.
+pub async fn bind_with(admin: &Client, namespace: &str, spec: serde_json::Value) {
     let binding: AzureScopeBinding = serde_json::from_value(serde_json::json!({
         "apiVersion": "mua.dev/v1alpha1", "kind": "AzureScopeBinding", "metadata": {"name": namespace},
-        "spec": {"scopes": scopes, "guardScopes": guard_scopes},
+        "spec": spec,
     }))
     .unwrap();
     Api::<AzureScopeBinding>::all(admin.clone())
@@ -676,6 +686,37 @@ mod admission {
 
 /// What `kubectl mua approve` writes for `user` on the request `name`: their own approval entry for the
 /// target the operator recorded, once it has (waiting up to 30 s), as a server-side apply body.
+/// `as_user` asks for `operation` on the VaultProtection `vault_protection` in `namespace` for 30 minutes:
+/// the CriticalOperationRequest `name` (the API server fills in the requester).
+pub async fn request(as_user: Client, namespace: &str, name: &str, vault_protection: &str, operation: &str) {
+    let request = serde_json::json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": name},
+        "spec": {"vaultProtection": vault_protection, "operation": operation, "duration": "30m", "justification": "decommission"}});
+    Api::<CriticalOperationRequest>::namespaced(as_user, namespace)
+        .create(&PostParams::default(), &serde_json::from_value(request).unwrap())
+        .await
+        .unwrap_or_else(|err| panic!("requesting {operation} as {namespace}/{name}: {err}"));
+}
+
+/// `user` (signed in as `as_user`) approves the request `name` in `namespace` for the target the operator
+/// recorded, as `kubectl mua approve` does; `requests` reads it as an admin.
+pub async fn approve(
+    as_user: Client,
+    requests: &Api<CriticalOperationRequest>,
+    namespace: &str,
+    name: &str,
+    user: User,
+) {
+    let approval = approval_of(requests, name, user).await;
+    Api::<CriticalOperationRequest>::namespaced(as_user, namespace)
+        .patch_status(
+            name,
+            &PatchParams::apply(&format!("kubectl-mua/{}", user.name())),
+            &Patch::Apply(approval),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("{} approving {namespace}/{name}: {err}", user.name()));
+}
+
 pub async fn approval_of(requests: &Api<CriticalOperationRequest>, name: &str, user: User) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     let target = loop {

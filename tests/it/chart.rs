@@ -427,6 +427,27 @@ fn a_mistyped_value_fails_with_the_schemas_message() {
 }
 
 #[test]
+fn scope_bindings_render_one_per_namespace_with_the_teams_backup_principal() {
+    let binding = r#"scopeBindings=[{"namespace":"team-a","scopes":["/subscriptions/5e13b949-1218-4d18-8b99-7e12155ec4f7/resourceGroups/team-a"],"guardScopes":["/subscriptions/0b352192-dcac-4cc7-992e-a96190ccc68c/resourceGroups/team-a-security"],"backupPrincipalIds":["6f1e2f0a-3b0c-4a52-9d0e-0c3f4e5a6b01"]},{"namespace":"team-b"}]"#;
+    let objects = template(&example("same-tenant.yaml"), &["--set-json", binding]);
+    let a = named(&objects, "AzureScopeBinding", "team-a");
+    assert_eq!(
+        a["spec"]["backupPrincipalIds"],
+        serde_json::json!(["6f1e2f0a-3b0c-4a52-9d0e-0c3f4e5a6b01"])
+    );
+    assert_eq!(a["spec"]["guardScopes"].as_array().unwrap().len(), 1);
+    let b = named(&objects, "AzureScopeBinding", "team-b");
+    assert!(b["spec"].get("backupPrincipalIds").is_none(), "{b}");
+    assert_eq!(
+        b["spec"]["scopes"],
+        serde_json::json!([]),
+        "a namespace bound to nothing"
+    );
+    let message = refused("scopeBindings:\n  - namespace: team-a\n    backupPrincipalIds: [team-a-backup]\n");
+    assert!(message.contains("backupPrincipalIds"), "{message}");
+}
+
+#[test]
 fn a_misspelt_or_unknown_value_fails() {
     let message = refused("replica: 3\n");
     assert!(

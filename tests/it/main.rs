@@ -39,6 +39,7 @@ mod sim_authorization;
 mod sim_azure_cli;
 mod sim_contract;
 mod sim_protection;
+mod team_identities;
 mod teams;
 mod vault_protection;
 mod vault_protection_faults;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use mua_operator::azure::credentials::IdentityMaker;
 use mua_operator::azure::{ArmClient, ArmMetrics, RetryPolicy};
 use mua_operator::controller::{
     BackupContext, BackupIdentity, BackupSide, Context, ControllerConfig, SecurityContext, SecuritySide,
@@ -58,6 +59,17 @@ pub struct Options {
     /// Give the security side only the backup identity's object ID, as a separate Deployment has it
     /// (`--backup-principal-id`), instead of letting it ask the backup side in this process.
     pub backup_principal_by_id: bool,
+}
+
+impl Options {
+    /// Several teams: the operator over every namespace of the control plane, requests included.
+    pub fn teams() -> Self {
+        Self {
+            requests: true,
+            all_namespaces: true,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for Options {
@@ -156,7 +168,14 @@ impl Operator {
                 .with_clock(ts.sim.state.clock.clone())
                 .with_config(options.config),
         );
-        let security_only = SecuritySide::new(security.clone());
+        // Namespaces may name identities of their own (Secrets), signed in with client secrets here.
+        let maker = IdentityMaker {
+            cloud: ts.cloud.clone(),
+            http: ts.http.clone(),
+            federated_token_file: None,
+            metrics: arm_metrics.clone(),
+        };
+        let security_only = SecuritySide::new(security.clone()).with_identity_maker(maker.clone());
         let security_side = Arc::new(SecurityContext::new(
             ctx.clone(),
             match options.backup_principal_by_id {
@@ -164,7 +183,10 @@ impl Operator {
                 false => security_only.identifying_backup(BackupIdentity::of(&backup)),
             },
         ));
-        let backup_side = Arc::new(BackupContext::new(ctx.clone(), BackupSide::new(backup.clone())));
+        let backup_side = Arc::new(BackupContext::new(
+            ctx.clone(),
+            BackupSide::new(backup.clone()).with_identity_maker(maker),
+        ));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;

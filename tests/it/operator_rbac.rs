@@ -164,22 +164,10 @@ async fn each_side_uses_exactly_what_its_role_grants() {
         .await
         .unwrap();
 
-    let requests: Api<CriticalOperationRequest> = ns.api(cp.client(User::BackupAdmin).await);
-    let request = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "CriticalOperationRequest", "metadata": {"name": "sd"},
-        "spec": {"vaultProtection": "prod", "operation": "DisableSoftDelete", "duration": "30m", "justification": "decommission"}});
-    requests
-        .create(&PostParams::default(), &serde_json::from_value(request).unwrap())
-        .await
-        .unwrap();
-    let approver: Api<CriticalOperationRequest> = ns.api(cp.client(User::ApproverA).await);
-    approver
-        .patch_status(
-            "sd",
-            &PatchParams::apply("kubectl-mua/approver-a"),
-            &Patch::Apply(cluster::approval_of(&ns.admin_api(), "sd", User::ApproverA).await),
-        )
-        .await
-        .unwrap();
+    let backup_admin = cp.client(User::BackupAdmin).await;
+    cluster::request(backup_admin, &ns.name, "sd", "prod", "DisableSoftDelete").await;
+    let approver = cp.client(User::ApproverA).await;
+    cluster::approve(approver, &ns.admin_api(), &ns.name, "sd", User::ApproverA).await;
     eventually(DEADLINE, "the request is Completed", || async {
         let status = ns
             .admin_api::<CriticalOperationRequest>()

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use cluster::{ControlPlane, OwnControlPlane, TestNamespace, User};
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use mua_operator::azure::authorization;
 use mua_operator::azure::guards::{self, GuardId};
 use mua_operator::azure::vaults::{self, SoftDelete, VaultId};
@@ -45,16 +45,7 @@ struct Teams {
 impl Teams {
     async fn start(prefix: &str) -> Teams {
         let cp = ControlPlane::own();
-        let op = Operator::start_on(
-            &cp,
-            &format!("{prefix}-a"),
-            Options {
-                requests: true,
-                all_namespaces: true,
-                ..Options::default()
-            },
-        )
-        .await;
+        let op = Operator::start_on(&cp, &format!("{prefix}-a"), Options::teams()).await;
         let b = cp.namespace(&format!("{prefix}-b")).await;
         let ga = guard(&op.unique("ga"));
         let gb = guard(&op.unique("gb"));
@@ -324,16 +315,9 @@ async fn attack_another_teams_rules_never_govern_our_guard() {
         .create(&PostParams::default(), &serde_json::from_value(request).unwrap())
         .await
         .unwrap();
-    let approver: Api<CriticalOperationRequest> = Api::namespaced(t._cp.client(User::ApproverA).await, &t.b.name);
     t.op.reset_calls().await;
-    approver
-        .patch_status(
-            "sd",
-            &PatchParams::apply("kubectl-mua/approver-a"),
-            &Patch::Apply(cluster::approval_of(&t.in_b(), "sd", User::ApproverA).await),
-        )
-        .await
-        .unwrap();
+    let approver = t._cp.client(User::ApproverA).await;
+    cluster::approve(approver, &t.in_b(), &t.b.name, "sd", User::ApproverA).await;
     b_condition(
         &t.in_b::<CriticalOperationRequest>(),
         "sd",
@@ -383,15 +367,8 @@ async fn two_teams_each_do_everything_on_their_own() {
         .create(&PostParams::default(), &serde_json::from_value(request).unwrap())
         .await
         .unwrap();
-    let approver: Api<CriticalOperationRequest> = Api::namespaced(t._cp.client(User::ApproverA).await, &t.op.ns.name);
-    approver
-        .patch_status(
-            "sd",
-            &PatchParams::apply("kubectl-mua/approver-a"),
-            &Patch::Apply(cluster::approval_of(&t.op.requests(), "sd", User::ApproverA).await),
-        )
-        .await
-        .unwrap();
+    let approver = t._cp.client(User::ApproverA).await;
+    cluster::approve(approver, &t.op.requests(), &t.op.ns.name, "sd", User::ApproverA).await;
     eventually("team A's request is Completed", || async {
         let sd = t.op.requests().get("sd").await.ok()?;
         (sd.status?.phase == Some(RequestPhase::Completed)).then_some(())

@@ -12,10 +12,11 @@ use kube::api::ListParams;
 
 use super::policy::{Resolved, parse_duration};
 use super::status::{OPERATOR, transition};
+use crate::azure::ArmClient;
 use crate::azure::authorization::{self, RequestType, ScheduleRequestSpec};
 use crate::azure::guards::GuardId;
 use crate::controller::outcome::{self, Health, Notice, Requeue, Summary};
-use crate::controller::{Error, Reason, SecurityContext};
+use crate::controller::{Error, Reason, SecurityContext, scope};
 use crate::crd::CriticalOperationRequest;
 use crate::crd::critical_operation_request::{CriticalOperationRequestStatus, Elevation, RequestPhase};
 use crate::crd::elevation_policy::ElevationRole;
@@ -43,7 +44,8 @@ pub(super) async fn grant(
         ends_at: Some(expires),
         ..schedule_spec(cor, &elevation, role, RequestType::AdminAssign, duration)
     };
-    let granted = match authorization::request_schedule(&ctx.side.arm, &spec).await {
+    let arm = granting_identity(ctx, &resolved.policy.owner_namespace).await?;
+    let granted = match authorization::request_schedule(&arm, &spec).await {
         // Still Pending: approved, but nothing is granted while Azure holds another assignment.
         Err(err) if err.code() == Some(ASSIGNMENT_EXISTS) => return Ok(assigned_already(&elevation)),
         granted => granted?,
@@ -161,7 +163,9 @@ pub(super) fn elevation_end(now: Timestamp, duration: Duration) -> Timestamp {
 }
 
 /// The principal the request elevates on `guard`: the one it names (done by hand), else the backup
-/// side's identity in the guard's tenant, which performs the operation itself.
+/// identity that performs the operation itself — the one the request namespace's AzureScopeBinding
+/// names (`backupPrincipalIds`, for a namespace with a backup identity of its own), else the operator's
+/// in the guard's tenant.
 pub(super) async fn principal_for(
     ctx: &SecurityContext,
     cor: &CriticalOperationRequest,
@@ -170,7 +174,34 @@ pub(super) async fn principal_for(
     if let Some(principal) = &cor.spec.principal {
         return Ok(principal.object_id.to_ascii_lowercase());
     }
+    let scope = scope::of(&ctx.client, &cor.namespace().unwrap_or_default()).await?;
+    if let Some(principal) = scope.binding.and_then(|b| b.backup_principal(guard.tenant.as_deref())) {
+        return Ok(principal);
+    }
     Ok(ctx.side.elevated_principal(guard.tenant.as_deref()).await?)
+}
+
+/// The security identity that grants, follows and ends elevations on guards `owner_namespace` owns: the
+/// namespace's own where it names one (`mua-security-identity`), else the operator's (also for a request
+/// recorded before owners were).
+pub(super) async fn granting_identity(ctx: &SecurityContext, owner_namespace: &str) -> Result<ArmClient, Error> {
+    if owner_namespace.is_empty() {
+        return Ok(ctx.side.identities.global().clone());
+    }
+    ctx.side.identities.of(&ctx.client, owner_namespace).await
+}
+
+/// [`granting_identity`] for the request as its status records it.
+pub(super) async fn recorded_granting_identity(
+    ctx: &SecurityContext,
+    status: &CriticalOperationRequestStatus,
+) -> Result<ArmClient, Error> {
+    let owner = status
+        .policy
+        .as_ref()
+        .map(|p| p.owner_namespace.as_str())
+        .unwrap_or_default();
+    granting_identity(ctx, owner).await
 }
 
 pub(super) fn role_id(role: ElevationRole) -> &'static str {
@@ -264,14 +295,15 @@ pub(super) async fn revoke(
         .as_ref()
         .is_some_and(|p| p.backend == ApprovalBackend::Pim)
     {
-        return revoke_pim(ctx, cor, elevation).await;
+        return revoke_pim(ctx, cor, status, elevation).await;
     }
     let role = elevation
         .role_definition_id
         .clone()
         .unwrap_or_else(|| authorization::BACKUP_MUA_OPERATOR.to_string());
     let spec = schedule_spec(cor, elevation, &role, RequestType::AdminRemove, Duration::ZERO);
-    authorization::end_assignment(&ctx.side.arm, &spec).await?;
+    let arm = recorded_granting_identity(ctx, status).await?;
+    authorization::end_assignment(&arm, &spec).await?;
     Ok(Revoked::Ended)
 }
 
@@ -282,6 +314,7 @@ pub(super) async fn revoke(
 async fn revoke_pim(
     ctx: &SecurityContext,
     cor: &CriticalOperationRequest,
+    status: &CriticalOperationRequestStatus,
     elevation: &Elevation,
 ) -> Result<Revoked, Error> {
     let Some(scope) = &elevation.scope else {
@@ -290,7 +323,8 @@ async fn revoke_pim(
     // Named from the request's uid, as the backup side names it: never a name a status could point away.
     let id = activation_request_id(cor, scope);
     let tenant = elevation.tenant_id.as_deref();
-    let Some(request) = authorization::find_schedule_request_in(&ctx.side.arm, tenant, &id).await? else {
+    let arm = recorded_granting_identity(ctx, status).await?;
+    let Some(request) = authorization::find_schedule_request_in(&arm, tenant, &id).await? else {
         return Ok(Revoked::Ended);
     };
     if request.status.is_waiting() {
@@ -298,7 +332,7 @@ async fn revoke_pim(
     }
     let role = elevation.role_definition_id.clone().unwrap_or_default();
     let spec = schedule_spec(cor, elevation, &role, RequestType::AdminRemove, Duration::ZERO);
-    authorization::end_assignment(&ctx.side.arm, &spec).await?;
+    authorization::end_assignment(&arm, &spec).await?;
     Ok(Revoked::Ended)
 }
 

@@ -64,7 +64,13 @@ pub(super) async fn observe(
         let id = grant::activation_request_id(cor, elevation.scope.as_deref().unwrap_or_default());
         let tenant = elevation.tenant_id.as_deref();
         observed.pim = Some(
-            match authorization::find_schedule_request_in(&ctx.side.arm, tenant, &id).await? {
+            match authorization::find_schedule_request_in(
+                &grant::recorded_granting_identity(ctx, previous).await?,
+                tenant,
+                &id,
+            )
+            .await?
+            {
                 Some(asked) => PimActivation::Asked(asked.status),
                 None => PimActivation::NotAsked,
             },
@@ -113,8 +119,9 @@ async fn pim_policy(
 ) -> Result<Result<(), Refusal>, Error> {
     let tenant = resolved.guard.tenant.as_deref();
     let role = grant::role_id(resolved.policy.role);
-    let approval = authorization::activation_approval(&ctx.side.arm, tenant, &resolved.guard.path(), role).await?;
-    let activating = ctx.side.elevated_principal(tenant).await?;
+    let arm = grant::granting_identity(ctx, &resolved.policy.owner_namespace).await?;
+    let approval = authorization::activation_approval(&arm, tenant, &resolved.guard.path(), role).await?;
+    let activating = grant::principal_for(ctx, cor, &resolved.guard).await?;
     let requester = cor.spec.requester.as_deref().unwrap_or_default();
     let requester_principals: Vec<String> = resolved
         .rules

@@ -127,6 +127,7 @@ pub(super) fn narrowed(
         approval_validity: rules.approval_validity.clone(),
         retention_days: Some(rules.retention_days),
         rules_from: String::new(),
+        owner_namespace: String::new(),
         backend: rules.backend,
         role: rules.role,
     };
@@ -227,6 +228,7 @@ pub(super) async fn resolve(ctx: &Context, cor: &CriticalOperationRequest) -> Re
     };
     let (mut policy, max_duration) = narrowed(&owner.rules, &vp, cor.spec.requester.as_deref());
     policy.rules_from = owner.from.clone();
+    policy.owner_namespace = owner.namespace.clone();
     let blast_radius = match cor.spec.principal {
         Some(_) => Some(blast_radius(ctx, &guard, &vault, &owner.excluded).await?),
         None => None,
@@ -293,6 +295,8 @@ struct OwnerRules {
     rules: ElevationRules,
     /// `ResourceGuard ns/name` or `ElevationPolicy ns/name`: where the rules come from.
     from: String,
+    /// The namespace owning the guard, whose security identity grants on it.
+    namespace: String,
     description: Option<String>,
     excluded: Vec<CriticalOperation>,
 }
@@ -352,6 +356,7 @@ async fn owner_rules(ctx: &Context, guard: &GuardId) -> Result<Result<OwnerRules
         return Ok(Ok(OwnerRules {
             rules,
             from,
+            namespace: rg.namespace().unwrap_or_default(),
             description: rg.spec.description.clone(),
             excluded: rg.spec.excluded_operations.clone(),
         }));
@@ -375,6 +380,7 @@ async fn owner_rules(ctx: &Context, guard: &GuardId) -> Result<Result<OwnerRules
     }
     Ok(Ok(OwnerRules {
         from: key("ElevationPolicy", policy.namespace(), policy.name_any()),
+        namespace: policy.namespace().unwrap_or_default(),
         rules: policy.spec.rules,
         description: None,
         excluded: Vec::new(),

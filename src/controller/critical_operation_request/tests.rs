@@ -211,6 +211,7 @@ fn resolved() -> Resolved {
             max_duration: "1h".into(),
             approval_validity: "1h".into(),
             rules_from: "ResourceGuard team-a/guard".into(),
+            owner_namespace: "team-a".into(),
             retention_days: Some(90),
             backend: ApprovalBackend::Kubernetes,
             role: ElevationRole::BackupMuaOperator,

@@ -11,10 +11,10 @@ use kube::{Resource, ResourceExt};
 
 use super::observe::granted_for;
 use super::{perform, trust};
-use crate::azure::AzureError;
 use crate::azure::authorization::{self, RequestType};
 use crate::azure::guards::GuardId;
 use crate::azure::vaults::VaultId;
+use crate::azure::{ArmClient, AzureError};
 use crate::controller::outcome;
 use crate::controller::{BackupContext, Error, critical_operation_request};
 use crate::crd::critical_operation_request::{CriticalOperationRequestStatus, RequestPhase};
@@ -35,9 +35,9 @@ pub fn awaits_backup_side(status: &CriticalOperationRequestStatus) -> bool {
 /// Activates (or cancels) in PIM what the requests for `vp` await of the backup side.
 pub(super) async fn follow(
     ctx: &BackupContext,
+    arm: &ArmClient,
     vp: &VaultProtection,
-    vault: &VaultId,
-    guard: &GuardId,
+    (vault, guard): (&VaultId, &GuardId),
 ) -> Result<(), Error> {
     let namespace = vp.namespace().unwrap_or_default();
     let requests: Api<CriticalOperationRequest> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -54,9 +54,9 @@ pub(super) async fn follow(
             || status.action_failed.is_some()
             || status.phase.is_some_and(RequestPhase::is_final);
         if ended {
-            cancel(ctx, &request, guard).await?;
+            cancel(arm, &request, guard).await?;
         } else if status.phase == Some(RequestPhase::Pending) {
-            activate(ctx, vp, &request, (vault, guard)).await?;
+            activate(ctx, arm, vp, &request, (vault, guard)).await?;
         }
     }
     Ok(())
@@ -69,16 +69,16 @@ fn own_request_id(request: &CriticalOperationRequest, guard: &GuardId) -> String
 }
 
 /// Cancels the activation of an ended request while PIM still waits for approval on it.
-async fn cancel(ctx: &BackupContext, request: &CriticalOperationRequest, guard: &GuardId) -> Result<(), Error> {
+async fn cancel(arm: &ArmClient, request: &CriticalOperationRequest, guard: &GuardId) -> Result<(), Error> {
     let id = own_request_id(request, guard);
     let tenant = guard.tenant.as_deref();
-    let Some(asked) = authorization::find_schedule_request_in(&ctx.side.arm, tenant, &id).await? else {
+    let Some(asked) = authorization::find_schedule_request_in(arm, tenant, &id).await? else {
         return Ok(());
     };
     if !asked.status.is_waiting() {
         return Ok(());
     }
-    match authorization::cancel_schedule_request_in(&ctx.side.arm, tenant, &id).await {
+    match authorization::cancel_schedule_request_in(arm, tenant, &id).await {
         // PIM decided meanwhile: the security side ends what is in force.
         Ok(()) | Err(AzureError::Arm { status: 400 | 404, .. }) => {}
         Err(err) => return Err(err.into()),
@@ -91,20 +91,21 @@ async fn cancel(ctx: &BackupContext, request: &CriticalOperationRequest, guard: 
 /// an activation already asked for is left to PIM's approvers.
 async fn activate(
     ctx: &BackupContext,
+    arm: &ArmClient,
     vp: &VaultProtection,
     request: &CriticalOperationRequest,
     (vault, guard): (&VaultId, &GuardId),
 ) -> Result<(), Error> {
     let id = own_request_id(request, guard);
     let tenant = guard.tenant.as_deref();
-    if authorization::find_schedule_request_in(&ctx.side.arm, tenant, &id)
+    if authorization::find_schedule_request_in(arm, tenant, &id)
         .await?
         .is_some()
     {
         return Ok(());
     }
     let key = outcome::key(vp);
-    if let Err(why) = may_activate(ctx, vp, request, (vault, guard)).await? {
+    if let Err(why) = may_activate(ctx, arm, vp, request, (vault, guard)).await? {
         let why = format!("the backup side's own check refused it: {why}");
         tracing::warn!(request = %outcome::key(request), %why, "a PIM activation was not asked for");
         return perform::record_action_failed(ctx, &key, &request.name_any(), &why).await;
@@ -115,7 +116,7 @@ async fn activate(
     let duration = critical_operation_request::parse_duration(&request.spec.duration).unwrap_or_default();
     let spec =
         critical_operation_request::schedule_spec(request, &elevation, &role, RequestType::SelfActivate, duration);
-    match authorization::request_schedule(&ctx.side.arm, &spec).await {
+    match authorization::request_schedule(arm, &spec).await {
         Ok(asked) => {
             tracing::info!(request = %outcome::key(request), status = ?asked.status, "asked PIM to activate the backup identity's role on the guard");
             Ok(())
@@ -135,6 +136,7 @@ async fn activate(
 /// ([`trust::approved`]).
 async fn may_activate(
     ctx: &BackupContext,
+    arm: &ArmClient,
     vp: &VaultProtection,
     request: &CriticalOperationRequest,
     (vault, guard): (&VaultId, &GuardId),
@@ -150,7 +152,7 @@ async fn may_activate(
         ));
     }
     let elevation = status.elevation.clone().unwrap_or_default();
-    let me = ctx.side.arm.principal_id_in(guard.tenant.as_deref()).await?;
+    let me = arm.principal_id_in(guard.tenant.as_deref()).await?;
     if !elevation
         .principal_id
         .as_deref()

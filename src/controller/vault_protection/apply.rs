@@ -6,8 +6,8 @@ use super::memo::GuardFacts;
 use super::observe::Seen;
 use super::perform;
 use super::plan::{Blocker, Observed, Plan, Step, Target, linked_to_other, region_mismatch};
-use crate::azure::guards;
 use crate::azure::vaults::{self, Link, SoftDeleteChange, Vault};
+use crate::azure::{ArmClient, guards};
 use crate::controller::outcome::Notice;
 use crate::controller::{BackupContext, Error, Reason};
 
@@ -39,12 +39,13 @@ impl Applied {
 /// the guard's description, or why the link cannot be made. Reads only.
 async fn check_guard(
     ctx: &BackupContext,
+    arm: &ArmClient,
     target: &Target,
     vault: &Vault,
 ) -> Result<Result<Option<String>, Blocker>, Error> {
     let facts = match ctx.side.memo.guard(&target.id) {
         Some(facts) => facts,
-        None => match read_guard(ctx, target).await? {
+        None => match read_guard(arm, target).await? {
             Ok(facts) => {
                 ctx.side.memo.remember_guard(&target.id, facts.clone());
                 facts
@@ -59,8 +60,8 @@ async fn check_guard(
 }
 
 /// Reads the guard with the backup identity (from the guard's tenant).
-async fn read_guard(ctx: &BackupContext, target: &Target) -> Result<Result<GuardFacts, Blocker>, Error> {
-    let guard = match guards::get(&ctx.side.arm, &target.id).await {
+async fn read_guard(arm: &ArmClient, target: &Target) -> Result<Result<GuardFacts, Blocker>, Error> {
+    let guard = match guards::get(arm, &target.id).await {
         Ok(Some(guard)) => guard,
         Ok(None) => {
             return Ok(Err(Blocker::new(
@@ -71,7 +72,7 @@ async fn read_guard(ctx: &BackupContext, target: &Target) -> Result<Result<Guard
                 ),
             )));
         }
-        Err(err) if err.status() == Some(403) => return Ok(Err(reader_missing(ctx, target))),
+        Err(err) if err.status() == Some(403) => return Ok(Err(reader_missing(arm, target))),
         Err(err) => return Err(err.into()),
     };
     Ok(Ok(GuardFacts {
@@ -80,8 +81,8 @@ async fn read_guard(ctx: &BackupContext, target: &Target) -> Result<Result<Guard
     }))
 }
 
-fn reader_missing(ctx: &BackupContext, target: &Target) -> Blocker {
-    let tenant = target.id.tenant.as_deref().unwrap_or(ctx.side.arm.home_tenant());
+fn reader_missing(arm: &ArmClient, target: &Target) -> Blocker {
+    let tenant = target.id.tenant.as_deref().unwrap_or(arm.home_tenant());
     Blocker::new(
         Reason::ReaderRoleMissing,
         format!(
@@ -95,12 +96,12 @@ fn reader_missing(ctx: &BackupContext, target: &Target) -> Blocker {
 /// made.
 pub(super) async fn apply(ctx: &BackupContext, seen: &Seen, plan: &Plan) -> Result<Applied, Error> {
     let (key, id, target, observed) = (seen.key.as_str(), &seen.id, &seen.target, &seen.observed);
-    let backup = &ctx.side.arm;
+    let backup = &seen.arm;
     let mut applied = Applied::unchanged(observed);
     for step in &plan.steps {
         match step {
             Step::Link { restore } => {
-                match check_guard(ctx, target, &observed.vault).await? {
+                match check_guard(ctx, backup, target, &observed.vault).await? {
                     Ok(description) => applied.description = description,
                     Err(blocker) => {
                         applied.blockers.push(blocker);
@@ -110,7 +111,7 @@ pub(super) async fn apply(ctx: &BackupContext, seen: &Seen, plan: &Plan) -> Resu
                 let link = match vaults::link(backup, id, &target.id).await {
                     Ok(link) => link,
                     Err(err) if err.status() == Some(403) => {
-                        applied.blockers.push(reader_missing(ctx, target));
+                        applied.blockers.push(reader_missing(backup, target));
                         break;
                     }
                     // Linked meanwhile (or the vault's MUA flag was stale): look at the link itself.

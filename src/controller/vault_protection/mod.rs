@@ -69,14 +69,14 @@ async fn converge(
     // The backup side's part of a PIM elevation for this object: asked for (or cancelled) with its own
     // identity.
     if ctx.side.memo.has_activation(&seen.key) {
-        activation::follow(ctx, vp, &seen.id, &seen.target.id).await?;
+        activation::follow(ctx, &seen.arm, vp, (&seen.id, &seen.target.id)).await?;
     }
     let manage = vp.spec.management_policy == ManagementPolicy::Manage;
     let mut plan = seen.plan(&vp.spec, deleting);
     // Requests are looked up only when a weakening is wanted, or one has an action waiting.
     if manage && (!plan.elevation_required.is_empty() || ctx.side.memo.has_action(&seen.key)) {
         (seen.observed.elevations, seen.observed.untrusted) =
-            observe::active_elevations(ctx, vp, &seen.id, &seen.target.id).await?;
+            observe::active_elevations(ctx, &seen.arm, vp, &seen.id, &seen.target.id).await?;
         plan = seen.plan(&vp.spec, deleting);
     }
     let applied = if manage {

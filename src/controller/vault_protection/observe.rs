@@ -8,6 +8,7 @@ use kube::{Resource, ResourceExt};
 
 use super::plan::{self, Elevation, Observed, Plan, Target, region_mismatch};
 use super::trust;
+use crate::azure::ArmClient;
 use crate::azure::guards::GuardId;
 use crate::azure::vaults::{self, Link, Vault, VaultId};
 use crate::controller::conditions::{LINKED, READY, SOFT_DELETE_SYNCED};
@@ -110,6 +111,7 @@ pub(super) async fn resolve(
 /// cannot be used.
 pub(super) async fn active_elevations(
     ctx: &BackupContext,
+    arm: &ArmClient,
     vp: &VaultProtection,
     vault: &VaultId,
     guard: &GuardId,
@@ -137,7 +139,7 @@ pub(super) async fn active_elevations(
         });
     let (mut usable, mut untrusted) = (Vec::new(), Vec::new());
     for request in candidates {
-        match trust::verify(ctx, &request, guard, now).await? {
+        match trust::verify(ctx, arm, &request, guard, now).await? {
             Ok(()) => usable.push(Elevation {
                 request: request.name_any(),
                 operation: request.spec.operation,
@@ -221,6 +223,8 @@ pub enum Stop {
 /// Everything one reconcile saw before it plans.
 pub struct Seen {
     pub id: VaultId,
+    /// The backup identity this object is handled with (its namespace's own, or the global one).
+    pub arm: ArmClient,
     /// The object's `namespace/name`.
     pub key: String,
     pub target: Target,
@@ -278,8 +282,10 @@ pub async fn observe(ctx: &BackupContext, vp: &VaultProtection, deleting: bool) 
     {
         return stop(&id, Summary::stalled(Reason::OutOfScope, why), deleting);
     }
+    // The namespace's own backup identity where it names one, so Azure RBAC bounds the team too.
+    let backup = ctx.side.identities.of(&ctx.client, &scope.namespace).await?;
     if let Some(tenant) = target.id.tenant.as_deref()
-        && !ctx.side.arm.has_tenant(tenant)
+        && !backup.has_tenant(tenant)
     {
         let summary = Summary::stalled(
             Reason::TenantCredentialMissing,
@@ -289,8 +295,7 @@ pub async fn observe(ctx: &BackupContext, vp: &VaultProtection, deleting: bool) 
         );
         return stop(&id, summary, false);
     }
-    let backup = &ctx.side.arm;
-    let Some(vault) = vaults::get(backup, &id).await? else {
+    let Some(vault) = vaults::get(&backup, &id).await? else {
         let summary = Summary::stalled(
             Reason::VaultNotFound,
             format!(
@@ -317,12 +322,13 @@ pub async fn observe(ctx: &BackupContext, vp: &VaultProtection, deleting: bool) 
     } else if let Some(link) = known_link(ctx, vp, &key, &vault, &previous, was_linked && !deleting) {
         Some(link)
     } else {
-        let link = vaults::get_link(backup, &id).await?;
+        let link = vaults::get_link(&backup, &id).await?;
         ctx.side.memo.link_read(&key, link.as_ref());
         link
     };
     Ok(Ok(Seen {
         id,
+        arm: backup,
         key,
         target,
         guard_name,

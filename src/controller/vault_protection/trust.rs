@@ -8,6 +8,7 @@
 use jiff::Timestamp;
 use kube::ResourceExt;
 
+use crate::azure::ArmClient;
 use crate::azure::authorization::{self, RequestType, ScheduleStatus};
 use crate::azure::guards::GuardId;
 use crate::controller::admission::{self, AdmissionProblems};
@@ -21,6 +22,7 @@ const END_SLACK: jiff::SignedDuration = jiff::SignedDuration::from_secs(1);
 /// `Ok(Ok(()))` when `cor`'s elevation on `guard` may be used now; otherwise why not, for a person.
 pub(super) async fn verify(
     ctx: &BackupContext,
+    arm: &ArmClient,
     cor: &CriticalOperationRequest,
     guard: &GuardId,
     now: Timestamp,
@@ -28,7 +30,7 @@ pub(super) async fn verify(
     if let Err(why) = approved(ctx, cor, now).await? {
         return Ok(Err(why));
     }
-    grant_in_azure(ctx, cor, guard, now).await
+    grant_in_azure(arm, cor, guard, now).await
 }
 
 /// Whether the request is approved as the backup side judges it itself: under the admission objects it
@@ -65,7 +67,7 @@ pub(super) async fn approved(
 
 /// The grant as Azure holds it.
 async fn grant_in_azure(
-    ctx: &BackupContext,
+    arm: &ArmClient,
     cor: &CriticalOperationRequest,
     guard: &GuardId,
     now: Timestamp,
@@ -89,10 +91,10 @@ async fn grant_in_azure(
         ),
     };
     let tenant = guard.tenant.as_deref();
-    let Some(granted) = authorization::find_schedule_request_in(&ctx.side.arm, tenant, &id).await? else {
+    let Some(granted) = authorization::find_schedule_request_in(arm, tenant, &id).await? else {
         return Ok(Err("Azure holds no grant made for this request".into()));
     };
-    let me = ctx.side.arm.principal_id_in(tenant).await?;
+    let me = arm.principal_id_in(tenant).await?;
     // The grant's justification starts `<operation> on <vault ID> for ` (the requester's words come last).
     let vault = status
         .target
@@ -114,7 +116,10 @@ async fn grant_in_azure(
         .as_deref()
         .is_some_and(|p| p.eq_ignore_ascii_case(&me))
     {
-        Some("its grant in Azure is for another principal than the backup identity".into())
+        Some(
+            "its grant in Azure is for another principal than the backup identity this namespace uses (a namespace with a backup identity of its own needs its object ID in its AzureScopeBinding's backupPrincipalIds)"
+                .into(),
+        )
     } else if !granted.scope.as_deref().is_some_and(|s| guard.is(s)) {
         Some("its grant in Azure is on another scope than the guard".into())
     } else if vault.is_empty()
@@ -147,7 +152,7 @@ async fn grant_in_azure(
         .and_then(|r| r.rsplit('/').next())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let held = authorization::list_for_principal_in(&ctx.side.arm, tenant, &guard.path(), &me)
+    let held = authorization::list_for_principal_in(arm, tenant, &guard.path(), &me)
         .await?
         .into_iter()
         .any(|a| a.role.eq_ignore_ascii_case(&role) && guard.is(&a.scope));

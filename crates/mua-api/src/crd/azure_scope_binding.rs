@@ -48,6 +48,22 @@ pub struct AzureScopeBindingSpec {
     #[x_kube(validation = scopes_rule("guardScopes"))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub guard_scopes: Vec<String>,
+
+    /// The object IDs of the backup identity the namespace's VaultProtections use, when the namespace
+    /// names one of its own (a Secret `mua-backup-identity`): the principal elevated for its requests.
+    /// `OBJECT_ID` for guards in that identity's home tenant, `TENANT_ID=OBJECT_ID` for a guard in another
+    /// tenant (a multi-tenant application has an object ID per tenant). Unset: the operator's backup
+    /// identity. Written here, by cluster admins, so that no team can point an elevation at another
+    /// principal.
+    #[schemars(extend("x-kubernetes-list-type" = "set", "maxItems" = 16), inner(length(max = 80)))]
+    #[x_kube(validation = principals_rule())]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backup_principal_ids: Vec<String>,
+}
+
+fn principals_rule() -> Rule {
+    Rule::new(format!("self.all(p, p.matches('^({GUID_RE}=)?{GUID_RE}$'))"))
+        .message("each of backupPrincipalIds must be OBJECT_ID or TENANT_ID=OBJECT_ID (GUIDs)")
 }
 
 fn scopes_rule(field: &str) -> Rule {
@@ -81,6 +97,21 @@ impl AzureScopeBindingSpec {
     pub fn owns_guard(&self, id: &str) -> bool {
         self.guard_scopes.iter().any(|s| within(id, s))
     }
+
+    /// The backup principal the binding names for a guard in `tenant` (none: the identity's home tenant):
+    /// the entry for that tenant, else the untagged one. `None` when the binding names none.
+    pub fn backup_principal(&self, tenant: Option<&str>) -> Option<String> {
+        let tagged = |p: &&String| {
+            p.split_once('=')
+                .is_some_and(|(t, _)| tenant.is_some_and(|tenant| t.eq_ignore_ascii_case(tenant)))
+        };
+        self.backup_principal_ids
+            .iter()
+            .find(tagged)
+            .and_then(|p| p.split_once('=').map(|(_, id)| id.to_string()))
+            .or_else(|| self.backup_principal_ids.iter().find(|p| !p.contains('=')).cloned())
+            .map(|id| id.to_ascii_lowercase())
+    }
 }
 
 #[cfg(test)]
@@ -108,6 +139,7 @@ mod tests {
         let spec = AzureScopeBindingSpec {
             scopes: vec![format!("{SUB}/resourceGroups/team-a")],
             guard_scopes: vec![format!("{SUB}/resourceGroups/security-a")],
+            backup_principal_ids: vec![],
         };
         let guard = format!("{SUB}/resourceGroups/security-a/providers/Microsoft.DataProtection/resourceGuards/g");
         let vault = format!("{SUB}/resourceGroups/team-a/providers/Microsoft.RecoveryServices/vaults/v");
@@ -117,9 +149,36 @@ mod tests {
         assert!(
             !AzureScopeBindingSpec {
                 scopes: vec![],
-                guard_scopes: vec![]
+                guard_scopes: vec![],
+                backup_principal_ids: vec![]
             }
             .may_name(&vault)
         );
+    }
+
+    #[test]
+    fn a_backup_principal_is_the_guard_tenants_entry_else_the_untagged_one() {
+        let spec = AzureScopeBindingSpec {
+            scopes: vec![],
+            guard_scopes: vec![],
+            backup_principal_ids: vec![
+                "AAAAAAAA-0000-0000-0000-000000000001".into(),
+                "33e01921-4d64-4f8c-a055-5bdaffd5e33d=aaaaaaaa-0000-0000-0000-000000000002".into(),
+            ],
+        };
+        assert_eq!(
+            spec.backup_principal(None).as_deref(),
+            Some("aaaaaaaa-0000-0000-0000-000000000001")
+        );
+        assert_eq!(
+            spec.backup_principal(Some("33E01921-4d64-4f8c-a055-5bdaffd5e33d"))
+                .as_deref(),
+            Some("aaaaaaaa-0000-0000-0000-000000000002")
+        );
+        let none = AzureScopeBindingSpec {
+            backup_principal_ids: vec![],
+            ..spec
+        };
+        assert_eq!(none.backup_principal(None), None);
     }
 }

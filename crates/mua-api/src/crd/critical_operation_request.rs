@@ -543,6 +543,10 @@ pub struct EffectivePolicy {
     /// `ElevationPolicy <namespace>/<name>`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub rules_from: String,
+    /// The namespace owning the guard: its security identity (its own, or the operator's) grants and ends
+    /// the elevation.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner_namespace: String,
     /// `Kubernetes` or `PIM`.
     pub backend: ApprovalBackend,
     /// The Azure role granted on the guard.
