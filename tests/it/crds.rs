@@ -127,6 +127,34 @@ async fn the_three_crds_are_established_with_names_and_category() {
 }
 
 #[tokio::test]
+async fn no_short_name_of_ours_is_taken_by_another_resource_of_the_cluster() {
+    // `kubectl get <short name>` must find our kind, not warn and list another (as `ep` did: Endpoints).
+    let client = ControlPlane::shared().client(User::Admin).await;
+    let mut lists = vec![client.list_core_api_resources("v1").await.unwrap()];
+    for group in client.list_api_groups().await.unwrap().groups {
+        if let Some(version) = group.preferred_version {
+            lists.push(client.list_api_group_resources(&version.group_version).await.unwrap());
+        }
+    }
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for list in lists {
+        let is_ours = list.group_version.starts_with("mua.dev/");
+        for resource in list.resources {
+            for short in resource.short_names.unwrap_or_default() {
+                let taken = (short, format!("{}/{}", list.group_version, resource.name));
+                if is_ours { ours.push(taken) } else { theirs.push(taken) }
+            }
+        }
+    }
+    assert_eq!(ours.len(), 5, "every kind of ours has a short name: {ours:?}");
+    let clashes: Vec<_> = ours
+        .iter()
+        .filter(|(short, _)| theirs.iter().any(|(other, _)| other == short))
+        .collect();
+    assert!(clashes.is_empty(), "short names another resource also has: {clashes:?}");
+}
+
+#[tokio::test]
 async fn valid_examples_are_accepted_and_round_trip_with_defaults() {
     let cp = ControlPlane::shared();
     let ns = cp.namespace("roundtrip").await;

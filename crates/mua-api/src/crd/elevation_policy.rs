@@ -179,7 +179,7 @@ fn validity_bounds_rule(field: &str) -> kube::core::Rule {
     version = "v1alpha1",
     kind = "ElevationPolicy",
     namespaced,
-    shortname = "ep",
+    shortname = "elp",
     category = "mua",
     derive = "PartialEq",
     doc = "ElevationPolicy holds the security admin's elevation rules (approvers, required approvals, longest elevation, backend, role, allowed principals) for a Resource Guard given by ARM ID. Owned by the security admin; a VaultProtection may only narrow it.",
