@@ -17,6 +17,8 @@ use kube::{Api, ResourceExt};
 use super::Error;
 use crate::azure::ArmClient;
 use crate::azure::credentials::{IdentityMaker, NamedIdentity};
+use crate::crd::AzureScopeBinding;
+use crate::crd::azure_scope_binding::AzureScopeBindingSpec;
 
 /// The Secret naming a namespace's security-side identity.
 pub const SECURITY_SECRET: &str = "mua-security-identity";
@@ -31,6 +33,8 @@ const REREAD: Duration = Duration::from_secs(30);
 pub struct Identities {
     global: ArmClient,
     secret: &'static str,
+    /// The client IDs a namespace's AzureScopeBinding allows its Secret to name, for this side.
+    allowed: fn(&AzureScopeBindingSpec) -> &[String],
     maker: Option<IdentityMaker>,
     known: Mutex<HashMap<String, Known>>,
 }
@@ -45,10 +49,11 @@ struct Known {
 impl Identities {
     /// `global` for every namespace without a Secret named `secret`; a namespace with one is refused
     /// until [`Identities::with_maker`] says how to sign in.
-    pub fn new(global: ArmClient, secret: &'static str) -> Self {
+    pub fn new(global: ArmClient, secret: &'static str, allowed: fn(&AzureScopeBindingSpec) -> &[String]) -> Self {
         Self {
             global,
             secret,
+            allowed,
             maker: None,
             known: Mutex::default(),
         }
@@ -84,6 +89,9 @@ impl Identities {
         let identity = match secret {
             None => None,
             Some(secret) => {
+                // Checked at every read: a binding may have withdrawn the application meanwhile.
+                let binding = Api::<AzureScopeBinding>::all(kube.clone()).get_opt(namespace).await?;
+                self.allowed_by(namespace, &secret, binding.as_ref().map(|b| &b.spec))?;
                 let version = secret.resource_version().unwrap_or_default();
                 match cached.and_then(|k| k.identity).filter(|(v, _)| *v == version) {
                     Some(same) => Some(same),
@@ -102,6 +110,35 @@ impl Identities {
         Ok(arm)
     }
 
+    /// Whether the namespace's AzureScopeBinding (cluster admins') allows the application the Secret names:
+    /// with workload identity every application trusts the operator's token, so naming a client ID must
+    /// not be enough to act as it.
+    fn allowed_by(
+        &self,
+        namespace: &str,
+        secret: &Secret,
+        binding: Option<&AzureScopeBindingSpec>,
+    ) -> Result<(), Error> {
+        let Some(client_id) = value(secret, "AZURE_CLIENT_ID") else {
+            return Err(Error::Identity(format!(
+                "the Secret {namespace}/{} does not name a usable Azure identity: it has no AZURE_CLIENT_ID",
+                self.secret
+            )));
+        };
+        let allowed = binding.map(self.allowed).unwrap_or_default();
+        if allowed.iter().any(|a| a.eq_ignore_ascii_case(&client_id)) {
+            return Ok(());
+        }
+        let field = match self.secret {
+            SECURITY_SECRET => "securityClientIds",
+            _ => "backupClientIds",
+        };
+        Err(Error::Identity(format!(
+            "the Secret {namespace}/{} names the application {client_id:?}, which the AzureScopeBinding {namespace} does not allow in spec.{field}: a cluster admin must add it there (nothing is done in Azure meanwhile, and never as another identity)",
+            self.secret
+        )))
+    }
+
     fn client(&self, namespace: &str, secret: &Secret) -> Result<ArmClient, Error> {
         let name = format!("{namespace}/{}", self.secret);
         let invalid = |why: String| {
@@ -109,12 +146,7 @@ impl Identities {
                 "the Secret {name} does not name a usable Azure identity: {why}"
             ))
         };
-        let value = |key: &str| -> Option<String> {
-            let bytes = secret.data.as_ref()?.get(key)?;
-            let text = String::from_utf8(bytes.0.clone()).ok()?;
-            let text = text.trim().to_string();
-            (!text.is_empty()).then_some(text)
-        };
+        let value = |key: &str| value(secret, key);
         let guid = |key: &str| -> Result<String, Error> {
             let text = value(key).ok_or_else(|| invalid(format!("it has no {key}")))?;
             uuid::Uuid::parse_str(&text)
@@ -135,4 +167,12 @@ impl Identities {
         };
         maker.client(&identity).map_err(|err| invalid(format!("{err:#}")))
     }
+}
+
+/// A Secret's value for `key`, trimmed; none when missing or empty.
+fn value(secret: &Secret, key: &str) -> Option<String> {
+    let bytes = secret.data.as_ref()?.get(key)?;
+    let text = String::from_utf8(bytes.0.clone()).ok()?;
+    let text = text.trim().to_string();
+    (!text.is_empty()).then_some(text)
 }

@@ -84,6 +84,8 @@ mod tests {
                 scopes: vec!["/subscriptions/0b352192-dcac-4cc7-992e-a96190ccc68c".into()],
                 guard_scopes: Vec::new(),
                 backup_principal_ids: Vec::new(),
+                security_client_ids: Vec::new(),
+                backup_client_ids: Vec::new(),
             }),
         };
         assert_eq!(scope.may_name("the guard", GUARD), Ok(()));

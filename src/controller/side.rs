@@ -43,7 +43,7 @@ impl BackupIdentity {
 impl SecuritySide {
     pub fn new(arm: ArmClient) -> Self {
         Self {
-            identities: Identities::new(arm, identity::SECURITY_SECRET),
+            identities: Identities::new(arm, identity::SECURITY_SECRET, |b| &b.security_client_ids),
             admission: AdmissionCheck,
             elevated_principals: Mutex::default(),
             backup_identity: None,
@@ -120,7 +120,7 @@ pub struct BackupSide {
 impl BackupSide {
     pub fn new(arm: ArmClient) -> Self {
         Self {
-            identities: Identities::new(arm, identity::BACKUP_SECRET),
+            identities: Identities::new(arm, identity::BACKUP_SECRET, |b| &b.backup_client_ids),
             memo: Memo::default(),
             admission: AdmissionCheck,
         }

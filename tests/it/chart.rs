@@ -428,7 +428,7 @@ fn a_mistyped_value_fails_with_the_schemas_message() {
 
 #[test]
 fn scope_bindings_render_one_per_namespace_with_the_teams_backup_principal() {
-    let binding = r#"scopeBindings=[{"namespace":"team-a","scopes":["/subscriptions/5e13b949-1218-4d18-8b99-7e12155ec4f7/resourceGroups/team-a"],"guardScopes":["/subscriptions/0b352192-dcac-4cc7-992e-a96190ccc68c/resourceGroups/team-a-security"],"backupPrincipalIds":["6f1e2f0a-3b0c-4a52-9d0e-0c3f4e5a6b01"]},{"namespace":"team-b"}]"#;
+    let binding = r#"scopeBindings=[{"namespace":"team-a","scopes":["/subscriptions/5e13b949-1218-4d18-8b99-7e12155ec4f7/resourceGroups/team-a"],"guardScopes":["/subscriptions/0b352192-dcac-4cc7-992e-a96190ccc68c/resourceGroups/team-a-security"],"backupPrincipalIds":["6f1e2f0a-3b0c-4a52-9d0e-0c3f4e5a6b01"],"backupClientIds":["0d9a6a8e-1c2b-4f35-8e7d-5a1b2c3d4e01"]},{"namespace":"team-b"}]"#;
     let objects = template(&example("same-tenant.yaml"), &["--set-json", binding]);
     let a = named(&objects, "AzureScopeBinding", "team-a");
     assert_eq!(
@@ -436,6 +436,10 @@ fn scope_bindings_render_one_per_namespace_with_the_teams_backup_principal() {
         serde_json::json!(["6f1e2f0a-3b0c-4a52-9d0e-0c3f4e5a6b01"])
     );
     assert_eq!(a["spec"]["guardScopes"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        a["spec"]["backupClientIds"],
+        serde_json::json!(["0d9a6a8e-1c2b-4f35-8e7d-5a1b2c3d4e01"])
+    );
     let b = named(&objects, "AzureScopeBinding", "team-b");
     assert!(b["spec"].get("backupPrincipalIds").is_none(), "{b}");
     assert_eq!(

@@ -128,7 +128,8 @@ impl Team {
     async fn bind(&self, admin: &kube::Client, namespace: &str, extra: &[String]) {
         let mut scopes = vec![self.backup_rg()];
         scopes.extend(extra.iter().cloned());
-        let spec = json!({"scopes": scopes, "guardScopes": [self.security_rg()], "backupPrincipalIds": [self.backup.object_id]});
+        let spec = json!({"scopes": scopes, "guardScopes": [self.security_rg()], "backupPrincipalIds": [self.backup.object_id],
+                          "securityClientIds": [self.security.client_id], "backupClientIds": [self.backup.client_id]});
         cluster::bind_with(admin, namespace, spec).await;
     }
 
@@ -326,6 +327,57 @@ async fn attack_a_binding_wider_than_it_should_be_is_still_bounded_by_the_teams_
         soft_delete_of(vaults::get(&team_a, &id).await.unwrap()),
         Some(SoftDelete::Enabled)
     );
+}
+
+#[tokio::test]
+async fn attack_a_namespace_cannot_name_another_teams_application_as_its_identity() {
+    // With workload identity every team's application trusts the operator's token, so a client ID alone
+    // would do: team B names team A's backup application (here even with its working secret). Its
+    // binding does not allow that application: nothing is done as it.
+    let t = TwoTeams::start("ids-steal").await;
+    let (op, ts) = (&t.op, &t.op.ts);
+    let gb = format!(
+        "{}/providers/Microsoft.DataProtection/resourceGuards/b-guard",
+        TEAM_B.security_rg()
+    );
+    let secrets: Api<Secret> = t.b.admin_api();
+    secrets
+        .delete("mua-backup-identity", &Default::default())
+        .await
+        .unwrap();
+    identity_secret(
+        &t.b,
+        "mua-backup-identity",
+        json!({"AZURE_TENANT_ID": CONTOSO, "AZURE_CLIENT_ID": TEAM_A.backup.client_id, "AZURE_CLIENT_SECRET": TEAM_A.backup.secret}),
+    )
+    .await;
+    // Team B's binding is also (mistakenly) wide enough to name team A's vault.
+    let admin = t.cp.client(User::Admin).await;
+    TEAM_B.bind(&admin, &t.b.name, &[TEAM_A.backup_rg()]).await;
+    op.reset_calls().await;
+    let theirs: VaultProtection = serde_json::from_value(
+        json!({"apiVersion": "mua.dev/v1alpha1", "kind": "VaultProtection", "metadata": {"name": "theirs"},
+        "spec": {"vault": {"id": TEAM_A.vault()}, "guard": {"id": gb}, "softDelete": {"state": "Enabled"}}}),
+    )
+    .unwrap();
+    let protections: Api<VaultProtection> = t.b.admin_api();
+    protections.create(&PostParams::default(), &theirs).await.unwrap();
+    let stalled = op
+        .wait_for(&protections, "theirs", "Stalled", "True", Some("IdentityInvalid"))
+        .await;
+    let said = serde_json::to_string(&stalled.status).unwrap();
+    assert!(said.contains("backupClientIds"), "{said}");
+    op.assert_no_calls(
+        &["PUT", "PATCH", "POST", "DELETE"],
+        QUIET,
+        "nothing is done as team A's identity",
+    )
+    .await;
+    let team_a = TEAM_A.client(ts, &TEAM_A.backup);
+    let link = vaults::get_link(&team_a, &VaultId::parse(&TEAM_A.vault()).unwrap())
+        .await
+        .unwrap();
+    assert!(link.is_none(), "{link:?}");
 }
 
 #[tokio::test]

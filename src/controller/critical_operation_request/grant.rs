@@ -13,14 +13,13 @@ use kube::api::ListParams;
 use super::policy::{Resolved, parse_duration};
 use super::status::{OPERATOR, transition};
 use crate::azure::ArmClient;
-use crate::azure::authorization::{self, RequestType, ScheduleRequestSpec};
+use crate::azure::authorization::{self, RequestType, ScheduleRequestSpec, ScheduleStatus};
 use crate::azure::guards::GuardId;
 use crate::controller::outcome::{self, Health, Notice, Requeue, Summary};
 use crate::controller::{Error, Reason, SecurityContext, scope};
 use crate::crd::CriticalOperationRequest;
 use crate::crd::critical_operation_request::{CriticalOperationRequestStatus, Elevation, RequestPhase};
 use crate::crd::elevation_policy::ElevationRole;
-use crate::crd::shared::ApprovalBackend;
 
 /// Grants the approved elevation with an Azure-side end; the request is then Active until that end.
 #[allow(
@@ -191,16 +190,26 @@ pub(super) async fn granting_identity(ctx: &SecurityContext, owner_namespace: &s
     ctx.side.identities.of(&ctx.client, owner_namespace).await
 }
 
-/// [`granting_identity`] for the request as its status records it.
+/// [`granting_identity`] for the owner the request's status records, on `guard`: only when that
+/// namespace's AzureScopeBinding owns the guard, so a status naming another namespace cannot make the
+/// operator act on a guard as that namespace's identity.
 pub(super) async fn recorded_granting_identity(
     ctx: &SecurityContext,
     status: &CriticalOperationRequestStatus,
+    guard: &GuardId,
 ) -> Result<ArmClient, Error> {
     let owner = status
         .policy
         .as_ref()
         .map(|p| p.owner_namespace.as_str())
         .unwrap_or_default();
+    if !owner.is_empty()
+        && let Err(why) = scope::of(&ctx.client, owner).await?.owns_guard(&guard.path())
+    {
+        return Err(Error::Identity(format!(
+            "the request records {owner} as the guard's owner, but {why}: its identity is not used on this guard"
+        )));
+    }
     granting_identity(ctx, owner).await
 }
 
@@ -279,9 +288,12 @@ pub(super) enum Revoked {
     AwaitingCancellation,
 }
 
-/// Ends the elevation in Azure with the security side's own identity: `AdminRemove` of the grant, or
-/// for PIM of the backup side's activation. An assignment Azure already removed at its end time counts as
-/// ended.
+/// Ends the elevation in Azure with the security side's own identity, whatever the status says its
+/// backend was (a status can be written by others): an activation the backup side asked PIM for (found
+/// by the name derived from the request's uid) that PIM has not settled yet is waited for (only its
+/// requestor may cancel it); then the elevation roles of the principal the request elevates (from its
+/// spec and its namespace's binding, never from the status) are removed from the guard with
+/// `AdminRemove`. An assignment Azure already removed at its end time counts as ended.
 pub(super) async fn revoke(
     ctx: &SecurityContext,
     cor: &CriticalOperationRequest,
@@ -290,51 +302,52 @@ pub(super) async fn revoke(
     let Some(elevation) = &status.elevation else {
         return Ok(Revoked::Ended);
     };
-    if status
-        .policy
-        .as_ref()
-        .is_some_and(|p| p.backend == ApprovalBackend::Pim)
+    let Some(guard) = elevation.scope.as_deref().and_then(GuardId::parse) else {
+        return Ok(Revoked::Ended);
+    };
+    let guard = guard.in_tenant(elevation.tenant_id.as_deref());
+    let arm = recorded_granting_identity(ctx, status, &guard).await?;
+    let tenant = guard.tenant.as_deref();
+    let activation = activation_request_id(cor, &guard.path());
+    if let Some(asked) = authorization::find_schedule_request_in(&arm, tenant, &activation).await?
+        && !asked.status.is_over()
+        && asked.status != ScheduleStatus::Provisioned
     {
-        return revoke_pim(ctx, cor, status, elevation).await;
+        return Ok(Revoked::AwaitingCancellation);
     }
-    let role = elevation
-        .role_definition_id
-        .clone()
-        .unwrap_or_else(|| authorization::BACKUP_MUA_OPERATOR.to_string());
-    let spec = schedule_spec(cor, elevation, &role, RequestType::AdminRemove, Duration::ZERO);
-    let arm = recorded_granting_identity(ctx, status).await?;
-    authorization::end_assignment(&arm, &spec).await?;
+    let principal = principal_for(ctx, cor, &guard).await?;
+    let removed = Elevation {
+        principal_id: Some(principal.clone()),
+        scope: Some(guard.path()),
+        tenant_id: guard.tenant.clone(),
+        ..Default::default()
+    };
+    // What the principal holds on the guard itself, and of that only the roles an elevation grants: a
+    // status naming another role cannot make this remove it.
+    let recorded = elevation.role_definition_id.as_deref().unwrap_or_default();
+    let known = ELEVATION_ROLES.iter().any(|r| r.eq_ignore_ascii_case(recorded));
+    let held = authorization::list_for_principal_in(&arm, tenant, &guard.path(), &principal).await?;
+    for assignment in held {
+        let elevation_role = ELEVATION_ROLES
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(&assignment.role) && (!known || r.eq_ignore_ascii_case(recorded)));
+        if !elevation_role || !guard.is(&assignment.scope) {
+            continue;
+        }
+        let spec = schedule_spec(
+            cor,
+            &removed,
+            &assignment.role,
+            RequestType::AdminRemove,
+            Duration::ZERO,
+        );
+        authorization::end_assignment(&arm, &spec).await?;
+    }
     Ok(Revoked::Ended)
 }
 
-/// PIM: ends the backup side's activation with the security side's own identity. Still waiting for PIM's
-/// approvers, it can be cancelled only by its requestor (the backup side, which does so when it sees the
-/// request ended); an activation in force is removed (`AdminRemove`, as the start-up sweep does); one
-/// never asked for, or already over, needs nothing.
-async fn revoke_pim(
-    ctx: &SecurityContext,
-    cor: &CriticalOperationRequest,
-    status: &CriticalOperationRequestStatus,
-    elevation: &Elevation,
-) -> Result<Revoked, Error> {
-    let Some(scope) = &elevation.scope else {
-        return Ok(Revoked::Ended);
-    };
-    // Named from the request's uid, as the backup side names it: never a name a status could point away.
-    let id = activation_request_id(cor, scope);
-    let tenant = elevation.tenant_id.as_deref();
-    let arm = recorded_granting_identity(ctx, status).await?;
-    let Some(request) = authorization::find_schedule_request_in(&arm, tenant, &id).await? else {
-        return Ok(Revoked::Ended);
-    };
-    if request.status.is_waiting() {
-        return Ok(Revoked::AwaitingCancellation);
-    }
-    let role = elevation.role_definition_id.clone().unwrap_or_default();
-    let spec = schedule_spec(cor, elevation, &role, RequestType::AdminRemove, Duration::ZERO);
-    authorization::end_assignment(&arm, &spec).await?;
-    Ok(Revoked::Ended)
-}
+/// The roles an elevation grants.
+const ELEVATION_ROLES: [&str; 2] = [authorization::BACKUP_MUA_OPERATOR, authorization::CONTRIBUTOR];
 
 /// Another request holding an elevation now that this one's grant would merge with, and how: one for the
 /// same VaultProtection and operation, or one of the same principal on the same guard (in any namespace

@@ -42,7 +42,7 @@ pub use grant::{activation_request_id, schedule_request_name, schedule_spec};
 pub use policy::{Refusal, Resolved, check_spec, parse_duration};
 pub use status::OPERATOR;
 pub use sweep::sweep;
-pub use verify::approvals_hold;
+pub use verify::{Activation, approvals_hold, pim_activation};
 
 pub const CONTROLLER: &str = "criticaloperationrequest";
 const FINALIZER: &str = "mua.dev/elevation";

@@ -14,7 +14,9 @@ use super::decide::{Observed, PimActivation};
 use super::grant::other_active;
 use super::policy::{Refusal, Resolved, check_pim, check_spec, resolve, same_target};
 use super::{grant, status};
+use crate::azure::ArmClient;
 use crate::azure::authorization;
+use crate::azure::guards::GuardId;
 use crate::controller::admission::FINGERPRINT_ANNOTATION;
 use crate::controller::{Context, Error, Reason, SecurityContext, admission};
 use crate::crd::CriticalOperationRequest;
@@ -59,13 +61,17 @@ pub(super) async fn observe(
             .is_some_and(|p| p.backend == ApprovalBackend::Pim);
     // Allowed to activate: the backup side asks PIM with its own identity, under the name recorded here;
     // the security side follows it with its own.
-    if pim_pending && let Some(elevation) = &previous.elevation {
+    if pim_pending
+        && let Some(elevation) = &previous.elevation
+        && let Some(guard) = elevation.scope.as_deref().and_then(GuardId::parse)
+    {
+        let guard = guard.in_tenant(elevation.tenant_id.as_deref());
         // Its name comes from the request's uid, as the backup side's does, never from a status.
-        let id = grant::activation_request_id(cor, elevation.scope.as_deref().unwrap_or_default());
-        let tenant = elevation.tenant_id.as_deref();
+        let id = grant::activation_request_id(cor, &guard.path());
+        let tenant = guard.tenant.as_deref();
         observed.pim = Some(
             match authorization::find_schedule_request_in(
-                &grant::recorded_granting_identity(ctx, previous).await?,
+                &grant::recorded_granting_identity(ctx, previous, &guard).await?,
                 tenant,
                 &id,
             )
@@ -117,11 +123,23 @@ async fn pim_policy(
     cor: &CriticalOperationRequest,
     resolved: &Resolved,
 ) -> Result<Result<(), Refusal>, Error> {
+    let arm = grant::granting_identity(ctx, &resolved.policy.owner_namespace).await?;
+    let activating = grant::principal_for(ctx, cor, &resolved.guard).await?;
+    pim_settings(&arm, cor, resolved, &activating).await
+}
+
+/// PIM's settings for the rules' role on the guard, read as `arm`: approval required, by approvers who
+/// are neither `activating` nor a principal the rules tie to the requester. Both sides check this: the
+/// security side before it allows an activation, the backup side before it asks PIM.
+pub(super) async fn pim_settings(
+    arm: &ArmClient,
+    cor: &CriticalOperationRequest,
+    resolved: &Resolved,
+    activating: &str,
+) -> Result<Result<(), Refusal>, Error> {
     let tenant = resolved.guard.tenant.as_deref();
     let role = grant::role_id(resolved.policy.role);
-    let arm = grant::granting_identity(ctx, &resolved.policy.owner_namespace).await?;
-    let approval = authorization::activation_approval(&arm, tenant, &resolved.guard.path(), role).await?;
-    let activating = grant::principal_for(ctx, cor, &resolved.guard).await?;
+    let approval = authorization::activation_approval(arm, tenant, &resolved.guard.path(), role).await?;
     let requester = cor.spec.requester.as_deref().unwrap_or_default();
     let requester_principals: Vec<String> = resolved
         .rules
@@ -130,7 +148,7 @@ async fn pim_policy(
         .filter(|p| p.requesters.includes(requester, &cor.spec.requester_groups))
         .map(|p| p.object_id.clone())
         .collect();
-    Ok(check_pim(&approval, &activating, &requester_principals))
+    Ok(check_pim(&approval, activating, &requester_principals))
 }
 
 /// `status`'s approvals of `cor` as judged under `resolved`'s rules for `target`, at `at`: each approver

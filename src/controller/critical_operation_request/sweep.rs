@@ -57,8 +57,23 @@ pub async fn sweep(ctx: &SecurityContext) -> Result<usize, Error> {
         if held.iter().any(|h| h.eq_ignore_ascii_case(&scope)) {
             continue;
         }
+        // Only as the identity of a namespace whose binding owns the guard; one guard's trouble (an
+        // unusable identity Secret, say) does not stop the sweep of the others.
+        let owns = bindings
+            .iter()
+            .any(|b| b.name_any() == owner && b.spec.owns_guard(&scope));
+        if !owns {
+            tracing::debug!(guard = %scope, namespace = %owner, "sweep: the namespace does not own the guard");
+            continue;
+        }
         let tenant = guard.tenant.as_deref();
-        let arm = grant::granting_identity(ctx, &owner).await?;
+        let arm = match grant::granting_identity(ctx, &owner).await {
+            Ok(arm) => arm,
+            Err(err) => {
+                tracing::warn!(guard = %scope, namespace = %owner, %err, "sweep: cannot act on the guard");
+                continue;
+            }
+        };
         // Whom the operator may have elevated there: its backup identity, or a namespace's.
         let mut principals = vec![ctx.side.elevated_principal(tenant).await?];
         principals.extend(bindings.iter().filter_map(|b| b.spec.backup_principal(tenant)));

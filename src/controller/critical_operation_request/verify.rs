@@ -5,10 +5,56 @@
 
 use jiff::Timestamp;
 
-use super::observe::judged;
-use super::policy::resolve;
+use std::time::Duration;
+
+use super::grant::role_id;
+use super::observe::{judged, pim_settings};
+use super::policy::{check_spec, resolve};
+use crate::azure::ArmClient;
 use crate::controller::{Context, Error};
 use crate::crd::CriticalOperationRequest;
+use crate::crd::shared::ApprovalBackend;
+
+/// What the backup side may ask PIM to activate for a request: the rules' role (its GUID) and the
+/// request's duration, both judged from the guard owner's rules, never read from a status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Activation {
+    pub role: String,
+    pub duration: Duration,
+}
+
+/// `Ok(Ok(activation))` when the backup side, as `activating` (signed in as `arm`), may ask PIM to
+/// activate for `cor`: the guard owner's rules resolve and use PIM, the request is within them, and PIM's
+/// settings on the guard keep another person in the loop; otherwise why not, for a person. (The approvals
+/// are judged by [`approvals_hold`].)
+pub async fn pim_activation(
+    ctx: &Context,
+    arm: &ArmClient,
+    cor: &CriticalOperationRequest,
+    activating: &str,
+) -> Result<Result<Activation, String>, Error> {
+    let resolved = match resolve(ctx, cor).await? {
+        Ok(resolved) => resolved,
+        Err(refusal) => return Ok(Err(format!("its rules do not resolve now: {}", refusal.message))),
+    };
+    if resolved.policy.backend != ApprovalBackend::Pim {
+        return Ok(Err(format!(
+            "the guard owner's rules ({}) do not elevate through PIM",
+            resolved.policy.rules_from
+        )));
+    }
+    let duration = match check_spec(cor, &resolved) {
+        Ok(duration) => duration,
+        Err(refusal) => return Ok(Err(refusal.message)),
+    };
+    if let Err(refusal) = pim_settings(arm, cor, &resolved, activating).await? {
+        return Ok(Err(refusal.message));
+    }
+    Ok(Ok(Activation {
+        role: role_id(resolved.policy.role).to_string(),
+        duration,
+    }))
+}
 
 /// `Ok(Ok(()))` when `cor`'s approvals hold under the guard owner's rules for the target it records, as
 /// of its grant (never later than `now`); otherwise why not, for a person. Under PIM too: another person

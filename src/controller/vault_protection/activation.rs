@@ -11,13 +11,13 @@ use kube::{Resource, ResourceExt};
 
 use super::observe::granted_for;
 use super::{perform, trust};
-use crate::azure::authorization::{self, RequestType};
+use crate::azure::authorization::{self, RequestType, ScheduleRequestSpec};
 use crate::azure::guards::GuardId;
 use crate::azure::vaults::VaultId;
 use crate::azure::{ArmClient, AzureError};
 use crate::controller::outcome;
 use crate::controller::{BackupContext, Error, critical_operation_request};
-use crate::crd::critical_operation_request::{CriticalOperationRequestStatus, RequestPhase};
+use crate::crd::critical_operation_request::{CriticalOperationRequestStatus, Elevation, RequestPhase};
 use crate::crd::shared::ApprovalBackend;
 use crate::crd::{CriticalOperationRequest, VaultProtection};
 
@@ -49,10 +49,7 @@ pub(super) async fn follow(
         if request.spec.vault_protection != name {
             continue;
         }
-        let ended = request.meta().deletion_timestamp.is_some()
-            || status.revocation.is_some()
-            || status.action_failed.is_some()
-            || status.phase.is_some_and(RequestPhase::is_final);
+        let ended = request.meta().deletion_timestamp.is_some() || wants_no_activation(&request);
         if ended {
             cancel(arm, &request, guard).await?;
         } else if status.phase == Some(RequestPhase::Pending) {
@@ -105,20 +102,28 @@ async fn activate(
         return Ok(());
     }
     let key = outcome::key(vp);
-    if let Err(why) = may_activate(ctx, arm, vp, request, (vault, guard)).await? {
-        let why = format!("the backup side's own check refused it: {why}");
-        tracing::warn!(request = %outcome::key(request), %why, "a PIM activation was not asked for");
-        return perform::record_action_failed(ctx, &key, &request.name_any(), &why).await;
-    }
-    let status = request.status.clone().unwrap_or_default();
-    let elevation = status.elevation.unwrap_or_default();
-    let role = elevation.role_definition_id.clone().unwrap_or_default();
-    let duration = critical_operation_request::parse_duration(&request.spec.duration).unwrap_or_default();
-    let spec =
-        critical_operation_request::schedule_spec(request, &elevation, &role, RequestType::SelfActivate, duration);
+    let spec = match may_activate(ctx, arm, vp, request, (vault, guard)).await? {
+        Ok(spec) => spec,
+        Err(why) => {
+            let why = format!("the backup side's own check refused it: {why}");
+            tracing::warn!(request = %outcome::key(request), %why, "a PIM activation was not asked for");
+            return perform::record_action_failed(ctx, &key, &request.name_any(), &why).await;
+        }
+    };
     match authorization::request_schedule(arm, &spec).await {
         Ok(asked) => {
             tracing::info!(request = %outcome::key(request), status = ?asked.status, "asked PIM to activate the backup identity's role on the guard");
+            // The request may have ended while this was asked (the security side then found nothing to
+            // end): read it again and cancel what it no longer wants.
+            let requests: Api<CriticalOperationRequest> =
+                Api::namespaced(ctx.client.clone(), &request.namespace().unwrap_or_default());
+            let now = requests.get_opt(&request.name_any()).await?;
+            if now
+                .as_ref()
+                .is_none_or(|r| r.meta().deletion_timestamp.is_some() || wants_no_activation(r))
+            {
+                cancel(arm, request, guard).await?;
+            }
             Ok(())
         }
         // Refused as asked (not eligible, against PIM's settings, an assignment already in force): final.
@@ -131,16 +136,25 @@ async fn activate(
     }
 }
 
-/// The backup side's own judgement of an activation: the request's target is this object, its vault and
-/// guard; the principal and scope it names are the backup identity and that guard; and it is approved
-/// ([`trust::approved`]).
+/// Whether a request no longer wants its activation: revoked, failed by a side, or ended.
+fn wants_no_activation(request: &CriticalOperationRequest) -> bool {
+    request.status.as_ref().is_none_or(|s| {
+        s.revocation.is_some() || s.action_failed.is_some() || s.phase.is_some_and(RequestPhase::is_final)
+    })
+}
+
+/// The backup side's own judgement of an activation, from nothing a status could forge: the request's
+/// target is this object, its vault and guard; the guard owner's rules use PIM, the request is within
+/// them, and PIM's settings keep another person in the loop ([`critical_operation_request::pim_activation`]);
+/// and it is approved ([`trust::approved`]). The activation asked for is built from those rules: the
+/// backup identity itself, on that guard, with the rules' role, for the request's duration.
 async fn may_activate(
     ctx: &BackupContext,
     arm: &ArmClient,
     vp: &VaultProtection,
     request: &CriticalOperationRequest,
     (vault, guard): (&VaultId, &GuardId),
-) -> Result<Result<(), String>, Error> {
+) -> Result<Result<ScheduleRequestSpec, String>, Error> {
     let status = request.status.clone().unwrap_or_default();
     let for_this_vault = status
         .target
@@ -151,17 +165,25 @@ async fn may_activate(
             "it records another target than this VaultProtection, its vault and guard".into(),
         ));
     }
-    let elevation = status.elevation.clone().unwrap_or_default();
     let me = arm.principal_id_in(guard.tenant.as_deref()).await?;
-    if !elevation
-        .principal_id
-        .as_deref()
-        .is_some_and(|p| p.eq_ignore_ascii_case(&me))
-    {
-        return Ok(Err("it names another principal than the backup identity".into()));
+    let activation = match critical_operation_request::pim_activation(ctx, arm, request, &me).await? {
+        Ok(activation) => activation,
+        Err(why) => return Ok(Err(why)),
+    };
+    if let Err(why) = trust::approved(ctx, request, ctx.clock.now()).await? {
+        return Ok(Err(why));
     }
-    if !elevation.scope.as_deref().is_some_and(|s| guard.is(s)) {
-        return Ok(Err("it names another scope than the guard".into()));
-    }
-    trust::approved(ctx, request, ctx.clock.now()).await
+    let elevation = Elevation {
+        principal_id: Some(me),
+        scope: Some(guard.path()),
+        tenant_id: guard.tenant.clone(),
+        ..Default::default()
+    };
+    Ok(Ok(critical_operation_request::schedule_spec(
+        request,
+        &elevation,
+        &activation.role,
+        RequestType::SelfActivate,
+        activation.duration,
+    )))
 }

@@ -108,6 +108,23 @@ async fn under_pim_a_request_revoked_while_pims_approvers_wait_has_its_activatio
     assert_eq!(soft_delete(&op).await, Some(SoftDelete::Enabled));
 }
 
+/// Writes `forged` into the request `sd`'s status as someone who may write all of it; the request then
+/// fails saying `says`, nothing is asked of PIM over a window, and nothing changes in Azure.
+async fn forged_then_failed(op: &Operator, guard_id: &str, forged: Value, says: &str) {
+    op.requests()
+        .patch_status("sd", &PatchParams::default(), &Patch::Merge(&forged))
+        .await
+        .unwrap();
+    let failed = phase_is(op, "sd", RequestPhase::Failed).await;
+    let history = failed.status.unwrap().history;
+    let said = history.last().unwrap().message.clone().unwrap_or_default();
+    assert!(said.contains(says), "{said}");
+    op.assert_no_calls(&["PUT", "PATCH", "POST", "DELETE"], QUIET, "nothing is asked of PIM")
+        .await;
+    assert_eq!(soft_delete(op).await, Some(SoftDelete::Enabled));
+    assert_eq!(contributor_grants(op, guard_id).await, 0);
+}
+
 #[tokio::test]
 async fn attack_under_pim_a_forged_allowance_makes_the_backup_side_ask_pim_for_nothing() {
     // Status forgery against the PIM path: someone who may write the request's status (as wherever the
@@ -122,25 +139,32 @@ async fn attack_under_pim_a_forged_allowance_makes_the_backup_side_ask_pim_for_n
     let forged = json!({"status": {"elevation": {"principalId": BACKUP_OID, "scope": guard_id,
                                                  "roleDefinitionId": authorization::CONTRIBUTOR,
                                                  "scheduleRequestId": format!("{guard_id}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/forged")}}});
-    op.requests()
-        .patch_status("sd", &PatchParams::default(), &Patch::Merge(&forged))
-        .await
-        .unwrap();
-    let failed = phase_is(&op, "sd", RequestPhase::Failed).await;
-    let said = failed
-        .status
-        .unwrap()
-        .history
-        .last()
-        .unwrap()
-        .message
-        .clone()
-        .unwrap_or_default();
-    assert!(said.contains("own check refused it"), "{said}");
-    op.assert_no_calls(&["PUT", "PATCH", "POST", "DELETE"], QUIET, "nothing is asked of PIM")
-        .await;
-    assert_eq!(soft_delete(&op).await, Some(SoftDelete::Enabled));
-    assert_eq!(contributor_grants(&op, &guard_id).await, 0);
+    forged_then_failed(&op, &guard_id, forged, "own check refused it").await;
+}
+
+#[tokio::test]
+async fn attack_under_pim_a_forged_allowance_with_a_real_approvers_name_asks_pim_for_nothing_it_would_not_gate() {
+    // Someone who can write any of the status writes an approval in a real approver's name and an
+    // allowed activation, on a guard whose PIM settings activate without approval (which the security
+    // side refuses). The backup side checks PIM's settings itself before it asks: nothing is asked.
+    let op = start_split("attack-pim-forged-settings").await;
+    let guard_id = protected_by_pim(&op).await;
+    set_pim_approval(
+        &op,
+        json!({"isApprovalRequired": false, "approvalMode": "NoApproval", "approvalStages": []}),
+    )
+    .await;
+    op.declare_soft_delete_off("prod").await;
+    request(&op, User::BackupAdmin, "sd", "DisableSoftDelete", "30m").await;
+    let target = recorded_target(&op, "sd").await;
+    op.reset_calls().await;
+    let forged = json!({"status": {
+        "approvals": [{"approver": User::ApproverA.name(), "groups": [User::ApproverA.group()], "decision": "Approve",
+                       "time": jiff::Timestamp::now().to_string(), "target": target}],
+        "policy": {"requiredApprovals": 1, "maxDuration": "1h", "backend": "PIM", "role": "Contributor"},
+        "elevation": {"principalId": BACKUP_OID, "scope": guard_id, "roleDefinitionId": authorization::CONTRIBUTOR,
+                      "scheduleRequestId": "forged"}}});
+    forged_then_failed(&op, &guard_id, forged, "without an approval").await;
 }
 
 #[tokio::test]

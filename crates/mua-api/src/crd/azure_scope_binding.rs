@@ -59,6 +59,27 @@ pub struct AzureScopeBindingSpec {
     #[x_kube(validation = principals_rule())]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backup_principal_ids: Vec<String>,
+
+    /// The applications (client IDs) the namespace's `mua-security-identity` Secret may name. Written
+    /// here, by cluster admins: with workload identity every application is federated with the
+    /// operator's ServiceAccount, so a client ID alone would let a namespace act as any team's identity.
+    /// Empty: the namespace may not name a security identity of its own.
+    #[schemars(extend("x-kubernetes-list-type" = "set", "maxItems" = 8), inner(length(max = 36)))]
+    #[x_kube(validation = client_ids_rule("securityClientIds"))]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_client_ids: Vec<String>,
+
+    /// The applications (client IDs) the namespace's `mua-backup-identity` Secret may name (see
+    /// `securityClientIds`). Empty: the namespace may not name a backup identity of its own.
+    #[schemars(extend("x-kubernetes-list-type" = "set", "maxItems" = 8), inner(length(max = 36)))]
+    #[x_kube(validation = client_ids_rule("backupClientIds"))]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backup_client_ids: Vec<String>,
+}
+
+fn client_ids_rule(field: &str) -> Rule {
+    Rule::new(format!("self.all(c, c.matches('^{GUID_RE}$'))"))
+        .message(format!("each of {field} must be an application (client) ID: a GUID").as_str())
 }
 
 fn principals_rule() -> Rule {
@@ -140,6 +161,8 @@ mod tests {
             scopes: vec![format!("{SUB}/resourceGroups/team-a")],
             guard_scopes: vec![format!("{SUB}/resourceGroups/security-a")],
             backup_principal_ids: vec![],
+            security_client_ids: vec![],
+            backup_client_ids: vec![],
         };
         let guard = format!("{SUB}/resourceGroups/security-a/providers/Microsoft.DataProtection/resourceGuards/g");
         let vault = format!("{SUB}/resourceGroups/team-a/providers/Microsoft.RecoveryServices/vaults/v");
@@ -150,7 +173,9 @@ mod tests {
             !AzureScopeBindingSpec {
                 scopes: vec![],
                 guard_scopes: vec![],
-                backup_principal_ids: vec![]
+                backup_principal_ids: vec![],
+                security_client_ids: vec![],
+                backup_client_ids: vec![]
             }
             .may_name(&vault)
         );
@@ -165,6 +190,8 @@ mod tests {
                 "AAAAAAAA-0000-0000-0000-000000000001".into(),
                 "33e01921-4d64-4f8c-a055-5bdaffd5e33d=aaaaaaaa-0000-0000-0000-000000000002".into(),
             ],
+            security_client_ids: vec![],
+            backup_client_ids: vec![],
         };
         assert_eq!(
             spec.backup_principal(None).as_deref(),
