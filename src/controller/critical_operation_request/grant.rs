@@ -232,12 +232,18 @@ pub fn schedule_request_name(cor: &CriticalOperationRequest, request_type: Reque
     .to_string()
 }
 
-/// The ARM ID the backup side's PIM activation for `cor` has (or will have) on the guard `scope`.
-pub fn activation_request_id(cor: &CriticalOperationRequest, scope: &str) -> String {
+/// The ARM ID of `cor`'s schedule request of `request_type` on the guard `scope` (see
+/// [`schedule_request_name`]).
+pub fn schedule_request_id(cor: &CriticalOperationRequest, scope: &str, request_type: RequestType) -> String {
     format!(
         "{scope}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
-        schedule_request_name(cor, RequestType::SelfActivate)
+        schedule_request_name(cor, request_type)
     )
+}
+
+/// The ARM ID the backup side's PIM activation for `cor` has (or will have) on the guard `scope`.
+pub fn activation_request_id(cor: &CriticalOperationRequest, scope: &str) -> String {
+    schedule_request_id(cor, scope, RequestType::SelfActivate)
 }
 
 pub fn schedule_spec(

@@ -38,7 +38,7 @@ use crate::crd::shared::Conditions;
 
 pub use approvals::{Judged, judge};
 pub use decide::{Decision, Observed, decide};
-pub use grant::{activation_request_id, schedule_request_name, schedule_spec};
+pub use grant::{activation_request_id, schedule_request_id, schedule_spec};
 pub use policy::{Refusal, Resolved, check_spec, parse_duration};
 pub use status::OPERATOR;
 pub use sweep::sweep;

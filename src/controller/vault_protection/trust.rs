@@ -82,14 +82,7 @@ async fn grant_in_azure(
     } else {
         RequestType::AdminAssign
     };
-    let id = match kind {
-        RequestType::SelfActivate => critical_operation_request::activation_request_id(cor, &guard.path()),
-        _ => format!(
-            "{}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}",
-            guard.path(),
-            critical_operation_request::schedule_request_name(cor, kind)
-        ),
-    };
+    let id = critical_operation_request::schedule_request_id(cor, &guard.path(), kind);
     let tenant = guard.tenant.as_deref();
     let Some(granted) = authorization::find_schedule_request_in(arm, tenant, &id).await? else {
         return Ok(Err("Azure holds no grant made for this request".into()));
