@@ -39,6 +39,17 @@ pub struct LocalUser {
     pub groups: &'static [&'static str],
 }
 
+/// How a local control plane differs from the default one (the tests' and the demo's).
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// Serve the APIs of an older minor release, as clusters of that version do
+    /// (`--emulated-version`, e.g. `"1.33"`; the binaries are 1.36, which emulates down to 1.33).
+    pub emulated_version: Option<String>,
+    /// Run the ServiceAccount admission plugin, which gives pods their token volume: for a control plane
+    /// with a node (a controller-manager then creates each namespace's `default` ServiceAccount).
+    pub service_accounts: bool,
+}
+
 /// A running etcd + kube-apiserver pair; stopped when dropped.
 #[derive(Debug)]
 pub struct LocalControlPlane {
@@ -97,10 +108,19 @@ impl LocalControlPlane {
     /// API server is ready. Blocks: call it outside an async runtime, from a thread that lives as long as
     /// the control plane should (the processes die with it).
     pub fn start(bin_dir: &Path, users: &[LocalUser]) -> anyhow::Result<LocalControlPlane> {
+        Self::start_with(bin_dir, users, &StartOptions::default())
+    }
+
+    /// [`LocalControlPlane::start`], with `options`.
+    pub fn start_with(
+        bin_dir: &Path,
+        users: &[LocalUser],
+        options: &StartOptions,
+    ) -> anyhow::Result<LocalControlPlane> {
         remove_stale_work_dirs();
         let mut last_err = anyhow!("not started");
         for attempt in 1..=START_ATTEMPTS {
-            match Self::launch(bin_dir, users) {
+            match Self::launch(bin_dir, users, options) {
                 Ok(cp) => return Ok(cp),
                 Err(err) => {
                     tracing::warn!(attempt, "starting the local control plane failed: {err:#}");
@@ -111,7 +131,7 @@ impl LocalControlPlane {
         Err(last_err)
     }
 
-    fn launch(bin_dir: &Path, users: &[LocalUser]) -> anyhow::Result<LocalControlPlane> {
+    fn launch(bin_dir: &Path, users: &[LocalUser], options: &StartOptions) -> anyhow::Result<LocalControlPlane> {
         let tokens = users
             .iter()
             .map(|u| Ok((u.name.to_string(), random_token()?)))
@@ -170,30 +190,32 @@ impl LocalControlPlane {
 
         let w = |name: &str| work_dir.join(name).display().to_string();
         let apiserver_log = work_dir.join("apiserver.log");
-        cp.spawn(
-            "kube-apiserver",
-            &[
-                format!("--etcd-servers={etcd_client}"),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                format!("--secure-port={api_port}"),
-                format!("--cert-dir={}", w("certs")),
-                format!("--tls-cert-file={}", pki.serving_cert.display()),
-                format!("--tls-private-key-file={}", pki.serving_key.display()),
-                format!("--token-auth-file={}", w("tokens.csv")),
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                format!("--service-account-key-file={}", pki.sa_public.display()),
-                format!("--service-account-signing-key-file={}", pki.sa_key.display()),
-                "--service-cluster-ip-range=10.0.0.0/24".into(),
-                "--authorization-mode=RBAC".into(),
-                // No controller-manager runs, so no namespace gets a "default" ServiceAccount.
-                "--disable-admission-plugins=ServiceAccount".into(),
-                "--allow-privileged=true".into(),
-                format!("--audit-policy-file={}", w("audit-policy.yaml")),
-                format!("--audit-log-path={}", w("audit.log")),
-            ],
-            &apiserver_log,
-        )?;
+        let mut args = vec![
+            format!("--etcd-servers={etcd_client}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={api_port}"),
+            format!("--cert-dir={}", w("certs")),
+            format!("--tls-cert-file={}", pki.serving_cert.display()),
+            format!("--tls-private-key-file={}", pki.serving_key.display()),
+            format!("--token-auth-file={}", w("tokens.csv")),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-account-key-file={}", pki.sa_public.display()),
+            format!("--service-account-signing-key-file={}", pki.sa_key.display()),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--authorization-mode=RBAC".into(),
+            "--allow-privileged=true".into(),
+            format!("--audit-policy-file={}", w("audit-policy.yaml")),
+            format!("--audit-log-path={}", w("audit.log")),
+        ];
+        if !options.service_accounts {
+            // No controller-manager runs, so no namespace gets a "default" ServiceAccount.
+            args.push("--disable-admission-plugins=ServiceAccount".into());
+        }
+        if let Some(version) = &options.emulated_version {
+            args.push(format!("--emulated-version={version}"));
+        }
+        cp.spawn("kube-apiserver", &args, &apiserver_log)?;
         for (user, token) in &cp.tokens {
             cp.kubeconfig_for_token(user, token)?;
         }
@@ -242,6 +264,11 @@ impl LocalControlPlane {
         self.work_dir.join("audit.log")
     }
 
+    /// The private key that signs ServiceAccount tokens (a controller-manager needs it).
+    pub fn service_account_key_path(&self) -> PathBuf {
+        self.work_dir.join("sa.key")
+    }
+
     /// The CA that signed the API server's certificate.
     pub fn ca_path(&self) -> PathBuf {
         self.work_dir.join("ca.crt")
@@ -260,23 +287,7 @@ impl LocalControlPlane {
     }
 
     fn spawn(&self, program: &str, args: &[String], log: &Path) -> anyhow::Result<()> {
-        let program = self.bin_dir.join(program);
-        let log_file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let mut cmd = Command::new(&program);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file);
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().with_context(|| format!("starting {}", program.display()))?;
+        let child = spawn_supervised(Command::new(self.bin_dir.join(program)).args(args), log)?;
         self.children.lock().unwrap_or_else(|p| p.into_inner()).push(child);
         Ok(())
     }
@@ -336,6 +347,25 @@ impl LocalControlPlane {
         }
         Ok(())
     }
+}
+
+/// Starts `cmd` with its output in `log`, killed when the thread that called this ends
+/// (`PR_SET_PDEATHSIG`), so that a killed test process leaves no server behind: call it from a thread that
+/// lives as long as the process should.
+pub fn spawn_supervised(cmd: &mut Command, log: &Path) -> anyhow::Result<Child> {
+    let log_file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    cmd.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .with_context(|| format!("starting {}", cmd.get_program().to_string_lossy()))
 }
 
 /// A client from a kubeconfig file.
@@ -462,7 +492,8 @@ fn random_token() -> anyhow::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A loopback port nothing listens on now.
+pub fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
 }
@@ -477,7 +508,8 @@ fn http_get_plain(port: u16, path: &str) -> Option<String> {
     Some(response)
 }
 
-fn log_tail(path: &Path) -> String {
+/// The last 30 lines of a log file.
+pub fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
@@ -500,6 +532,15 @@ fn new_work_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Whether `name` is `<prefix><pid>-<anything>` for a process that no longer exists: what a killed test
+/// process left behind.
+pub fn left_by_a_dead_process(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.split_once('-'))
+        .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        .is_some_and(|pid| !Path::new("/proc").join(pid.to_string()).exists())
+}
+
 /// Removes work directories left by processes that were killed before they could clean up.
 fn remove_stale_work_dirs() {
     for base in [PathBuf::from("/dev/shm"), std::env::temp_dir()] {
@@ -509,14 +550,7 @@ fn remove_stale_work_dirs() {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             // Only `mua-cp-<pid>-<random>`, exactly as new_work_dir names them.
-            let Some(pid) = name
-                .strip_prefix(WORK_DIR_PREFIX)
-                .and_then(|rest| rest.split_once('-'))
-                .and_then(|(pid, _)| pid.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if !Path::new("/proc").join(pid.to_string()).exists() {
+            if left_by_a_dead_process(&name, WORK_DIR_PREFIX) {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }

@@ -71,6 +71,10 @@ struct SimArgs {
     /// Turn off ARM throttling (token buckets).
     #[arg(long)]
     no_throttling: bool,
+    /// Stand in for another cloud's ARM: accept tokens for this audience only (default: the public
+    /// cloud's), e.g. `https://management.usgovcloudapi.net` as Azure Government's ARM does.
+    #[arg(long)]
+    arm_audience: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -175,6 +179,7 @@ fn run_sim(args: SimArgs) -> anyhow::Result<()> {
     options.seed = args.seed;
     options.state_file = args.state;
     options.throttling = !args.no_throttling;
+    options.arm_audience = args.arm_audience;
     if let Some(path) = args.faults {
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         options.faults =

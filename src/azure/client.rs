@@ -14,7 +14,7 @@ use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use super::credentials::{ARM_SCOPE, AzureCloud};
+use super::credentials::AzureCloud;
 use super::error::AzureError;
 use super::metrics::{self, ArmMetrics};
 use super::throttle::{Throttle, ThrottleKey, ThrottlePolicy};
@@ -137,6 +137,8 @@ pub struct ArmClient {
     http: reqwest::Client,
     arm_url: String,
     /// The identity's home tenant and its credential.
+    /// `<the cloud's ARM audience>/.default`.
+    scope: String,
     tenant: String,
     credential: Arc<dyn TokenCredential>,
     /// The same identity in other tenants, by lowercase tenant ID.
@@ -152,6 +154,7 @@ impl ArmClient {
         Self {
             http,
             arm_url: cloud.arm_url.trim_end_matches('/').to_string(),
+            scope: cloud.arm_scope(),
             tenant: tenant.to_ascii_lowercase(),
             credential,
             auxiliary: BTreeMap::new(),
@@ -197,7 +200,7 @@ impl ArmClient {
         credential: &Arc<dyn TokenCredential>,
     ) -> Result<String, AzureError> {
         let token = credential
-            .get_token(&[ARM_SCOPE], None)
+            .get_token(&[self.scope.as_str()], None)
             .await
             .map_err(|err| AzureError::Credential {
                 operation: operation.to_string(),

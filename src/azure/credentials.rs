@@ -21,18 +21,34 @@ pub struct AzureCloud {
     pub authority_host: String,
     /// A CA to trust instead of the system roots (the simulator's), as PEM.
     pub ca_pem: Option<String>,
+    /// The audience (resource) ARM tokens are asked for: each cloud's ARM accepts its own, e.g.
+    /// `https://management.azure.com` in the public cloud, `https://management.usgovcloudapi.net` in Azure
+    /// Government. [`arm_audience`] finds it.
+    pub arm_audience: String,
 }
 
-/// The scope ARM tokens are requested for.
+/// The public cloud's ARM.
+pub const PUBLIC_ARM_URL: &str = "https://management.azure.com";
+/// The audience of the public cloud's ARM.
+pub const PUBLIC_ARM_AUDIENCE: &str = "https://management.azure.com";
+/// The scope of a public-cloud ARM token.
 pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
+/// The api-version of ARM's metadata endpoint (`az cloud register` reads the same).
+const METADATA_API_VERSION: &str = "2022-09-01";
 
 impl AzureCloud {
     pub fn public() -> Self {
         Self {
-            arm_url: "https://management.azure.com".into(),
+            arm_url: PUBLIC_ARM_URL.into(),
             authority_host: "https://login.microsoftonline.com".into(),
             ca_pem: None,
+            arm_audience: PUBLIC_ARM_AUDIENCE.into(),
         }
+    }
+
+    /// The scope ARM tokens are requested for: `<audience>/.default`.
+    pub fn arm_scope(&self) -> String {
+        format!("{}/.default", self.arm_audience.trim_end_matches('/'))
     }
 
     /// One HTTP client for ARM and Entra: rustls, HTTP/2, and the configured CA only when one is set.
@@ -147,4 +163,28 @@ impl IdentityMaker {
         }
         Ok(arm)
     }
+}
+
+/// The token audience of the ARM at `arm_url`: the public cloud's without asking; any other cloud's (a
+/// sovereign cloud, Azure Stack, the simulator) from its metadata endpoint, `GET
+/// <arm>/metadata/endpoints?api-version=2022-09-01`, whose `authentication.audiences` lists the audiences
+/// that ARM accepts (the first is the one `az cloud register` uses).
+pub async fn arm_audience(http: &reqwest::Client, arm_url: &str) -> anyhow::Result<String> {
+    let arm_url = arm_url.trim_end_matches('/');
+    if arm_url.eq_ignore_ascii_case(PUBLIC_ARM_URL) {
+        return Ok(PUBLIC_ARM_AUDIENCE.to_string());
+    }
+    let url = format!("{arm_url}/metadata/endpoints?api-version={METADATA_API_VERSION}");
+    let unknown = || format!("cannot tell the token audience of ARM at {arm_url} from {url}: set --arm-audience");
+    let response = http.get(&url).send().await.with_context(unknown)?;
+    let status = response.status();
+    anyhow::ensure!(status.is_success(), "{} (HTTP {status})", unknown());
+    let metadata: serde_json::Value = response.json().await.with_context(unknown)?;
+    metadata["authentication"]["audiences"]
+        .as_array()
+        .and_then(|audiences| audiences.first())
+        .and_then(|audience| audience.as_str())
+        .filter(|audience| !audience.is_empty())
+        .map(|audience| audience.trim_end_matches('/').to_string())
+        .with_context(|| format!("{}: the metadata lists no authentication.audiences", unknown()))
 }

@@ -108,6 +108,7 @@ impl<'cp> Stage<'cp> {
             arm_url: sim.arm_url.clone(),
             authority_host: sim.authority_host.clone(),
             ca_pem: Some(sim.ca_pem.clone()),
+            arm_audience: crate::azure::credentials::PUBLIC_ARM_AUDIENCE.into(),
         };
         let http = cloud.http_client()?;
         let identity = |app: &str, secret: &str| -> anyhow::Result<ArmClient> {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 
 use super::Side;
-use crate::azure::credentials::AzureCloud;
+use crate::azure::credentials::{AzureCloud, arm_audience};
 use crate::azure::{ArmClient, TokenCredentialRef};
 
 #[derive(clap::Args, Debug)]
@@ -27,6 +27,10 @@ pub struct AzureArgs {
         help_heading = "Azure"
     )]
     pub authority_host: String,
+    /// The audience ARM tokens are asked for. Default: the public cloud's for its ARM, else what the ARM
+    /// endpoint's metadata names (`<arm-url>/metadata/endpoints`), as `az cloud register` reads it.
+    #[arg(long, env = "MUA_AZURE_ARM_AUDIENCE", help_heading = "Azure")]
+    pub arm_audience: Option<String>,
     /// Trust only this CA (PEM) for ARM and Entra: the simulator's `caFile`.
     #[arg(long, env = "MUA_AZURE_CA_FILE", help_heading = "Azure")]
     pub ca_file: Option<PathBuf>,
@@ -109,18 +113,26 @@ impl AzureArgs {
         })
     }
 
-    pub fn cloud(&self) -> anyhow::Result<AzureCloud> {
+    /// The cloud, with the token audience of its ARM (asked of the ARM endpoint unless given or public).
+    pub async fn cloud(&self) -> anyhow::Result<AzureCloud> {
         let ca_pem = match &self.ca_file {
             Some(path) => {
                 Some(std::fs::read_to_string(path).with_context(|| format!("reading the CA file {}", path.display()))?)
             }
             None => None,
         };
-        Ok(AzureCloud {
+        let mut cloud = AzureCloud {
             arm_url: self.arm_url.clone(),
             authority_host: self.authority_host.clone(),
             ca_pem,
-        })
+            arm_audience: String::new(),
+        };
+        cloud.arm_audience = match &self.arm_audience {
+            Some(audience) => audience.trim_end_matches('/').to_string(),
+            None => arm_audience(&cloud.http_client()?, &self.arm_url).await?,
+        };
+        tracing::info!(arm = %cloud.arm_url, audience = %cloud.arm_audience, "ARM token audience");
+        Ok(cloud)
     }
 
     fn credential(

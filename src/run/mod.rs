@@ -177,7 +177,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     arm_metrics.register(&mut registry);
     let registry = Arc::new(registry);
 
-    let cloud = args.azure.cloud()?;
+    let cloud = args.azure.cloud().await?;
     let http = cloud.http_client()?;
     let arms = sides
         .iter()

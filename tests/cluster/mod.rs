@@ -25,7 +25,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ObjectMeta, Patch, PatchParams, PostParams};
-use mua_operator::control_plane::{self, LocalControlPlane, LocalUser};
+use mua_operator::control_plane::{self, LocalControlPlane, LocalUser, StartOptions};
 use mua_operator::crd::{AzureScopeBinding, CriticalOperationRequest};
 
 /// A person or identity with its own credentials on the test control plane.
@@ -130,7 +130,7 @@ impl ControlPlane {
     /// The control plane of this test process, shared by all its tests, started on first use.
     pub fn shared() -> &'static ControlPlane {
         static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
-        match SHARED.get_or_init(start_on_its_own_thread) {
+        match SHARED.get_or_init(|| start_on_its_own_thread(StartOptions::default(), Setup::AsShared)) {
             Ok(cp) => cp,
             Err(err) => panic!("the test control plane did not start: {err}"),
         }
@@ -140,7 +140,21 @@ impl ControlPlane {
     /// for a test that changes what every other test relies on (e.g. removes an admission policy's
     /// binding). Stopped when dropped.
     pub fn own() -> OwnControlPlane {
-        match start_on_its_own_thread() {
+        Self::own_with(StartOptions::default())
+    }
+
+    /// [`ControlPlane::own`] with `options` (e.g. an emulated older Kubernetes version).
+    pub fn own_with(options: StartOptions) -> OwnControlPlane {
+        match start_on_its_own_thread(options, Setup::AsShared) {
+            Ok(cp) => OwnControlPlane(cp),
+            Err(err) => panic!("the test's own control plane did not start: {err}"),
+        }
+    }
+
+    /// A control plane of the calling test's own with nothing of the operator's installed (no CRDs, RBAC
+    /// or admission policies): what a user's cluster is before `helm install`. Stopped when dropped.
+    pub fn bare(options: StartOptions) -> OwnControlPlane {
+        match start_on_its_own_thread(options, Setup::Bare) {
             Ok(cp) => OwnControlPlane(cp),
             Err(err) => panic!("the test's own control plane did not start: {err}"),
         }
@@ -328,12 +342,12 @@ pub async fn client_from_kubeconfig(path: &Path) -> Client {
 /// Starts a control plane from a thread that lives as long as the process: the children get
 /// PR_SET_PDEATHSIG, which fires when the thread that spawned them ends, so they die with the test process
 /// even when it is killed, and never with the test that happened to start them.
-fn start_on_its_own_thread() -> Result<ControlPlane, String> {
+fn start_on_its_own_thread(options: StartOptions, setup: Setup) -> Result<ControlPlane, String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("control-plane".into())
         .spawn(move || {
-            let _ = tx.send(start().map_err(|err| format!("{err:#}")));
+            let _ = tx.send(start(&options, setup).map_err(|err| format!("{err:#}")));
             loop {
                 std::thread::park();
             }
@@ -343,7 +357,16 @@ fn start_on_its_own_thread() -> Result<ControlPlane, String> {
         .unwrap_or_else(|_| Err("the control-plane thread died while starting".into()))
 }
 
-fn start() -> anyhow::Result<ControlPlane> {
+/// What a started control plane gets before the tests use it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Setup {
+    /// The CRDs, the chart's RBAC and admission policies, in force.
+    AsShared,
+    /// Nothing.
+    Bare,
+}
+
+fn start(options: &StartOptions, setup: Setup) -> anyhow::Result<ControlPlane> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     // The test harness exits the process when the tests are done (or failed): stop the servers then.
     static AT_EXIT: OnceLock<bool> = OnceLock::new();
@@ -358,7 +381,7 @@ fn start() -> anyhow::Result<ControlPlane> {
             groups: u.groups(),
         })
         .collect();
-    let local = LocalControlPlane::start(&control_plane::binaries()?, &users)?;
+    let local = LocalControlPlane::start_with(&control_plane::binaries()?, &users, options)?;
     let cp = ControlPlane {
         work_dir: local.work_dir.clone(),
         bin_dir: local.bin_dir.clone(),
@@ -369,6 +392,9 @@ fn start() -> anyhow::Result<ControlPlane> {
             .collect(),
     };
     RUNNING.lock().unwrap().push(local);
+    if setup == Setup::Bare {
+        return Ok(cp);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let admin = cp.client(User::Admin).await;
@@ -413,6 +439,12 @@ pub fn chart_file(name: &str) -> PathBuf {
 /// the people's ClusterRoles to the test users' groups.
 async fn install_rbac_and_admission(admin: &Client) -> Result<(), String> {
     apply_manifests(admin, &chart_file("rbac.yaml")).await?;
+    bind_people(admin).await?;
+    apply_manifests(admin, &chart_file("admission-policies.yaml")).await
+}
+
+/// Binds the people's ClusterRoles (the chart's) to the test users' groups.
+pub async fn bind_people(admin: &Client) -> Result<(), String> {
     let bindings: Api<ClusterRoleBinding> = Api::all(admin.clone());
     for (role, group) in ROLE_BINDINGS {
         let name = format!("{role}-{group}");
@@ -428,7 +460,18 @@ async fn install_rbac_and_admission(admin: &Client) -> Result<(), String> {
             .await
             .map_err(|err| format!("binding {role} to {group}: {err}"))?;
     }
-    apply_manifests(admin, &chart_file("admission-policies.yaml")).await
+    Ok(())
+}
+
+/// Waits until the admission policies (installed by the chart, say) answer as the tests expect.
+pub async fn wait_until_admission_in_force(cp: &ControlPlane) {
+    let admin = cp.client(User::Admin).await;
+    let backup = cp.client(User::BackupAdmin).await;
+    let approver = cp.client(User::ApproverA).await;
+    let security = cp.client(User::SecurityAdmin).await;
+    admission::wait_until_in_force(&admin, &backup, &approver, &security)
+        .await
+        .unwrap_or_else(|err| panic!("the admission policies are not in force: {err}"));
 }
 
 /// Server-side applies every document of a multi-document YAML file of cluster-scoped objects.

@@ -32,11 +32,11 @@ const EXAMPLES: [&str; 3] = ["same-tenant.yaml", "cross-tenant-guard.yaml", "pim
 // ---------------------------------------------------------------------------------------------------------
 // Helm
 
-fn chart() -> PathBuf {
+pub(crate) fn chart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/mua-operator")
 }
 
-fn example(name: &str) -> PathBuf {
+pub(crate) fn example(name: &str) -> PathBuf {
     chart().join("examples").join(name)
 }
 
@@ -59,7 +59,7 @@ fn helm_bin() -> &'static Path {
 }
 
 /// Helm with its own config, cache and data directories, so that nothing of the user's Helm is read.
-fn helm(args: &[&str]) -> Output {
+pub(crate) fn helm(args: &[&str]) -> Output {
     let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("helm-home");
     Command::new(helm_bin())
         .args(args)
@@ -72,7 +72,7 @@ fn helm(args: &[&str]) -> Output {
         .expect("running helm")
 }
 
-fn text(output: &Output) -> String {
+pub(crate) fn text(output: &Output) -> String {
     format!(
         "{}\n--- stdout\n{}--- stderr\n{}",
         output.status,
@@ -81,7 +81,7 @@ fn text(output: &Output) -> String {
     )
 }
 
-fn helm_ok(args: &[&str]) -> String {
+pub(crate) fn helm_ok(args: &[&str]) -> String {
     let output = helm(args);
     assert!(
         output.status.success(),
@@ -693,4 +693,82 @@ async fn installed_chart_enforces_the_two_person_rule() {
         stored.status.is_none_or(|s| s.approvals.is_empty()),
         "the self-approval left no trace"
     );
+}
+
+/// `kubectl auth can-i` as `user` (impersonated by the admin): whether it says yes.
+fn can_i(cp: &ControlPlane, user: &str, args: &[&str]) -> bool {
+    let out = cp
+        .kubectl(User::Admin)
+        .args(["auth", "can-i"])
+        .args(args)
+        .args(["--as", user])
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        answer == "yes" || answer == "no",
+        "kubectl auth can-i {args:?}: {}",
+        text(&out)
+    );
+    answer == "yes"
+}
+
+#[tokio::test]
+async fn the_operator_may_write_only_its_own_leases_in_the_release_namespace() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("chart-leases").await;
+    let release = ns.name.clone();
+    let kubeconfig = cp.kubeconfig_path(User::Admin);
+    // A second release in the cluster: the cluster-scoped policies, roles and bindings are another's.
+    helm_ok(&[
+        "install",
+        &release,
+        chart().to_str().unwrap(),
+        "--namespace",
+        &ns.name,
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "-f",
+        example("same-tenant.yaml").to_str().unwrap(),
+        "--set",
+        "admissionPolicies.install=false,rbac.installRoles=false",
+        "--set-json",
+        "scopeBindings=[]",
+    ]);
+    let security = format!("system:serviceaccount:{}:{release}-mua-operator-security", ns.name);
+    let deadline = Instant::now() + RBAC_TIMEOUT;
+    while !can_i(
+        cp,
+        &security,
+        &["patch", "leases/mua-operator-security", "-n", &ns.name],
+    ) {
+        assert!(
+            Instant::now() < deadline,
+            "the security side may not renew its own Lease"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        can_i(cp, &security, &["create", "leases", "-n", &ns.name]),
+        "it creates its Lease"
+    );
+    for (what, args) in [
+        ("kube-system's Leases", vec!["patch", "leases", "-n", "kube-system"]),
+        (
+            "a Lease of kube-system by name",
+            vec!["patch", "leases/kube-scheduler", "-n", "kube-system"],
+        ),
+        ("another namespace's Leases", vec!["create", "leases", "-n", "default"]),
+        (
+            "the backup side's Lease",
+            vec!["patch", "leases/mua-operator-backup", "-n", &ns.name],
+        ),
+        (
+            "any other Lease of the release namespace",
+            vec!["patch", "leases/other", "-n", &ns.name],
+        ),
+        ("Leases cluster-wide", vec!["list", "leases", "--all-namespaces"]),
+    ] {
+        assert!(!can_i(cp, &security, &args), "the security side may write {what}");
+    }
 }

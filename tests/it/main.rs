@@ -13,6 +13,8 @@
 
 #[path = "../cluster/mod.rs"]
 mod cluster;
+#[path = "../node/mod.rs"]
+mod node;
 mod operator;
 mod process;
 #[path = "../simulator/mod.rs"]
@@ -29,8 +31,10 @@ mod demo;
 mod elevation;
 mod elevation_restart;
 mod elevation_without_policies;
+mod image;
 mod kubectl_mua;
 mod leader_election;
+mod on_a_node;
 mod operator_rbac;
 mod resource_guard;
 mod run_command;

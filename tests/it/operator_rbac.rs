@@ -1,5 +1,6 @@
 //! The operator's RBAC is least privilege: both sides run as `mua-operator run` under ServiceAccounts bound
-//! only to the chart's `mua-operator-security` and `mua-operator-backup` ClusterRoles, through the whole
+//! only to the chart's `mua-operator-security` and `mua-operator-backup` ClusterRoles and its leader-election
+//! Role (`files/leader-election-rules.yaml`, in the Leases' namespace), through the whole
 //! story (a guard with elevation rules, a linked vault, a request approved and performed, the guard
 //! deleted). The API server's audit log then says exactly which verbs on which resources each side used,
 //! and that must be exactly what its role grants: nothing denied, nothing granted but unused.
@@ -12,10 +13,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use cluster::{ControlPlane, TestNamespace, User};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use mua_operator::crd::critical_operation_request::RequestPhase;
-use mua_operator::crd::{CriticalOperationRequest, ResourceGuard, VaultProtection};
+use mua_operator::crd::{CriticalOperationRequest, ResourceGuard};
 use process::{Operator, Side, eventually};
 use serde_json::{Value, json};
 use simulator::*;
@@ -43,14 +44,9 @@ const NOT_EXERCISED: [(&str, (&str, &str, &str)); 4] = [
 /// (API group, resource[/subresource], verb).
 type Permission = (String, String, String);
 
-fn ready(value: &Value) -> bool {
-    value["status"]["conditions"]
-        .as_array()
-        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-}
-
-/// A ServiceAccount for one side, bound cluster-wide to the chart's role for it (leases, reviews and
-/// admission policies are not all in the watched namespace); its kubeconfig and user name.
+/// A ServiceAccount for one side, bound cluster-wide to the chart's role for it (reviews and admission
+/// policies are not in the watched namespace) and, in the namespace, to the chart's leader-election Role
+/// for the side's Lease; its kubeconfig and user name.
 async fn side_account(cp: &ControlPlane, ns: &TestNamespace, role: &str) -> (std::path::PathBuf, String) {
     let (_, user) = cp.service_account(ns, role, role).await;
     let binding: ClusterRoleBinding = serde_json::from_value(json!({
@@ -63,14 +59,41 @@ async fn side_account(cp: &ControlPlane, ns: &TestNamespace, role: &str) -> (std
         .create(&PostParams::default(), &binding)
         .await
         .unwrap();
+    let lease_role: Role = serde_json::from_value(json!({
+        "metadata": {"name": format!("{role}-leader-election")},
+        "rules": leader_election_rules(role),
+    }))
+    .unwrap();
+    Api::<Role>::namespaced(ns.admin.clone(), &ns.name)
+        .create(&PostParams::default(), &lease_role)
+        .await
+        .unwrap();
+    let lease_binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": format!("{role}-leader-election")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": format!("{role}-leader-election")},
+        "subjects": [{"kind": "ServiceAccount", "name": role, "namespace": ns.name}],
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(ns.admin.clone(), &ns.name)
+        .create(&PostParams::default(), &lease_binding)
+        .await
+        .unwrap();
     (cp.service_account_kubeconfig(ns, role), user)
 }
 
-/// Every permission the ClusterRole grants.
+/// The chart's leader-election rules for the side whose ClusterRole is `role` (its Lease has that name).
+fn leader_election_rules(role: &str) -> Vec<PolicyRule> {
+    let text = std::fs::read_to_string(cluster::chart_file("leader-election-rules.yaml")).unwrap();
+    yaml_serde::from_str(&text.replace("[LEASES]", &format!("[{role}]"))).unwrap()
+}
+
+/// Every permission the ClusterRole and the side's leader-election Role grant.
 async fn granted(admin: &kube::Client, role: &str) -> BTreeSet<Permission> {
-    let role = Api::<ClusterRole>::all(admin.clone()).get(role).await.unwrap();
+    let cluster_role = Api::<ClusterRole>::all(admin.clone()).get(role).await.unwrap();
+    let mut rules = cluster_role.rules.unwrap_or_default();
+    rules.extend(leader_election_rules(role));
     let mut granted = BTreeSet::new();
-    for rule in role.rules.unwrap_or_default() {
+    for rule in rules {
         for group in rule.api_groups.unwrap_or_default() {
             for resource in rule.resources.clone().unwrap_or_default() {
                 for verb in &rule.verbs {
@@ -143,21 +166,7 @@ async fn each_side_uses_exactly_what_its_role_grants() {
         "spec": {"subscriptionId": SECURITY_SUB, "resourceGroup": "security-rg", "name": format!("rbac-{}", ns.name),
                  "region": "westeurope", "description": "Ask #backup-approvals", "deletionPolicy": "Delete",
                  "elevation": {"approvers": {"groups": ["mua-approvers"]}, "maxDuration": "1h"}}});
-    guards
-        .create(&PostParams::default(), &serde_json::from_value(guard).unwrap())
-        .await
-        .unwrap();
-    let protections: Api<VaultProtection> = ns.admin_api();
-    let vp = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "VaultProtection", "metadata": {"name": "prod"},
-        "spec": {"vault": {"id": vault("prod-vault")}, "guard": {"name": "guard"}, "softDelete": {"state": "Enabled"}}});
-    protections
-        .create(&PostParams::default(), &serde_json::from_value(vp).unwrap())
-        .await
-        .unwrap();
-    eventually(DEADLINE, "the VaultProtection is Ready", || async {
-        ready(&serde_json::to_value(protections.get("prod").await.ok()?).ok()?).then_some(())
-    })
-    .await;
+    let protections = process::guarded_vault(&ns, guard, DEADLINE).await;
     let off = json!({"spec": {"softDelete": {"state": "Disabled"}}});
     protections
         .patch("prod", &PatchParams::default(), &Patch::Merge(&off))

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams};
-use mua_operator::crd::ResourceGuard;
+use mua_operator::crd::{ResourceGuard, VaultProtection};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -259,4 +259,30 @@ pub async fn security_lease_holder(ns: &TestNamespace) -> Option<String> {
         .unwrap()?
         .spec?
         .holder_identity
+}
+
+/// Creates `guard` (a ResourceGuard as JSON) and the VaultProtection `prod` linking the seed's `prod-vault`
+/// to it, and waits until the link is Ready.
+pub async fn guarded_vault(ns: &TestNamespace, guard: Value, deadline: Duration) -> Api<VaultProtection> {
+    let guard_name = guard["metadata"]["name"].as_str().unwrap().to_string();
+    ns.admin_api::<ResourceGuard>()
+        .create(&PostParams::default(), &serde_json::from_value(guard).unwrap())
+        .await
+        .unwrap();
+    let protections: Api<VaultProtection> = ns.admin_api();
+    let vp = json!({"apiVersion": "mua.dev/v1alpha1", "kind": "VaultProtection", "metadata": {"name": "prod"},
+        "spec": {"vault": {"id": vault("prod-vault")}, "guard": {"name": guard_name}, "softDelete": {"state": "Enabled"}}});
+    protections
+        .create(&PostParams::default(), &serde_json::from_value(vp).unwrap())
+        .await
+        .unwrap();
+    eventually(deadline, "the VaultProtection is Ready", || async {
+        let conditions = protections.get("prod").await.ok()?.status?.conditions;
+        conditions
+            .get("Ready")
+            .is_some_and(|c| c.status == "True")
+            .then_some(())
+    })
+    .await;
+    protections
 }

@@ -13,6 +13,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, ListParams};
 use mua_operator::azure::ArmClient;
 use mua_operator::azure::guards::{self, GuardId};
+use mua_operator::crd::ResourceGuard;
 use process::*;
 use simulator::*;
 
@@ -171,4 +172,58 @@ fn a_side_without_an_azure_identity_fails_clearly() {
     let (code, stderr) = run_fails(&["--controllers=security", "--tenant-id", CONTOSO]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("no Azure client ID for the security side"), "{stderr}");
+}
+
+/// Azure Government's ARM audience: a sovereign cloud's ARM refuses tokens for the public cloud's.
+const GOVERNMENT_AUDIENCE: &str = "https://management.usgovcloudapi.net";
+
+#[tokio::test]
+async fn in_another_cloud_the_token_audience_comes_from_its_arms_metadata() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("sovereign").await;
+    let ts = TestSim::start_with(|o| o.arm_audience = Some(GOVERNMENT_AUDIENCE.into())).await;
+    let mut op = Operator::start(cp, &ns, &ts, &["--leader-election=false"]).await;
+
+    create_guard(&ns, "gov-guard").await;
+    wait_ready(&ns, "gov-guard", CONVERGE).await;
+    let logged = op
+        .log_fields()
+        .into_iter()
+        .find(|f| f["message"] == "ARM token audience")
+        .expect("the operator logs the audience it uses");
+    assert_eq!(logged["audience"], GOVERNMENT_AUDIENCE, "{logged}");
+    op.signal(libc::SIGTERM);
+    op.wait_exit(Duration::from_secs(30)).await;
+}
+
+#[tokio::test]
+async fn a_token_audience_another_cloud_refuses_stops_the_guard_with_arms_message() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("wrong-audience").await;
+    let ts = TestSim::start_with(|o| o.arm_audience = Some(GOVERNMENT_AUDIENCE.into())).await;
+    // The public cloud's audience, given explicitly against a Government ARM.
+    let flags = ["--leader-election=false", "--arm-audience=https://management.azure.com"];
+    let mut op = Operator::start(cp, &ns, &ts, &flags).await;
+
+    create_guard(&ns, "refused-guard").await;
+    let guards: Api<ResourceGuard> = ns.admin_api();
+    let message = eventually(CONVERGE, "the guard reports ARM's refusal", || async {
+        let ready = guards
+            .get("refused-guard")
+            .await
+            .ok()?
+            .status?
+            .conditions
+            .get("Ready")?
+            .clone();
+        (ready.status == "False" && ready.message.contains("wrong audience")).then_some(ready.message)
+    })
+    .await;
+    assert!(
+        message.contains(GOVERNMENT_AUDIENCE),
+        "ARM names the audiences it accepts: {message}"
+    );
+    assert_eq!(guard_puts(&ts).await, 0, "nothing was created in Azure");
+    op.signal(libc::SIGTERM);
+    op.wait_exit(Duration::from_secs(30)).await;
 }

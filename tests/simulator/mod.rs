@@ -113,6 +113,7 @@ impl TestSim {
             arm_url: sim.arm_url.clone(),
             authority_host: sim.authority_host.clone(),
             ca_pem: Some(sim.ca_pem.clone()),
+            arm_audience: mua_operator::azure::credentials::PUBLIC_ARM_AUDIENCE.into(),
         };
         let http = cloud.http_client().unwrap();
         TestSim {

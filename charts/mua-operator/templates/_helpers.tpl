@@ -41,6 +41,7 @@ required only in some modes) and fails with the value to set.
 {{- end -}}
 {{- end -}}
 {{- $fullname := include "mua-operator.fullname" . -}}
+{{- $port := int $v.metrics.port -}}
 {{- if eq $v.mode "split" -}}
 {{- if not $v.backup.azure.principalId -}}
 {{- fail "backup.azure.principalId is required in mode: split: the security side elevates the backup side's identity and cannot ask its credential (or use mode: combined)" -}}
@@ -48,13 +49,34 @@ required only in some modes) and fails with the value to set.
 - name: security
   fullname: {{ printf "%s-security" $fullname }}
   sides: [security]
+  metricsPort: {{ $port }}
 - name: backup
   fullname: {{ printf "%s-backup" $fullname }}
   sides: [backup]
+  {{- /* On the host's network the two Deployments' pods share the node's ports. */}}
+  metricsPort: {{ if $v.hostNetwork }}{{ add $port 1 }}{{ else }}{{ $port }}{{ end }}
 {{- else }}
 - name: operator
   fullname: {{ $fullname }}
   sides: [security, backup]
+  metricsPort: {{ $port }}
+{{- end -}}
+{{- end -}}
+
+{{/* The image reference: by digest when one is given (the tag is then only informative), else by tag. */}}
+{{- define "mua-operator.image" -}}
+{{- $i := .Values.image -}}
+{{- if $i.digest -}}
+{{- printf "%s@%s" $i.repository $i.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $i.repository ($i.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Leases a component's sides hold (src/run: mua-operator-<side>). */}}
+{{- define "mua-operator.leases" -}}
+{{- range .sides }}
+- mua-operator-{{ . }}
 {{- end -}}
 {{- end -}}
 

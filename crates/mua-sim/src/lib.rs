@@ -63,6 +63,10 @@ pub struct SimOptions {
     /// How long device code clients (`az login --use-device-code`) wait between polls of the token
     /// endpoint; MSAL waits this long once more after the code is approved.
     pub device_code_interval: Duration,
+    /// Stand in for another cloud's ARM: accept tokens for this audience only (and name it in the
+    /// metadata), as a sovereign cloud's ARM does, e.g. `https://management.usgovcloudapi.net` for Azure
+    /// Government. Default: the public cloud's audiences.
+    pub arm_audience: Option<String>,
 }
 
 impl SimOptions {
@@ -79,6 +83,7 @@ impl SimOptions {
             idle_timeout: Duration::from_secs(240),
             // Entra's interval.
             device_code_interval: Duration::from_secs(5),
+            arm_audience: None,
         }
     }
 }
@@ -122,7 +127,7 @@ impl Simulator {
         let base_url = format!("https://{addr}");
         let clock = Arc::new(clock::SimClock::default());
         let throttle = throttle::Throttle::new(options.limits, clock.clone(), options.throttling);
-        let state = Arc::new(SimState::new(
+        let mut state = SimState::new(
             world,
             clock,
             tokens,
@@ -130,7 +135,12 @@ impl Simulator {
             throttle,
             options.state_file.clone(),
             options.device_code_interval,
-        ));
+        );
+        if let Some(audience) = &options.arm_audience {
+            let audience = audience.trim_end_matches('/');
+            state.arm_audiences = vec![audience.to_string(), format!("{audience}/")];
+        }
+        let state = Arc::new(state);
         faults::validate(&options.faults).map_err(anyhow::Error::msg)?;
         state.faults.set(options.faults.clone());
         let app = router(state.clone());

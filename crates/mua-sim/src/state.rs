@@ -9,7 +9,7 @@ use super::clock::SimClock;
 use super::device_codes::DeviceCodes;
 use super::faults::Faults;
 use super::throttle::Throttle;
-use super::tokens::TokenIssuer;
+use super::tokens::{ARM_AUDIENCES, TokenIssuer};
 use super::world::World;
 
 pub struct SimState {
@@ -21,6 +21,8 @@ pub struct SimState {
     pub base_url: String,
     pub throttle: Throttle,
     pub faults: Faults,
+    /// The token audiences ARM accepts (the public cloud's, or another cloud's: `SimOptions::arm_audience`).
+    pub arm_audiences: Vec<String>,
     calls: Mutex<CallCounts>,
     state_file: Option<PathBuf>,
 }
@@ -55,6 +57,7 @@ impl SimState {
             base_url,
             throttle,
             faults: Faults::default(),
+            arm_audiences: ARM_AUDIENCES.iter().map(|a| a.to_string()).collect(),
             calls: Mutex::new(CallCounts::default()),
             state_file,
         }

@@ -56,6 +56,7 @@ async fn the_sim_command_serves_the_example_seed_until_sigterm() {
         arm_url: banner["armUrl"].as_str().unwrap().into(),
         authority_host: banner["authorityHost"].as_str().unwrap().into(),
         ca_pem: Some(ca),
+        arm_audience: mua_operator::azure::credentials::PUBLIC_ARM_AUDIENCE.into(),
     };
     let http = cloud.http_client().unwrap();
     let credential = cloud.client_secret(&http, CONTOSO, BACKUP_APP, BACKUP_SECRET).unwrap();

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use crate::error::ArmError;
 use crate::state::SimState;
 use crate::throttle::OperationKind;
-use crate::tokens::{ARM_AUDIENCES, Claims};
+use crate::tokens::Claims;
 
 /// What every authenticated request goes through before its handler: the subscription (if any) must
 /// exist and decides the tenant the token must come from; then throttling, and the call is counted.
@@ -73,7 +73,7 @@ fn verify_arm_token(sim: &SimState, token: &str) -> Result<Claims, ArmError> {
         ),
         _ => unauthorized(sim, "InvalidAuthenticationToken", "The access token is invalid."),
     })?;
-    if !ARM_AUDIENCES.contains(&claims.aud.as_str()) {
+    if !sim.arm_audiences.contains(&claims.aud) {
         // ARM's own code for this case (its message, "obtained for wrong audience or resource", too).
         return Err(unauthorized(
             sim,
@@ -81,7 +81,7 @@ fn verify_arm_token(sim: &SimState, token: &str) -> Result<Claims, ArmError> {
             &format!(
                 "The access token has been obtained for wrong audience or resource '{}'. It should exactly match with one of the allowed audiences '{}'.",
                 claims.aud,
-                ARM_AUDIENCES.join("','")
+                sim.arm_audiences.join("','")
             ),
         ));
     }

@@ -359,6 +359,14 @@ fn render_provider(sub: &Subscription, provider: &Provider) -> Value {
     })
 }
 
+/// The audiences the metadata names, as the public cloud's lists them (with a trailing slash, the legacy
+/// `management.core` one first): those ARM accepts.
+fn metadata_audiences(sim: &SimState) -> Vec<String> {
+    let mut audiences: Vec<String> = sim.arm_audiences.iter().filter(|a| a.ends_with('/')).cloned().collect();
+    audiences.sort_by_key(|a| !a.contains("management.core."));
+    audiences
+}
+
 pub fn is_metadata_path(path: &str) -> bool {
     path.trim_end_matches('/').eq_ignore_ascii_case("/metadata/endpoints")
 }
@@ -383,7 +391,7 @@ pub fn metadata_endpoints(sim: &SimState, method: &Method, query: &HashMap<Strin
         "resourceManager": format!("{base}/"),
         "authentication": {
             "loginEndpoint": format!("{base}/"),
-            "audiences": ["https://management.core.windows.net/", "https://management.azure.com/"],
+            "audiences": metadata_audiences(sim),
             "tenant": "common",
             "identityProvider": "AAD",
         },
