@@ -17,9 +17,10 @@ enum Command {
     Run(mua_operator::run::RunArgs),
     /// Write the CustomResourceDefinitions as YAML, one file per CRD.
     Crdgen {
-        /// Directory to write `*.yaml` into; repeat it for several. By default the repository's `crds/`
-        /// and the Helm chart's copy, which Helm installs from the chart's own `crds/`.
-        #[arg(long, default_values = ["crds", "charts/mua-operator/crds"])]
+        /// Directory to write `*.yaml` into; repeat it for several. By default the repository's `crds/`,
+        /// the Helm chart's copy (Helm installs it from the chart's own `crds/`) and the CRD chart's (its
+        /// templates render them, so `helm upgrade` applies them).
+        #[arg(long, default_values = ["crds", "charts/mua-operator/crds", "charts/mua-operator-crds/files"])]
         out_dir: Vec<PathBuf>,
         /// Print all CRDs to standard output instead of writing files.
         #[arg(long, conflicts_with = "out_dir")]

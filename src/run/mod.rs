@@ -7,6 +7,7 @@
 mod azure;
 mod leader;
 pub mod memory;
+mod metrics_auth;
 mod serve;
 
 use std::net::SocketAddr;
@@ -74,6 +75,19 @@ pub struct RunArgs {
         help_heading = "Endpoints"
     )]
     pub metrics_bind_address: SocketAddr,
+    /// Serve the endpoints over TLS and `/metrics` only to callers the API server authenticates
+    /// (TokenReview) and allows `get` on the non-resource URL `/metrics` (SubjectAccessReview).
+    #[arg(long, env = "MUA_METRICS_SECURE", help_heading = "Endpoints")]
+    pub metrics_secure: bool,
+    /// With `--metrics-secure`: a directory with `tls.crt` and `tls.key` (default: a self-signed
+    /// certificate made at start).
+    #[arg(
+        long,
+        env = "MUA_METRICS_CERT_DIR",
+        requires = "metrics_secure",
+        help_heading = "Endpoints"
+    )]
+    pub metrics_cert_dir: Option<std::path::PathBuf>,
 
     /// Act for a side only while holding its Lease (`mua-operator-security`, `mua-operator-backup`), so
     /// that of several replicas one acts; `--leader-election=false` for a single replica or development.
@@ -201,12 +215,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let ready = Arc::new(AtomicBool::new(false));
     let listener = serve::bind(args.metrics_bind_address).await?;
-    tokio::spawn(serve::serve(listener, registry, ready.clone()));
     tokio::spawn(memory::trim_periodically());
 
     let client = kube::Client::try_default()
         .await
         .context("connecting to Kubernetes (in-cluster or KUBECONFIG)")?;
+    let secured = match args.metrics_secure {
+        true => Some(Arc::new(serve::Secured::new(
+            args.metrics_cert_dir.as_deref(),
+            client.clone(),
+        )?)),
+        false => None,
+    };
+    tokio::spawn(serve::serve(listener, registry, ready.clone(), secured));
     client
         .apiserver_version()
         .await

@@ -202,6 +202,13 @@ impl ControlPlane {
         self.work_dir.join(format!("{}-{name}.kubeconfig", ns.name))
     }
 
+    /// The bearer token `service_account` made for the ServiceAccount `name` of `ns`.
+    pub async fn service_account_token(&self, ns: &TestNamespace, name: &str) -> String {
+        let text = std::fs::read_to_string(self.service_account_kubeconfig(ns, name)).unwrap();
+        let config: serde_json::Value = serde_json::from_str(&text).unwrap();
+        config["users"][0]["user"]["token"].as_str().unwrap().to_string()
+    }
+
     /// A ServiceAccount `name` in `ns`, bound there to the ClusterRole `role`: its client and user name.
     pub async fn service_account(&self, ns: &TestNamespace, name: &str, role: &str) -> (Client, String) {
         use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};

@@ -390,6 +390,75 @@ fn the_optional_objects_render_when_asked_for_and_shared_objects_can_be_left_out
     );
 }
 
+#[test]
+fn image_digest_extra_env_volumes_and_host_network_render_into_each_deployment() {
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("extra.yaml");
+    let extra = json!({
+        "image": {"digest": digest},
+        "hostNetwork": true,
+        "metrics": {"port": 9400, "podMonitor": {"enabled": true, "bearerTokenSecret": {"name": "prometheus-token"}}},
+        "extraEnv": [{"name": "SSL_CERT_FILE", "value": "/etc/proxy/ca.crt"}],
+        "extraVolumes": [{"name": "proxy-ca", "configMap": {"name": "proxy-ca"}}],
+        "extraVolumeMounts": [{"name": "proxy-ca", "mountPath": "/etc/proxy", "readOnly": true}],
+    });
+    std::fs::write(&values, extra.to_string()).unwrap();
+    let objects = template(&example("same-tenant.yaml"), &["-f", values.to_str().unwrap()]);
+    let monitors = of_kind(&objects, "PodMonitor");
+    assert_eq!(monitors.len(), 2);
+    // Secured metrics (the default): HTTPS with the scraper's token.
+    let endpoint = &monitors[0]["spec"]["podMetricsEndpoints"][0];
+    assert_eq!(endpoint["scheme"], "https");
+    assert_eq!(
+        endpoint["bearerTokenSecret"],
+        json!({"name": "prometheus-token", "key": "token"})
+    );
+    let mut ports = Vec::new();
+    for deployment in of_kind(&objects, "Deployment") {
+        let pod = &deployment["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        assert_eq!(
+            container["image"],
+            format!("ghcr.io/mua-dev/mua-operator@{digest}"),
+            "pinned by digest"
+        );
+        assert_eq!(
+            env_value(deployment, "SSL_CERT_FILE").as_deref(),
+            Some("/etc/proxy/ca.crt")
+        );
+        assert!(
+            pod["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["name"] == "proxy-ca")
+        );
+        assert!(
+            container["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["mountPath"] == "/etc/proxy")
+        );
+        assert_eq!(pod["hostNetwork"], true);
+        assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
+        // A new pod cannot bind the old one's port on the node: one at a time.
+        assert_eq!(deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"], 0);
+        // Two replicas of a side never share a node (its port).
+        let anti = &pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0];
+        assert_eq!(anti["topologyKey"], "kubernetes.io/hostname");
+        ports.push(container["ports"][0]["containerPort"].as_u64().unwrap());
+        assert_restricted(deployment);
+    }
+    ports.sort_unstable();
+    assert_eq!(
+        ports,
+        [9400, 9401],
+        "the two sides' pods on one node's network need ports of their own"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Wrong values
 
@@ -770,5 +839,51 @@ async fn the_operator_may_write_only_its_own_leases_in_the_release_namespace() {
         ("Leases cluster-wide", vec!["list", "leases", "--all-namespaces"]),
     ] {
         assert!(!can_i(cp, &security, &args), "the security side may write {what}");
+    }
+}
+
+/// The CRD chart (`charts/mua-operator-crds/`): its templates are the CRDs, so `helm upgrade` applies a
+/// changed one (Helm never upgrades a chart's `crds/`), and `helm uninstall` keeps them.
+#[tokio::test]
+async fn a_helm_upgrade_of_the_crd_chart_applies_a_changed_crd_and_uninstall_keeps_them() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let cp = ControlPlane::bare(mua_operator::control_plane::StartOptions::default());
+    let kubeconfig = cp.kubeconfig_path(User::Admin);
+    let new = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/mua-operator-crds");
+    // The previous version: the same chart, its VaultProtection CRD without short names.
+    let old_dir = tempfile::tempdir().unwrap();
+    let old = old_dir.path().join("mua-operator-crds");
+    let copied = Command::new("cp").arg("-r").arg(&new).arg(&old).status().unwrap();
+    assert!(copied.success());
+    let file = old.join("files/vaultprotections.yaml");
+    let mut crd: Value = yaml_serde::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let short_names = crd["spec"]["names"]["shortNames"].take();
+    assert!(short_names.as_array().is_some_and(|n| !n.is_empty()), "{short_names}");
+    std::fs::write(&file, yaml_serde::to_string(&crd).unwrap()).unwrap();
+
+    let helm = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--namespace", "default", "--kubeconfig", kubeconfig.to_str().unwrap()]);
+        helm_ok(&all)
+    };
+    helm(&["install", "mua-crds", old.to_str().unwrap()]);
+    let crds: Api<CustomResourceDefinition> = Api::all(cp.client(User::Admin).await);
+    let installed = crds.get("vaultprotections.mua.dev").await.unwrap();
+    assert_eq!(installed.spec.names.short_names, None, "the previous version has none");
+
+    helm(&["upgrade", "mua-crds", new.to_str().unwrap()]);
+    let upgraded = crds.get("vaultprotections.mua.dev").await.unwrap();
+    assert_eq!(
+        serde_json::to_value(upgraded.spec.names.short_names).unwrap(),
+        short_names,
+        "the upgrade applied the new version's CRD"
+    );
+
+    helm(&["uninstall", "mua-crds", "--wait"]);
+    for name in ["vaultprotections.mua.dev", "criticaloperationrequests.mua.dev"] {
+        assert!(
+            crds.get_opt(name).await.unwrap().is_some(),
+            "{name} is kept on uninstall"
+        );
     }
 }

@@ -13,14 +13,15 @@ fn checked_in_crds_equal_crdgen_output() {
         .expect("running mua-operator crdgen");
     assert!(status.success(), "crdgen failed: {status}");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // The repository's copy and the Helm chart's (Helm installs CRDs only from the chart's own crds/).
-    for dir in ["crds", "charts/mua-operator/crds"] {
+    // The repository's copy, the Helm chart's (Helm installs CRDs only from the chart's own crds/) and the
+    // CRD chart's (rendered as templates, so upgrades apply them).
+    for dir in ["crds", "charts/mua-operator/crds", "charts/mua-operator-crds/files"] {
         assert_same_files(out.path(), &root.join(dir), dir);
     }
 }
 
 #[test]
-fn crdgen_writes_both_copies_by_default() {
+fn crdgen_writes_every_copy_by_default() {
     let work = tempfile::tempdir().unwrap();
     let status = Command::new(env!("CARGO_BIN_EXE_mua-operator"))
         .arg("crdgen")
@@ -28,11 +29,12 @@ fn crdgen_writes_both_copies_by_default() {
         .status()
         .expect("running mua-operator crdgen");
     assert!(status.success(), "crdgen failed: {status}");
-    assert_same_files(
-        &work.path().join("crds"),
-        &work.path().join("charts/mua-operator/crds"),
-        "the chart's copy",
-    );
+    for (copy, label) in [
+        ("charts/mua-operator/crds", "the chart's copy"),
+        ("charts/mua-operator-crds/files", "the CRD chart's copy"),
+    ] {
+        assert_same_files(&work.path().join("crds"), &work.path().join(copy), label);
+    }
 }
 
 fn file_names(dir: &Path) -> Vec<std::ffi::OsString> {

@@ -75,7 +75,7 @@ async fn the_chart_runs_on_a_real_node_converges_elevates_upgrades_and_uninstall
     let ts = TestSim::start().await;
     let admin = cp.client(User::Admin).await;
     prepare_release_namespace(&admin, &ts).await;
-    let values = values_file(&cp, &ts, &test_node);
+    let (values, metrics_port) = values_file(&cp, &ts, &test_node);
     let kubeconfig = cp.kubeconfig_path(User::Admin);
     let helm = |args: &[&str]| {
         let mut all = args.to_vec();
@@ -138,6 +138,24 @@ async fn the_chart_runs_on_a_real_node_converges_elevates_upgrades_and_uninstall
         assert!(
             held_by(&holder, &pods),
             "the {side} Lease is held by {holder}, one of the operator's pods {pods:?}"
+        );
+    }
+
+    // Metrics are secured as shipped: over TLS, and refused to a scraper without a token.
+    let insecure = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    for port in [metrics_port, metrics_port + 1] {
+        let response = insecure
+            .get(format!("https://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            401,
+            "an unauthenticated scrape of port {port}"
         );
     }
 
@@ -274,7 +292,7 @@ async fn prepare_release_namespace(admin: &kube::Client, ts: &TestSim) {
 
 /// The chart's values for this node: identities with client secrets, the simulator as the cloud, one
 /// replica per side on the host's network, the API server at its loopback address.
-fn values_file(cp: &ControlPlane, ts: &TestSim, test_node: &TestNode) -> PathBuf {
+fn values_file(cp: &ControlPlane, ts: &TestSim, test_node: &TestNode) -> (PathBuf, u16) {
     let api_port = cp.server.rsplit(':').next().unwrap();
     // Both sides' ports (the backup side's is this + 1) must be free on the host.
     let port = loop {
@@ -305,7 +323,7 @@ fn values_file(cp: &ControlPlane, ts: &TestSim, test_node: &TestNode) -> PathBuf
     });
     let path = test_node.dir.join("values.yaml");
     std::fs::write(&path, values.to_string()).unwrap();
-    path
+    (path, port)
 }
 
 /// The names of the operator's pods in the release namespace.

@@ -28,7 +28,16 @@ const DEADLINE: Duration = Duration::from_secs(60);
 const AUTHORIZER_ONLY: [&str; 1] = ["operate"];
 
 /// Granted for paths this story does not take, each needed by the operator's code: (role, permission).
-const NOT_EXERCISED: [(&str, (&str, &str, &str)); 4] = [
+const NOT_EXERCISED: [(&str, (&str, &str, &str)); 6] = [
+    // Secured metrics review a scraper's token (run_command::secured_metrics_answer_only_an_authorized_scraper).
+    (
+        "mua-operator-security",
+        ("authentication.k8s.io", "tokenreviews", "create"),
+    ),
+    (
+        "mua-operator-backup",
+        ("authentication.k8s.io", "tokenreviews", "create"),
+    ),
     // kube-runtime's Event recorder patches an Event's series when the same Event repeats.
     ("mua-operator-security", ("events.k8s.io", "events", "patch")),
     ("mua-operator-backup", ("events.k8s.io", "events", "patch")),

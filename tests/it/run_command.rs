@@ -227,3 +227,59 @@ async fn a_token_audience_another_cloud_refuses_stops_the_guard_with_arms_messag
     op.signal(libc::SIGTERM);
     op.wait_exit(Duration::from_secs(30)).await;
 }
+
+/// GET `https://<address>/metrics` with an optional bearer token: (status, body). The endpoint's
+/// certificate is self-signed, as scrapers of controller-runtime's secure metrics also accept it.
+async fn scrape(address: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    let client = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let mut request = client.get(format!("https://{address}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn secured_metrics_answer_only_an_authorized_scraper() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("secure-metrics").await;
+    let ts = TestSim::start().await;
+    let flags = ["--leader-election=false", "--metrics-secure"];
+    let mut op = Operator::start(cp, &ns, &ts, &flags).await;
+
+    // The probes stay open (the kubelet asks them without credentials), over TLS.
+    assert_eq!(scrape(op.address, "/healthz", None).await, (200, "ok".into()));
+    let (status, body) = scrape(op.address, "/metrics", None).await;
+    assert_eq!(status, 401, "an unauthenticated scrape is refused: {body}");
+    let (status, _) = scrape(op.address, "/metrics", Some("not-a-token")).await;
+    assert_eq!(status, 401, "a token the API server does not accept is refused");
+    // A person the API server knows, without the metrics reader's role.
+    let (status, body) = scrape(op.address, "/metrics", Some(cp.token(cluster::User::BackupAdmin))).await;
+    assert_eq!(status, 403, "{body}");
+
+    // A scraper's ServiceAccount bound to the chart's mua-metrics-reader.
+    let (_, user) = cp.service_account(&ns, "prometheus", "mua-metrics-reader").await;
+    let binding: k8s_openapi::api::rbac::v1::ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": format!("{}-metrics-reader", ns.name)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "mua-metrics-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "prometheus", "namespace": ns.name}],
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(ns.admin.clone())
+        .create(&kube::api::PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let token = cp.service_account_token(&ns, "prometheus").await;
+    let body = eventually(CONVERGE, "the bound scraper reads /metrics", || async {
+        let (status, body) = scrape(op.address, "/metrics", Some(&token)).await;
+        (status == 200).then_some(body)
+    })
+    .await;
+    assert!(body.contains("# TYPE mua_leader gauge"), "{user}: {body}");
+    op.signal(libc::SIGTERM);
+    op.wait_exit(Duration::from_secs(30)).await;
+}
