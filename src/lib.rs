@@ -11,6 +11,8 @@ pub mod controller;
 pub mod demo;
 pub mod docs;
 pub mod run;
+#[cfg(feature = "demo")]
+pub mod sandbox;
 
 /// The CRD types and the operations table live in `mua-api` (the kubectl plugin uses them alone).
 pub use mua_api::{crd, operations};

@@ -30,6 +30,20 @@ enum Command {
     Sim(SimArgs),
     /// Run the MUA walkthrough against the local simulator and a local control plane.
     Demo(DemoArgs),
+    /// A local cluster to try the operator on: the control plane with the CRDs, RBAC and admission
+    /// policies, the simulator with your seed, people with a kubeconfig each; until Ctrl-C.
+    Sandbox(SandboxArgs),
+}
+
+#[cfg(feature = "demo")]
+use mua_operator::sandbox::SandboxArgs;
+
+/// `sandbox`'s flags are the demo build's; without it, any arguments are taken and refused.
+#[cfg(not(feature = "demo"))]
+#[derive(clap::Args, Debug)]
+struct SandboxArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    _args: Vec<String>,
 }
 
 #[cfg(feature = "demo")]
@@ -105,12 +119,33 @@ fn main() -> ExitCode {
         }
         Command::Sim(args) => sim(args),
         Command::Demo(args) => demo(args),
+        Command::Sandbox(args) => sandbox(args),
     }
+}
+
+#[cfg(feature = "demo")]
+fn sandbox(args: SandboxArgs) -> ExitCode {
+    mua_operator::sandbox::main(args)
+}
+
+#[cfg(not(feature = "demo"))]
+fn sandbox(_args: SandboxArgs) -> ExitCode {
+    not_in_build("the sandbox", "demo", "sandbox")
 }
 
 /// Exit code for a subcommand this build does not contain (as for a usage error).
 #[cfg(not(all(feature = "sim", feature = "demo")))]
 const EXIT_NOT_IN_BUILD: u8 = 2;
+
+/// Says that `what` is not in this build and how to get it, and exits 2.
+#[cfg(not(all(feature = "sim", feature = "demo")))]
+fn not_in_build(what: &str, feature: &str, command: &str) -> ExitCode {
+    eprintln!(
+        "error: {what} is not in this build (built without the `{feature}` feature); install a build with \
+         default features or run `cargo run -- {command}`"
+    );
+    ExitCode::from(EXIT_NOT_IN_BUILD)
+}
 
 #[cfg(feature = "demo")]
 fn demo(args: DemoArgs) -> ExitCode {
@@ -119,11 +154,7 @@ fn demo(args: DemoArgs) -> ExitCode {
 
 #[cfg(not(feature = "demo"))]
 fn demo(_args: DemoArgs) -> ExitCode {
-    eprintln!(
-        "error: the demo is not in this build (built without the `demo` feature); install a build with default \
-         features or run `cargo run -- demo`"
-    );
-    ExitCode::from(EXIT_NOT_IN_BUILD)
+    not_in_build("the demo", "demo", "demo")
 }
 
 fn crdgen(out_dirs: &[PathBuf], stdout: bool) -> anyhow::Result<()> {
@@ -160,11 +191,7 @@ fn sim(args: SimArgs) -> ExitCode {
 
 #[cfg(not(feature = "sim"))]
 fn sim(_args: SimArgs) -> ExitCode {
-    eprintln!(
-        "error: the simulator is not in this build (built without the `sim` feature); install a build with \
-         default features or run `cargo run -- sim`"
-    );
-    ExitCode::from(EXIT_NOT_IN_BUILD)
+    not_in_build("the simulator", "sim", "sim")
 }
 
 #[cfg(feature = "sim")]

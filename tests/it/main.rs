@@ -38,6 +38,7 @@ mod on_a_node;
 mod operator_rbac;
 mod resource_guard;
 mod run_command;
+mod sandbox;
 mod sim_arm;
 mod sim_authorization;
 mod sim_azure_cli;
