@@ -286,6 +286,17 @@ impl LocalControlPlane {
         cmd
     }
 
+    /// Points `user`'s kubeconfig at `namespace`, so their commands need no `-n`.
+    pub async fn set_namespace(&self, user: &str, namespace: &str) -> anyhow::Result<()> {
+        let status = tokio::process::Command::from(self.kubectl(user))
+            .args(["config", "set-context", "--current", "--namespace", namespace])
+            .stdout(Stdio::null())
+            .status()
+            .await?;
+        anyhow::ensure!(status.success(), "setting the namespace in {user}'s kubeconfig failed");
+        Ok(())
+    }
+
     fn spawn(&self, program: &str, args: &[String], log: &Path) -> anyhow::Result<()> {
         let child = spawn_supervised(Command::new(self.bin_dir.join(program)).args(args), log)?;
         self.children.lock().unwrap_or_else(|p| p.into_inner()).push(child);
@@ -400,6 +411,33 @@ pub async fn install_crds(admin: &Client, crds: &[CustomResourceDefinition]) -> 
         .with_context(|| format!("waiting for CRD {name}"))?;
     }
     Ok(())
+}
+
+/// What the chart puts in a cluster before the operator runs: the CRDs, its RBAC (`files/rbac.yaml`) and
+/// admission policies (`files/admission-policies.yaml`), with the people's ClusterRoles bound to groups
+/// (`(role, group)`); `origin` names the bindings in errors.
+pub async fn install_operator_api(admin: &Client, bindings: &[(String, String)], origin: &str) -> anyhow::Result<()> {
+    let crds: Vec<_> = crate::crd::all().into_iter().map(|(_, crd)| crd).collect();
+    install_crds(admin, &crds).await?;
+    let rbac = include_str!("../charts/mua-operator/files/rbac.yaml");
+    apply_manifests(admin, rbac, "the chart's rbac.yaml").await?;
+    let manifests: String = bindings
+        .iter()
+        .map(|(role, group)| {
+            let name = format!("{role}-{}", group.replace(':', "-"));
+            serde_json::json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
+            })
+            .to_string()
+                + "\n---\n"
+        })
+        .collect();
+    apply_manifests(admin, &manifests, origin).await?;
+    let policies = include_str!("../charts/mua-operator/files/admission-policies.yaml");
+    apply_manifests(admin, policies, "the chart's admission-policies.yaml").await
 }
 
 /// Server-side applies every document of `yaml` (cluster-scoped objects, e.g. the chart's RBAC and

@@ -134,7 +134,7 @@ fn run(mut args: SandboxArgs) -> anyhow::Result<()> {
         let admin = cp.client(ADMIN).await?;
         install(&admin, &args, &subscriptions).await?;
         for person in &args.people {
-            set_namespace(&cp, &person.name, &args.namespace).await?;
+            cp.set_namespace(&person.name, &args.namespace).await?;
         }
         let seed_file = cp.work_dir.join("sim-seed.yaml");
         std::fs::write(&seed_file, &seed)?;
@@ -185,10 +185,6 @@ fn seed_subscriptions(seed: &str) -> anyhow::Result<Vec<String>> {
 /// The CRDs, the chart's RBAC and admission policies, the people's and the operator's bindings, and the
 /// namespace bound to the seed's subscriptions.
 async fn install(admin: &Client, args: &SandboxArgs, subscriptions: &[String]) -> anyhow::Result<()> {
-    let crds: Vec<_> = crate::crd::all().into_iter().map(|(_, crd)| crd).collect();
-    control_plane::install_crds(admin, &crds).await?;
-    let rbac = include_str!("../charts/mua-operator/files/rbac.yaml");
-    control_plane::apply_manifests(admin, rbac, "the chart's rbac.yaml").await?;
     let mut bindings: Vec<(String, String)> = args
         .people
         .iter()
@@ -199,23 +195,7 @@ async fn install(admin: &Client, args: &SandboxArgs, subscriptions: &[String]) -
     bindings.extend(
         ["mua-operator-security", "mua-operator-backup"].map(|role| (role.to_string(), "sandbox:operators".into())),
     );
-    let manifests: String = bindings
-        .iter()
-        .map(|(role, group)| {
-            let name = format!("{role}-{}", group.replace(':', "-"));
-            serde_json::json!({
-                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                "metadata": {"name": name},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
-            })
-            .to_string()
-                + "\n---\n"
-        })
-        .collect();
-    control_plane::apply_manifests(admin, &manifests, "the sandbox's role bindings").await?;
-    let policies = include_str!("../charts/mua-operator/files/admission-policies.yaml");
-    control_plane::apply_manifests(admin, policies, "the chart's admission-policies.yaml").await?;
+    control_plane::install_operator_api(admin, &bindings, "the sandbox's role bindings").await?;
 
     let ns = &args.namespace;
     let scopes: Vec<String> = subscriptions.iter().map(|s| format!("/subscriptions/{s}")).collect();
@@ -259,19 +239,6 @@ async fn apply(admin: &Client, object: serde_json::Value) -> anyhow::Result<()> 
     )
     .await
     .with_context(|| format!("applying {} {name}", gvk.kind))?;
-    Ok(())
-}
-
-/// Points a person's kubeconfig at the sandbox's namespace, so commands need no `-n`.
-async fn set_namespace(cp: &LocalControlPlane, user: &str, namespace: &str) -> anyhow::Result<()> {
-    let status = tokio::process::Command::new(cp.bin_dir.join("kubectl"))
-        .arg("--kubeconfig")
-        .arg(cp.kubeconfig_path(user))
-        .args(["config", "set-context", "--current", "--namespace", namespace])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .await?;
-    anyhow::ensure!(status.success(), "setting the namespace in {user}'s kubeconfig failed");
     Ok(())
 }
 

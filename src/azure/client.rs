@@ -136,9 +136,9 @@ impl Reply {
 pub struct ArmClient {
     http: reqwest::Client,
     arm_url: String,
-    /// The identity's home tenant and its credential.
     /// `<the cloud's ARM audience>/.default`.
     scope: String,
+    /// The identity's home tenant and its credential.
     tenant: String,
     credential: Arc<dyn TokenCredential>,
     /// The same identity in other tenants, by lowercase tenant ID.

@@ -126,7 +126,7 @@ impl<'cp> Stage<'cp> {
         let backup = identity(BACKUP_APP, BACKUP_SECRET)?;
 
         for persona in [ADMIN, ALICE, BOB] {
-            use_demo_namespace(cp, persona).await?;
+            cp.set_namespace(persona.user.name, NAMESPACE).await?;
         }
         let (stop, stopped) = tokio::sync::watch::channel(false);
         start_operator(&admin, &sim, &security, &backup, stopped);
@@ -166,23 +166,11 @@ impl<'cp> Stage<'cp> {
 /// The CRDs, the chart's RBAC and admission policies (as the chart installs them), the people's role
 /// bindings and the demo namespace.
 async fn install_api(admin: &Client) -> anyhow::Result<()> {
-    let crds: Vec<_> = crate::crd::all().into_iter().map(|(_, crd)| crd).collect();
-    control_plane::install_crds(admin, &crds).await?;
-    let rbac = include_str!("../../charts/mua-operator/files/rbac.yaml");
-    control_plane::apply_manifests(admin, rbac, "the chart's rbac.yaml").await?;
-    let bindings: String = ROLE_BINDINGS
+    let bindings: Vec<(String, String)> = ROLE_BINDINGS
         .iter()
-        .map(|(role, group)| {
-            format!(
-                "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: {role}-{group}}}\n\
-                 roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}\n\
-                 subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: Group, name: {group}}}]\n"
-            )
-        })
+        .map(|(role, group)| (role.to_string(), group.to_string()))
         .collect();
-    control_plane::apply_manifests(admin, &bindings, "the demo's role bindings").await?;
-    let policies = include_str!("../../charts/mua-operator/files/admission-policies.yaml");
-    control_plane::apply_manifests(admin, policies, "the chart's admission-policies.yaml").await?;
+    control_plane::install_operator_api(admin, &bindings, "the demo's role bindings").await?;
     let namespace: Namespace = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}
     }))?;
@@ -190,23 +178,6 @@ async fn install_api(admin: &Client) -> anyhow::Result<()> {
         .patch(NAMESPACE, &PatchParams::apply("mua-demo"), &Patch::Apply(&namespace))
         .await
         .context("creating the demo namespace")?;
-    Ok(())
-}
-
-/// Points the persona's kubeconfig at the demo namespace, so commands need no `-n`.
-async fn use_demo_namespace(cp: &LocalControlPlane, persona: Persona) -> anyhow::Result<()> {
-    let status = tokio::process::Command::new(cp.bin_dir.join("kubectl"))
-        .arg("--kubeconfig")
-        .arg(cp.kubeconfig_path(persona.user.name))
-        .args(["config", "set-context", "--current", "--namespace", NAMESPACE])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .await?;
-    anyhow::ensure!(
-        status.success(),
-        "setting the namespace in {}'s kubeconfig failed",
-        persona.user.name
-    );
     Ok(())
 }
 

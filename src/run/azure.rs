@@ -113,8 +113,9 @@ impl AzureArgs {
         })
     }
 
-    /// The cloud, with the token audience of its ARM (asked of the ARM endpoint unless given or public).
-    pub async fn cloud(&self) -> anyhow::Result<AzureCloud> {
+    /// The cloud, with the token audience of its ARM (asked of the ARM endpoint unless given or public),
+    /// and the one HTTP client for ARM and Entra that asked it.
+    pub async fn cloud(&self) -> anyhow::Result<(AzureCloud, reqwest::Client)> {
         let ca_pem = match &self.ca_file {
             Some(path) => {
                 Some(std::fs::read_to_string(path).with_context(|| format!("reading the CA file {}", path.display()))?)
@@ -127,12 +128,13 @@ impl AzureArgs {
             ca_pem,
             arm_audience: String::new(),
         };
+        let http = cloud.http_client()?;
         cloud.arm_audience = match &self.arm_audience {
             Some(audience) => audience.trim_end_matches('/').to_string(),
-            None => arm_audience(&cloud.http_client()?, &self.arm_url).await?,
+            None => arm_audience(&http, &self.arm_url).await?,
         };
         tracing::info!(arm = %cloud.arm_url, audience = %cloud.arm_audience, "ARM token audience");
-        Ok(cloud)
+        Ok((cloud, http))
     }
 
     fn credential(

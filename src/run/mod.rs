@@ -191,8 +191,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     arm_metrics.register(&mut registry);
     let registry = Arc::new(registry);
 
-    let cloud = args.azure.cloud().await?;
-    let http = cloud.http_client()?;
+    let (cloud, http) = args.azure.cloud().await?;
     let arms = sides
         .iter()
         .map(|side| {
@@ -220,12 +219,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("connecting to Kubernetes (in-cluster or KUBECONFIG)")?;
-    let secured = match args.metrics_secure {
-        true => Some(Arc::new(serve::Secured::new(
+    let secured = if args.metrics_secure {
+        Some(Arc::new(serve::Secured::new(
             args.metrics_cert_dir.as_deref(),
             client.clone(),
-        )?)),
-        false => None,
+        )?))
+    } else {
+        None
     };
     tokio::spawn(serve::serve(listener, registry, ready.clone(), secured));
     client

@@ -181,15 +181,23 @@ impl ControlPlane {
 
     /// A client that authenticates with a bearer token, e.g. a ServiceAccount token from TokenRequest.
     pub async fn client_with_token(&self, name: &str, token: &str) -> Client {
-        let path = RUNNING
-            .lock()
-            .unwrap()
+        let path = self.local(|local| local.kubeconfig_for_token(name, token).expect("writing a kubeconfig"));
+        client_from_kubeconfig(&path).await
+    }
+
+    /// The CA of the API server's certificate and the key that signs ServiceAccount tokens: what a
+    /// controller-manager needs.
+    pub fn pki_paths(&self) -> (PathBuf, PathBuf) {
+        self.local(|local| (local.ca_path(), local.service_account_key_path()))
+    }
+
+    /// `f` of the running local control plane behind this one.
+    fn local<T>(&self, f: impl FnOnce(&LocalControlPlane) -> T) -> T {
+        let running = RUNNING.lock().unwrap();
+        f(running
             .iter()
             .find(|local| local.server == self.server)
-            .expect("the control plane runs")
-            .kubeconfig_for_token(name, token)
-            .expect("writing a kubeconfig");
-        client_from_kubeconfig(&path).await
+            .expect("the control plane runs"))
     }
 
     /// The API server's audit log: every request made by a ServiceAccount (JSON lines, Metadata level).

@@ -49,13 +49,16 @@ impl TestNode {
     /// the process (the processes die with it when the test process is killed).
     pub fn start(cp: &ControlPlane, images: &[(PathBuf, &'static str)]) -> TestNode {
         let bin_dir = control_plane::built_by("tests/node/build.sh").expect("building the test node");
-        let cp_dir = cp.work_dir.clone();
+        let kubeconfig = cp.kubeconfig_path(User::Admin);
+        let (ca, service_account_key) = cp.pki_paths();
         let images = images.to_vec();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("test-node".into())
             .spawn(move || {
-                let _ = tx.send(launch(&bin_dir, &cp_dir, &images).map_err(|e| format!("{e:#}")));
+                let _ = tx.send(
+                    launch(&bin_dir, &kubeconfig, &ca, &service_account_key, &images).map_err(|e| format!("{e:#}")),
+                );
                 loop {
                     std::thread::park();
                 }
@@ -103,7 +106,13 @@ pub async fn wait_until_ready(cp: &ControlPlane, node: &TestNode) {
     }
 }
 
-fn launch(bin_dir: &Path, cp_dir: &Path, images: &[(PathBuf, &str)]) -> anyhow::Result<TestNode> {
+fn launch(
+    bin_dir: &Path,
+    kubeconfig: &Path,
+    ca: &Path,
+    service_account_key: &Path,
+    images: &[(PathBuf, &str)],
+) -> anyhow::Result<TestNode> {
     use anyhow::Context as _;
     remove_stale_nodes();
     let id = format!("{}-{:08x}", std::process::id(), fastrand::u32(..));
@@ -180,7 +189,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     }
 
     // The Kubernetes components act as the control plane's admin (system:masters).
-    let kubeconfig = cp_dir.join("admin.kubeconfig");
     for hierarchy in cgroup_hierarchies() {
         std::fs::create_dir_all(hierarchy.join(node.cgroup_root.trim_start_matches('/')))?;
     }
@@ -231,8 +239,8 @@ imageGCLowThresholdPercent: 99
         "kube-controller-manager",
         vec![
             format!("--kubeconfig={}", kubeconfig.display()),
-            format!("--root-ca-file={}", cp_dir.join("ca.crt").display()),
-            format!("--service-account-private-key-file={}", cp_dir.join("sa.key").display()),
+            format!("--root-ca-file={}", ca.display()),
+            format!("--service-account-private-key-file={}", service_account_key.display()),
             "--use-service-account-credentials=false".into(),
             "--leader-elect=false".into(),
             "--bind-address=127.0.0.1".into(),
